@@ -1,0 +1,75 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "WhiskMesh",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "WhiskMessages", targets: ["WhiskMessages"]),
+        .library(name: "WhiskKafka", targets: ["WhiskKafka"]),
+        .library(name: "WhiskDocker", targets: ["WhiskDocker"]),
+        .executable(name: "whiskmesh", targets: ["whiskmesh"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // C-facing targets: modulemaps and shims only.
+        .systemLibrary(
+            name: "CRdKafka",
+            pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"])]
+        ),
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        .target(name: "CWhiskShims", dependencies: ["CCurl"]),
+
+        // Pure OpenWhisk wire formats, no I/O.
+        .target(name: "WhiskMessages"),
+        // librdkafka wrapper.
+        .target(
+            name: "WhiskKafka",
+            dependencies: [
+                "CRdKafka",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        // Docker Engine API over libcurl and the unix socket.
+        .target(
+            name: "WhiskDocker",
+            dependencies: [
+                "CCurl", "CWhiskShims",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "whiskmesh",
+            dependencies: [
+                "WhiskKafka", "WhiskDocker", "WhiskMessages",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // Unit tests: no services.
+        .testTarget(
+            name: "WhiskMessagesTests",
+            dependencies: ["WhiskMessages"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(name: "WhiskKafkaTests", dependencies: ["WhiskKafka"]),
+        // Integration tests: the real broker and the real Docker Engine.
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["WhiskKafka", "WhiskDocker", "WhiskMessages"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

