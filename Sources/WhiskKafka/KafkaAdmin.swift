@@ -1,0 +1,103 @@
+import CRdKafka
+import Logging
+import NIOPosix
+
+/// Creates and deletes topics through Kafka's admin API.
+///
+/// Upstream OpenWhisk runs Kafka with topic auto-creation off, so every component creates
+/// the topics it consumes; creating an existing topic is not an error.
+public final class KafkaAdmin: Sendable {
+    private let client: RDKafkaClient
+    private let worker: NIOThreadPool
+
+    public init(configuration: KafkaClientConfiguration, logger: Logger) throws {
+        var properties = configuration.baseProperties
+        properties.merge(configuration.extraProperties) { _, extra in extra }
+        self.client = try RDKafkaClient(type: RD_KAFKA_PRODUCER, properties: properties, callbacks: RDKafkaCallbacks(logger: logger))
+        self.worker = NIOThreadPool(numberOfThreads: 1)
+        worker.start()
+    }
+
+    /// Creates `name` unless it exists.
+    public func createTopic(_ name: String, partitions: Int = 1, replicationFactor: Int = 1, timeout: Duration = .seconds(15)) async throws {
+        let client = self.client
+        let result = try await worker.runIfActive { () -> Result<Void, KafkaError> in
+            var errorBuffer = [CChar](repeating: 0, count: 512)
+            guard let topic = rd_kafka_NewTopic_new(name, Int32(partitions), Int32(replicationFactor), &errorBuffer, errorBuffer.count) else {
+                return .failure(KafkaError(.admin, "invalid topic \(name): \(String(cErrorBuffer: errorBuffer))"))
+            }
+            defer { rd_kafka_NewTopic_destroy(topic) }
+            var topics: [OpaquePointer?] = [topic]
+            return Self.runAdmin(client: client, timeout: timeout, what: "create topic \(name)") { queue in
+                rd_kafka_CreateTopics(client.handle, &topics, 1, nil, queue)
+            } extract: { event in
+                var count = 0
+                let results = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count)
+                return Self.topicErrors(results, count: count, ignoring: RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+            }
+        }
+        try result.get()
+    }
+
+    /// Deletes `name`; deleting a topic that does not exist is not an error.
+    public func deleteTopic(_ name: String, timeout: Duration = .seconds(15)) async throws {
+        let client = self.client
+        let result = try await worker.runIfActive { () -> Result<Void, KafkaError> in
+            guard let topic = rd_kafka_DeleteTopic_new(name) else {
+                return .failure(KafkaError(.admin, "invalid topic \(name)"))
+            }
+            defer { rd_kafka_DeleteTopic_destroy(topic) }
+            var topics: [OpaquePointer?] = [topic]
+            return Self.runAdmin(client: client, timeout: timeout, what: "delete topic \(name)") { queue in
+                rd_kafka_DeleteTopics(client.handle, &topics, 1, nil, queue)
+            } extract: { event in
+                var count = 0
+                let results = rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(event), &count)
+                return Self.topicErrors(results, count: count, ignoring: RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+            }
+        }
+        try result.get()
+    }
+
+    /// Runs on the admin thread: issues the request, waits for its result event.
+    private static func runAdmin(
+        client: RDKafkaClient, timeout: Duration, what: String,
+        request: (OpaquePointer?) -> Void,
+        extract: (OpaquePointer) -> KafkaError?
+    ) -> Result<Void, KafkaError> {
+        guard let queue = rd_kafka_queue_new(client.handle) else {
+            return .failure(KafkaError(.admin, "\(what): cannot create a result queue"))
+        }
+        defer { rd_kafka_queue_destroy(queue) }
+        request(queue)
+        guard let event = rd_kafka_queue_poll(queue, Int32(timeout.milliseconds)) else {
+            return .failure(KafkaError(.admin, "\(what): no answer within \(timeout)"))
+        }
+        defer { rd_kafka_event_destroy(event) }
+        let error = rd_kafka_event_error(event)
+        if error != RD_KAFKA_RESP_ERR_NO_ERROR {
+            return .failure(KafkaError.fromRDKafka(.admin, error, context: what))
+        }
+        if let failure = extract(event) {
+            return .failure(KafkaError(.admin, "\(what): \(failure.reason)", rdKafkaError: failure.rdKafkaError))
+        }
+        return .success(())
+    }
+
+    private static func topicErrors(_ results: UnsafeMutablePointer<OpaquePointer?>?, count: Int, ignoring ignored: rd_kafka_resp_err_t) -> KafkaError? {
+        guard let results else { return nil }
+        for index in 0..<count {
+            guard let result = results[index] else { continue }
+            let error = rd_kafka_topic_result_error(result)
+            if error != RD_KAFKA_RESP_ERR_NO_ERROR && error != ignored {
+                let message = rd_kafka_topic_result_error_string(result).map { String(cString: $0) } ?? ""
+                return KafkaError(.admin, "\(String(cString: rd_kafka_err2name(error))) \(message)", rdKafkaError: error.rawValue)
+            }
+        }
+        return nil
+    }
+
+    public func close() async {
+        try? await worker.shutdownGracefully()
+    }
+}

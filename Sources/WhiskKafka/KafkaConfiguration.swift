@@ -1,0 +1,98 @@
+/// Settings shared by every Kafka client; mapped to librdkafka's keys in ``librdkafkaProperties``.
+public struct KafkaClientConfiguration: Sendable {
+    /// `host:port` of one or more brokers.
+    public var bootstrapServers: [String]
+    public var clientID: String
+    /// Extra librdkafka properties, applied last (they win over the typed settings).
+    public var extraProperties: [String: String]
+
+    public init(bootstrapServers: [String], clientID: String = "whiskmesh", extraProperties: [String: String] = [:]) {
+        self.bootstrapServers = bootstrapServers
+        self.clientID = clientID
+        self.extraProperties = extraProperties
+    }
+}
+
+/// How a ``KafkaProducer`` sends.
+public struct KafkaProducerConfiguration: Sendable {
+    public var client: KafkaClientConfiguration
+    /// How long to wait for more messages before sending a batch; zero favours latency.
+    public var linger: Duration = .zero
+    /// Largest message the producer accepts; larger ones fail with ``KafkaError/Code/messageTooLarge``.
+    public var messageMaxBytes: Int = 1_054_644
+    /// How long a message may wait for the broker's acknowledgement before its delivery fails.
+    public var messageTimeout: Duration = .seconds(30)
+    /// Broker acknowledgements to wait for (OpenWhisk uses 1).
+    public var acks: Int = 1
+
+    public init(client: KafkaClientConfiguration) { self.client = client }
+}
+
+/// Where the consumer starts when its group has no committed offset.
+public enum KafkaOffsetReset: String, Sendable {
+    case earliest, latest
+}
+
+/// How a ``KafkaConsumer`` joins its group and consumes.
+public struct KafkaConsumerConfiguration: Sendable {
+    public var client: KafkaClientConfiguration
+    public var groupID: String
+    public var topics: [String]
+    public var autoOffsetReset: KafkaOffsetReset = .earliest
+    public var sessionTimeout: Duration = .seconds(30)
+    public var heartbeatInterval: Duration = .seconds(3)
+    public var maxPollInterval: Duration = .seconds(300)
+    /// Largest message the consumer fetches.
+    public var fetchMaxBytes: Int = 52_428_800
+    /// How long one poll waits before checking for cancellation or close.
+    public var pollInterval: Duration = .milliseconds(100)
+
+    public init(client: KafkaClientConfiguration, groupID: String, topics: [String]) {
+        self.client = client
+        self.groupID = groupID
+        self.topics = topics
+    }
+}
+
+extension Duration {
+    var milliseconds: Int {
+        let (seconds, attoseconds) = components
+        return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
+    }
+}
+
+extension KafkaClientConfiguration {
+    var baseProperties: [String: String] {
+        ["bootstrap.servers": bootstrapServers.joined(separator: ","), "client.id": clientID]
+    }
+}
+
+extension KafkaProducerConfiguration {
+    /// The one place where producer settings become librdkafka properties.
+    var librdkafkaProperties: [String: String] {
+        var properties = client.baseProperties
+        properties["linger.ms"] = String(linger.milliseconds)
+        properties["message.max.bytes"] = String(messageMaxBytes)
+        properties["message.timeout.ms"] = String(messageTimeout.milliseconds)
+        properties["acks"] = String(acks)
+        properties.merge(client.extraProperties) { _, extra in extra }
+        return properties
+    }
+}
+
+extension KafkaConsumerConfiguration {
+    /// The one place where consumer settings become librdkafka properties.
+    var librdkafkaProperties: [String: String] {
+        var properties = client.baseProperties
+        properties["group.id"] = groupID
+        properties["enable.auto.commit"] = "false"
+        properties["auto.offset.reset"] = autoOffsetReset.rawValue
+        properties["session.timeout.ms"] = String(sessionTimeout.milliseconds)
+        properties["heartbeat.interval.ms"] = String(heartbeatInterval.milliseconds)
+        properties["max.poll.interval.ms"] = String(maxPollInterval.milliseconds)
+        properties["fetch.max.bytes"] = String(fetchMaxBytes)
+        properties["enable.partition.eof"] = "false"
+        properties.merge(client.extraProperties) { _, extra in extra }
+        return properties
+    }
+}

@@ -1,0 +1,158 @@
+import CRdKafka
+import Foundation
+import Logging
+import NIOPosix
+import Synchronization
+
+/// One message read from Kafka.
+public struct KafkaConsumerMessage: Sendable {
+    public var topic: String
+    public var partition: Int32
+    public var offset: Int64
+    public var key: [UInt8]?
+    public var value: Data
+
+    public init(topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: Data) {
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.value = value
+    }
+}
+
+/// A consumer-group member: messages as an AsyncSequence, offsets committed by hand after
+/// processing, so a restarted member resumes right after its last commit.
+///
+/// Polls, commits and close run on a thread of the consumer's own, never on Swift's
+/// cooperative pool. Errors that librdkafka reports for single messages or brokers are
+/// logged and consumption goes on; only a fatal client error ends the sequence.
+public final class KafkaConsumer: Sendable {
+    private let client: RDKafkaClient
+    private let configuration: KafkaConsumerConfiguration
+    private let worker: NIOThreadPool
+    private let closed = Atomic<Bool>(false)
+    private let logger: Logger
+
+    public init(configuration: KafkaConsumerConfiguration, logger: Logger) throws {
+        var logger = logger
+        logger[metadataKey: "kafka.group"] = "\(configuration.groupID)"
+        self.client = try RDKafkaClient(type: RD_KAFKA_CONSUMER, properties: configuration.librdkafkaProperties, callbacks: RDKafkaCallbacks(logger: logger))
+        self.configuration = configuration
+        self.logger = logger
+        rd_kafka_poll_set_consumer(client.handle)
+
+        let list = rd_kafka_topic_partition_list_new(Int32(configuration.topics.count))
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for topic in configuration.topics {
+            rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA)
+        }
+        let error = rd_kafka_subscribe(client.handle, list)
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError.fromRDKafka(.consume, error, context: "cannot subscribe to \(configuration.topics)")
+        }
+        self.worker = NIOThreadPool(numberOfThreads: 1)
+        worker.start()
+    }
+
+    /// The messages of the subscribed topics; ends when the consumer is closed or the task cancelled.
+    public var messages: Messages { Messages(consumer: self) }
+
+    /// Returns the next message, or nil once closed or cancelled.
+    public func next() async throws -> KafkaConsumerMessage? {
+        let client = self.client
+        let timeout = Int32(configuration.pollInterval.milliseconds)
+        while !closed.load(ordering: .acquiring) && !Task.isCancelled {
+            let outcome: PollOutcome
+            do {
+                outcome = try await worker.runIfActive { () -> PollOutcome in
+                    guard let message = rd_kafka_consumer_poll(client.handle, timeout) else { return .nothing }
+                    defer { rd_kafka_message_destroy(message) }
+                    return PollOutcome(message.pointee)
+                }
+            } catch {
+                return nil  // the worker was shut down by close()
+            }
+            switch outcome {
+            case .nothing:
+                continue
+            case .message(let message):
+                return message
+            case .error(let error, let fatal):
+                if fatal { throw error }
+                logger.warning("consumer error; continuing", metadata: ["error": "\(error.reason)"])
+            }
+        }
+        return nil
+    }
+
+    /// Commits `message` as processed: after a restart the group resumes at the next one.
+    public func commit(_ message: KafkaConsumerMessage) async throws {
+        let client = self.client
+        let error = try await runOnWorker {
+            let list = rd_kafka_topic_partition_list_new(1)
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            let partition = rd_kafka_topic_partition_list_add(list, message.topic, message.partition)
+            partition?.pointee.offset = message.offset + 1
+            return rd_kafka_commit(client.handle, list, 0)
+        }
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError.fromRDKafka(.commit, error, context: "cannot commit \(message.topic)[\(message.partition)]@\(message.offset)")
+        }
+    }
+
+    /// Leaves the group cleanly and stops the consumer's thread; later `next()` calls return nil.
+    public func close() async {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let client = self.client
+        _ = try? await worker.runIfActive { rd_kafka_consumer_close(client.handle) }
+        try? await worker.shutdownGracefully()
+    }
+
+    private func runOnWorker<T: Sendable>(_ body: @escaping @Sendable () -> T) async throws -> T {
+        guard !closed.load(ordering: .acquiring) else { throw KafkaError(.closed, "the consumer is closed") }
+        do {
+            return try await worker.runIfActive(body)
+        } catch {
+            throw KafkaError(.closed, "the consumer is closed")
+        }
+    }
+
+    /// The consumer's messages as an AsyncSequence.
+    public struct Messages: AsyncSequence, Sendable {
+        public typealias Element = KafkaConsumerMessage
+        let consumer: KafkaConsumer
+
+        public struct AsyncIterator: AsyncIteratorProtocol {
+            let consumer: KafkaConsumer
+            public mutating func next() async throws -> KafkaConsumerMessage? {
+                try await consumer.next()
+            }
+        }
+
+        public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(consumer: consumer) }
+    }
+}
+
+/// What one poll produced, copied out of librdkafka's message before it is destroyed.
+enum PollOutcome: Sendable {
+    case nothing
+    case message(KafkaConsumerMessage)
+    case error(KafkaError, fatal: Bool)
+
+    init(_ message: rd_kafka_message_t) {
+        let topic = message.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
+        guard message.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            let fatal = message.err == RD_KAFKA_RESP_ERR__FATAL
+            var error = KafkaError.fromRDKafka(.consume, message.err, context: "consuming \(topic)")
+            if let payload = message.payload, message.len > 0 {
+                error.reason += ": " + String(decoding: UnsafeRawBufferPointer(start: payload, count: message.len), as: UTF8.self)
+            }
+            self = .error(error, fatal: fatal)
+            return
+        }
+        let value = message.payload.map { Data(bytes: $0, count: message.len) } ?? Data()
+        let key = message.key.map { Array(UnsafeRawBufferPointer(start: $0, count: message.key_len)) }
+        self = .message(KafkaConsumerMessage(topic: topic, partition: message.partition, offset: message.offset, key: key, value: value))
+    }
+}

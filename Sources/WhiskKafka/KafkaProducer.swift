@@ -1,0 +1,168 @@
+import CRdKafka
+import Foundation
+import Logging
+import NIOPosix
+import Synchronization
+
+/// Sends messages to Kafka and awaits the broker's delivery report for each.
+///
+/// A dedicated thread serves librdkafka's delivery-report queue, so sending never blocks
+/// Swift's cooperative thread pool. Call ``close(timeout:)`` to flush and release it.
+public final class KafkaProducer: Sendable {
+    private let client: RDKafkaClient
+    private let deliveries: DeliveryTracker
+    private let pollThread: NIOThreadPool
+    private let running = RunFlag()
+    private let logger: Logger
+
+    public init(configuration: KafkaProducerConfiguration, logger: Logger) throws {
+        let deliveries = DeliveryTracker()
+        let callbacks = RDKafkaCallbacks(logger: logger) { id, result in
+            deliveries.complete(id: id, with: result)
+        }
+        self.client = try RDKafkaClient(type: RD_KAFKA_PRODUCER, properties: configuration.librdkafkaProperties, callbacks: callbacks)
+        self.deliveries = deliveries
+        self.logger = logger
+        self.pollThread = NIOThreadPool(numberOfThreads: 1)
+        pollThread.start()
+        let client = self.client
+        let running = self.running
+        pollThread.submit { _ in
+            while running.isSet {
+                rd_kafka_poll(client.handle, 100)
+            }
+        }
+    }
+
+    /// Sends `value` to `topic` and returns once the broker acknowledged it.
+    ///
+    /// - Throws: ``KafkaError`` with code `.messageTooLarge` for an oversized message,
+    ///   `.delivery` when the broker did not take it, `.closed` after ``close(timeout:)``.
+    @discardableResult
+    public func send(topic: String, key: [UInt8]? = nil, value: some ContiguousBytes) async throws -> KafkaDeliveryReport {
+        try await withCheckedThrowingContinuation { continuation in
+            guard let id = deliveries.register(continuation) else {
+                continuation.resume(throwing: KafkaError(.closed, "the producer is closed"))
+                return
+            }
+            if let error = produce(topic: topic, key: key, value: value, id: id) {
+                deliveries.complete(id: id, with: .failure(error))
+            }
+        }
+    }
+
+    /// Sends a UTF-8 string (OpenWhisk's messages are keyless JSON strings).
+    @discardableResult
+    public func send(topic: String, string: String) async throws -> KafkaDeliveryReport {
+        try await send(topic: topic, value: Array(string.utf8))
+    }
+
+    private func produce(topic: String, key: [UInt8]?, value: some ContiguousBytes, id: UInt) -> KafkaError? {
+        value.withUnsafeBytes { valueBuffer in
+            topic.withCString { topicName in
+                withKeyBuffer(key) { keyBuffer in
+                    var values = [rd_kafka_vu_t](repeating: rd_kafka_vu_t(), count: 5)
+                    values[0].vtype = RD_KAFKA_VTYPE_TOPIC
+                    values[0].u.cstr = topicName
+                    values[1].vtype = RD_KAFKA_VTYPE_VALUE
+                    values[1].u.mem.ptr = UnsafeMutableRawPointer(mutating: valueBuffer.baseAddress)
+                    values[1].u.mem.size = valueBuffer.count
+                    values[2].vtype = RD_KAFKA_VTYPE_MSGFLAGS
+                    values[2].u.i = RD_KAFKA_MSG_F_COPY
+                    values[3].vtype = RD_KAFKA_VTYPE_OPAQUE
+                    values[3].u.ptr = UnsafeMutableRawPointer(bitPattern: id)
+                    var count = 4
+                    if let keyBuffer {
+                        values[4].vtype = RD_KAFKA_VTYPE_KEY
+                        values[4].u.mem.ptr = UnsafeMutableRawPointer(mutating: keyBuffer.baseAddress)
+                        values[4].u.mem.size = keyBuffer.count
+                        count = 5
+                    }
+                    guard let error = rd_kafka_produceva(client.handle, &values, count) else { return nil }
+                    defer { rd_kafka_error_destroy(error) }
+                    return KafkaError.fromRDKafka(.produce, rd_kafka_error_code(error), context: "cannot send to \(topic) (\(valueBuffer.count) bytes)")
+                }
+            }
+        }
+    }
+
+    private func withKeyBuffer<R>(_ key: [UInt8]?, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
+        guard let key else { return body(nil) }
+        return key.withUnsafeBytes { body($0) }
+    }
+
+    /// Waits up to `timeout` for outstanding messages, then fails whatever is still pending.
+    public func close(timeout: Duration = .seconds(10)) async {
+        deliveries.close()
+        guard running.clear() else { return }
+        let client = self.client
+        let remaining = try? await pollThread.runIfActive {
+            rd_kafka_flush(client.handle, Int32(timeout.milliseconds))
+            return rd_kafka_outq_len(client.handle)
+        }
+        if let remaining, remaining > 0 {
+            logger.warning("producer closed with undelivered messages", metadata: ["count": "\(remaining)"])
+        }
+        deliveries.failAll(KafkaError(.closed, "the producer was closed before the broker acknowledged the message"))
+        try? await pollThread.shutdownGracefully()
+    }
+}
+
+/// Correlates delivery reports with the tasks awaiting them; each continuation is resumed
+/// exactly once, by its report, by a produce error, or when the producer closes.
+final class DeliveryTracker: Sendable {
+    private struct State {
+        var nextID: UInt = 1
+        var pending: [UInt: CheckedContinuation<KafkaDeliveryReport, Error>] = [:]
+        var closed = false
+    }
+    private let state = Mutex(State())
+
+    /// Returns the message's id, or nil when closed.
+    func register(_ continuation: CheckedContinuation<KafkaDeliveryReport, Error>) -> UInt? {
+        state.withLock { state in
+            guard !state.closed else { return nil }
+            let id = state.nextID
+            state.nextID += 1
+            state.pending[id] = continuation
+            return id
+        }
+    }
+
+    func complete(id: UInt, with result: Result<KafkaDeliveryReport, KafkaError>) {
+        let continuation = state.withLock { $0.pending.removeValue(forKey: id) }
+        continuation?.resume(with: result.mapError { $0 as Error })
+    }
+
+    func close() {
+        state.withLock { $0.closed = true }
+    }
+
+    func failAll(_ error: KafkaError) {
+        let all = state.withLock { state in
+            defer { state.pending.removeAll() }
+            return Array(state.pending.values)
+        }
+        for continuation in all { continuation.resume(throwing: error) }
+    }
+
+    var pendingCount: Int { state.withLock { $0.pending.count } }
+}
+
+/// A flag that a long-running thread loop checks; shared by reference with that loop.
+final class RunFlag: Sendable {
+    private let value = Atomic<Bool>(true)
+    var isSet: Bool { value.load(ordering: .acquiring) }
+    /// Clears the flag; returns whether it was set.
+    func clear() -> Bool { value.exchange(false, ordering: .acquiringAndReleasing) }
+}
+
+extension KafkaProducer {
+    /// The bootstrap servers of librdkafka's in-process mock cluster, when this producer was
+    /// created with `test.mock.num.brokers`; lets unit tests point a consumer at the same cluster.
+    public var mockClusterBootstrapServers: String? {
+        guard let cluster = rd_kafka_handle_mock_cluster(client.handle),
+              let servers = rd_kafka_mock_cluster_bootstraps(cluster) else { return nil }
+        return String(cString: servers)
+    }
+}

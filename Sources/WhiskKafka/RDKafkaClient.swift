@@ -1,0 +1,126 @@
+import CRdKafka
+import Logging
+
+/// Owns one librdkafka handle and the callbacks wired to it.
+///
+/// `@unchecked Sendable`: librdkafka documents `rd_kafka_t` as thread-safe; the handle is
+/// only destroyed in `deinit`, when no other reference can use it.
+final class RDKafkaClient: @unchecked Sendable {
+    /// librdkafka before 2.1 mis-parses the tagged fields of ApiVersions v3 replies
+    /// (https://github.com/confluentinc/librdkafka/issues/4170) and cannot talk to such brokers.
+    static let minimumSupportedVersion: Int32 = 0x0201_00ff
+
+    let handle: OpaquePointer
+    let callbacks: RDKafkaCallbacks
+
+    /// The version of the librdkafka that is actually loaded, e.g. "2.16.0".
+    static var versionString: String { String(cString: rd_kafka_version_str()) }
+    static var version: Int32 { rd_kafka_version() }
+
+    init(type: rd_kafka_type_t, properties: [String: String], callbacks: RDKafkaCallbacks) throws {
+        let logger = callbacks.logger
+        if Self.version < Self.minimumSupportedVersion {
+            logger.warning(
+                "librdkafka is older than 2.1 and cannot talk to brokers that send tagged ApiVersions fields; put a newer librdkafka.so.1 on LD_LIBRARY_PATH",
+                metadata: ["librdkafka": "\(Self.versionString)"]
+            )
+        }
+        guard let conf = rd_kafka_conf_new() else {
+            throw KafkaError(.configuration, "rd_kafka_conf_new failed")
+        }
+        var errorBuffer = [CChar](repeating: 0, count: 512)
+        for (key, value) in properties.sorted(by: { $0.key < $1.key }) {
+            let result = rd_kafka_conf_set(conf, key, value, &errorBuffer, errorBuffer.count)
+            if result != RD_KAFKA_CONF_OK {
+                rd_kafka_conf_destroy(conf)
+                throw KafkaError(.configuration, "\(key)=\(value): \(String(cErrorBuffer: errorBuffer))")
+            }
+        }
+        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(callbacks).toOpaque())
+        rd_kafka_conf_set_log_cb(conf) { handle, level, facility, message in
+            guard let handle, let opaque = rd_kafka_opaque(handle) else { return }
+            let callbacks = Unmanaged<RDKafkaCallbacks>.fromOpaque(opaque).takeUnretainedValue()
+            callbacks.log(level: level, facility: facility.map { String(cString: $0) } ?? "", message: message.map { String(cString: $0) } ?? "")
+        }
+        rd_kafka_conf_set_error_cb(conf) { _, error, reason, opaque in
+            guard let opaque else { return }
+            let callbacks = Unmanaged<RDKafkaCallbacks>.fromOpaque(opaque).takeUnretainedValue()
+            callbacks.logger.warning(
+                "librdkafka error",
+                metadata: ["error": "\(String(cString: rd_kafka_err2name(rd_kafka_resp_err_t(error))))", "reason": "\(reason.map { String(cString: $0) } ?? "")"]
+            )
+        }
+        if callbacks.deliveryReport != nil {
+            rd_kafka_conf_set_dr_msg_cb(conf) { _, message, opaque in
+                guard let opaque, let message else { return }
+                let callbacks = Unmanaged<RDKafkaCallbacks>.fromOpaque(opaque).takeUnretainedValue()
+                let id = UInt(bitPattern: message.pointee._private)
+                let result: Result<KafkaDeliveryReport, KafkaError>
+                if message.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                    result = .success(KafkaDeliveryReport(partition: message.pointee.partition, offset: message.pointee.offset))
+                } else {
+                    result = .failure(.fromRDKafka(.delivery, message.pointee.err, context: "delivery failed"))
+                }
+                callbacks.deliveryReport?(id, result)
+            }
+        }
+        // rd_kafka_new takes ownership of conf on success only.
+        guard let handle = rd_kafka_new(type, conf, &errorBuffer, errorBuffer.count) else {
+            rd_kafka_conf_destroy(conf)
+            throw KafkaError(.clientCreation, String(cErrorBuffer: errorBuffer))
+        }
+        self.handle = handle
+        self.callbacks = callbacks
+    }
+
+    deinit {
+        rd_kafka_destroy(handle)
+    }
+}
+
+/// What librdkafka's C callbacks reach through the handle's opaque pointer.
+///
+/// `@unchecked Sendable`: both stored properties are immutable and themselves thread-safe
+/// (`Logger` is a value, `deliveryReport` a `@Sendable` closure).
+final class RDKafkaCallbacks: @unchecked Sendable {
+    let logger: Logger
+    let deliveryReport: (@Sendable (UInt, Result<KafkaDeliveryReport, KafkaError>) -> Void)?
+
+    init(logger: Logger, deliveryReport: (@Sendable (UInt, Result<KafkaDeliveryReport, KafkaError>) -> Void)? = nil) {
+        self.logger = logger
+        self.deliveryReport = deliveryReport
+    }
+
+    /// Routes a librdkafka log line (syslog levels) into swift-log.
+    func log(level: Int32, facility: String, message: String) {
+        let swiftLevel: Logger.Level
+        switch level {
+        case ...2: swiftLevel = .critical
+        case 3: swiftLevel = .error
+        case 4: swiftLevel = .warning
+        case 5: swiftLevel = .notice
+        case 6: swiftLevel = .info
+        default: swiftLevel = .debug
+        }
+        logger.log(level: swiftLevel, "\(message)", metadata: ["librdkafka.facility": "\(facility)"])
+    }
+}
+
+/// Where the broker stored a sent message.
+public struct KafkaDeliveryReport: Sendable, Hashable {
+    public var partition: Int32
+    public var offset: Int64
+}
+
+/// The version of the loaded librdkafka and whether it can talk to current brokers.
+public enum KafkaLibrary {
+    public static var version: String { RDKafkaClient.versionString }
+    public static var isSupported: Bool { RDKafkaClient.version >= RDKafkaClient.minimumSupportedVersion }
+}
+
+extension String {
+    /// Reads a NUL-terminated C error buffer filled by librdkafka.
+    init(cErrorBuffer buffer: [CChar]) {
+        self = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

@@ -1,0 +1,144 @@
+import Foundation
+import Logging
+import Testing
+@testable import WhiskKafka
+
+/// Unit tests over librdkafka's in-process mock cluster: no broker process needed.
+@Suite("Kafka client over the mock cluster")
+struct KafkaMockClusterTests {
+    let logger = Logger(label: "test.kafka.mock")
+
+    func mockProducer(messageMaxBytes: Int = 1_054_644) throws -> KafkaProducer {
+        var configuration = KafkaProducerConfiguration(
+            client: KafkaClientConfiguration(bootstrapServers: [], extraProperties: ["test.mock.num.brokers": "1"])
+        )
+        configuration.messageMaxBytes = messageMaxBytes
+        return try KafkaProducer(configuration: configuration, logger: logger)
+    }
+
+    @Test func loadedLibrdkafkaIsRecentEnough() {
+        #expect(KafkaLibrary.isSupported, "loaded librdkafka \(KafkaLibrary.version) is older than 2.1")
+    }
+
+    @Test func producerConfigurationMapsToLibrdkafkaKeys() {
+        var configuration = KafkaProducerConfiguration(
+            client: KafkaClientConfiguration(bootstrapServers: ["127.0.0.1:1", "127.0.0.1:2"], clientID: "c", extraProperties: ["acks": "all"])
+        )
+        configuration.linger = .milliseconds(7)
+        let properties = configuration.librdkafkaProperties
+        #expect(properties["bootstrap.servers"] == "127.0.0.1:1,127.0.0.1:2")
+        #expect(properties["linger.ms"] == "7")
+        #expect(properties["client.id"] == "c")
+        #expect(properties["acks"] == "all", "extra properties win over typed settings")
+    }
+
+    @Test func consumerConfigurationDisablesAutoCommit() {
+        let configuration = KafkaConsumerConfiguration(
+            client: KafkaClientConfiguration(bootstrapServers: ["127.0.0.1:1"]), groupID: "g", topics: ["t"]
+        )
+        let properties = configuration.librdkafkaProperties
+        #expect(properties["enable.auto.commit"] == "false")
+        #expect(properties["group.id"] == "g")
+        #expect(properties["auto.offset.reset"] == "earliest")
+        #expect(properties["session.timeout.ms"] == "30000")
+    }
+
+    @Test func invalidPropertyIsAClearError() {
+        let configuration = KafkaProducerConfiguration(
+            client: KafkaClientConfiguration(bootstrapServers: ["x"], extraProperties: ["no.such.property": "1"])
+        )
+        #expect {
+            _ = try KafkaProducer(configuration: configuration, logger: logger)
+        } throws: { error in
+            guard let error = error as? KafkaError else { return false }
+            return error.code == .configuration && error.reason.contains("no.such.property")
+        }
+    }
+
+    @Test func sendReturnsDeliveryReportAndConsumerReceivesIt() async throws {
+        let producer = try mockProducer()
+        let report = try await producer.send(topic: "mock-roundtrip", string: "hello")
+        #expect(report.offset == 0)
+        let second = try await producer.send(topic: "mock-roundtrip", key: Array("k".utf8), value: Array("world".utf8))
+        #expect(second.offset >= 0)  // the mock cluster auto-creates topics with several partitions
+
+        let servers = try #require(producer.mockClusterBootstrapServers)
+        var configuration = KafkaConsumerConfiguration(
+            client: KafkaClientConfiguration(bootstrapServers: [servers]), groupID: "mock-group", topics: ["mock-roundtrip"]
+        )
+        configuration.sessionTimeout = .seconds(6)
+        configuration.heartbeatInterval = .milliseconds(500)
+        let consumer = try KafkaConsumer(configuration: configuration, logger: logger)
+        var received: [String] = []
+        for try await message in consumer.messages {
+            received.append(String(decoding: message.value, as: UTF8.self))
+            try await consumer.commit(message)
+            if received.count == 2 { break }
+        }
+        #expect(received.sorted() == ["hello", "world"])
+        await consumer.close()
+        await producer.close()
+    }
+
+    @Test func oversizedMessageFailsWithMessageTooLarge() async throws {
+        let producer = try mockProducer(messageMaxBytes: 1000)
+        await #expect {
+            try await producer.send(topic: "mock-big", value: [UInt8](repeating: 1, count: 5000))
+        } throws: { error in
+            (error as? KafkaError)?.code == .messageTooLarge
+        }
+        // The producer still works after the rejection.
+        let report = try await producer.send(topic: "mock-big", string: "small")
+        #expect(report.offset >= 0)
+        await producer.close()
+    }
+
+    @Test func sendAfterCloseFails() async throws {
+        let producer = try mockProducer()
+        await producer.close()
+        await #expect {
+            try await producer.send(topic: "mock-closed", string: "late")
+        } throws: { error in
+            (error as? KafkaError)?.code == .closed
+        }
+    }
+}
+
+@Suite("Delivery tracker")
+struct DeliveryTrackerTests {
+    @Test func eachContinuationResumesExactlyOnce() async throws {
+        let tracker = DeliveryTracker()
+        async let report: KafkaDeliveryReport = withCheckedThrowingContinuation { continuation in
+            let id = tracker.register(continuation)!
+            tracker.complete(id: id, with: .success(KafkaDeliveryReport(partition: 0, offset: 42)))
+            // A duplicate report for the same id is ignored, not a double resume.
+            tracker.complete(id: id, with: .success(KafkaDeliveryReport(partition: 0, offset: 43)))
+        }
+        #expect(try await report.offset == 42)
+        #expect(tracker.pendingCount == 0)
+    }
+
+    @Test func closeFailsPendingAndRejectsNew() async throws {
+        let tracker = DeliveryTracker()
+        let failed = Task {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<KafkaDeliveryReport, Error>) in
+                _ = tracker.register(continuation)
+            }
+        }
+        while tracker.pendingCount == 0 { await Task.yield() }
+        tracker.close()
+        tracker.failAll(KafkaError(.closed, "closing"))
+        await #expect(throws: KafkaError.self) { try await failed.value }
+        let rejected: UInt? = await withCheckedContinuation { outer in
+            Task {
+                let id = try? await withCheckedThrowingContinuation { (continuation: CheckedContinuation<KafkaDeliveryReport, Error>) in
+                    let id = tracker.register(continuation)
+                    outer.resume(returning: id)
+                    if id == nil { continuation.resume(throwing: KafkaError(.closed, "closed")) }
+                }
+                _ = id
+            }
+        }
+        #expect(rejected == nil)
+    }
+}
