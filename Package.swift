@@ -40,11 +40,16 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // HTTP over libcurl (TCP or a unix socket), off the cooperative pool.
+        .target(
+            name: "WhiskHTTP",
+            dependencies: ["CCurl", "CWhiskShims", .product(name: "NIOPosix", package: "swift-nio")]
+        ),
         // Docker Engine API over libcurl and the unix socket.
         .target(
             name: "WhiskDocker",
             dependencies: [
-                "CCurl", "CWhiskShims",
+                "WhiskHTTP",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import WhiskHTTP
 
 /// A client of the Docker Engine API v1.41 over its unix socket, through libcurl.
 ///
@@ -17,12 +18,12 @@ public final class DockerClient: Sendable {
     }
 
     let configuration: Configuration
-    private let transport: CurlTransport
+    private let transport: CurlHTTPClient
     private let logger: Logger
 
     public init(configuration: Configuration = Configuration(), logger: Logger) {
         self.configuration = configuration
-        self.transport = CurlTransport(unixSocketPath: configuration.socketPath, threads: configuration.threads)
+        self.transport = CurlHTTPClient(unixSocketPath: configuration.socketPath, threads: configuration.threads)
         self.logger = logger
     }
 
@@ -52,7 +53,12 @@ public final class DockerClient: Sendable {
         if body != nil { headers.append("Content-Type: \(contentType)") }
         let request = HTTPRequest(method: method, url: url(path, query: query), headers: headers, body: body,
                                   timeout: timeout ?? configuration.requestTimeout)
-        let response = try await transport.perform(request)
+        let response: HTTPResponse
+        do {
+            response = try await transport.perform(request)
+        } catch let error as HTTPTransportError {
+            throw DockerError(.transport, error.message)
+        }
         guard (200..<300).contains(response.status) || accepting.contains(response.status) else {
             throw Self.engineError(response, context: "\(method) \(path)")
         }
@@ -290,7 +296,7 @@ extension DockerClient {
             case .success(let status):
                 continuation.finish(throwing: DockerError(.engine, status: status, "event stream refused"))
             case .failure(let error):
-                continuation.finish(throwing: error)
+                continuation.finish(throwing: DockerError(.transport, error.message))
             }
         })
         return stream

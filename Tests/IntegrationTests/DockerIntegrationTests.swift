@@ -71,7 +71,13 @@ struct DockerIntegrationTests {
             network.labels = docker.labels
             network.subnet = "10.213.0.0/22"
             let networkID = try await client.createNetwork(network)
-            let inspected = try await client.inspectNetwork(networkID)
+            // Swarm creates the network in its store first: an inspect right after create can
+            // still show an empty driver and no IPAM.
+            var inspected = try await client.inspectNetwork(networkID)
+            try await waitUntil("the new overlay network is fully visible") {
+                inspected = try await client.inspectNetwork(networkID)
+                return inspected.driver == "overlay" && !inspected.subnets.isEmpty
+            }
             #expect(inspected.driver == "overlay")
             #expect(inspected.attachable)
             #expect(inspected.subnets == ["10.213.0.0/22"])

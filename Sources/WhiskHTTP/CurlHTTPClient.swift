@@ -5,41 +5,65 @@ import NIOPosix
 import Synchronization
 
 /// One HTTP exchange over libcurl, optionally through a unix socket.
-struct HTTPRequest: Sendable {
-    var method: String
-    var url: String
-    var headers: [String] = []
-    var body: Data?
-    var timeout: Duration?
+public struct HTTPRequest: Sendable {
+    public var method: String
+    public var url: String
+    public var headers: [String]
+    public var body: Data?
+    public var timeout: Duration?
+
+    public init(method: String, url: String, headers: [String] = [], body: Data? = nil, timeout: Duration? = nil) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.timeout = timeout
+    }
 }
 
-struct HTTPResponse: Sendable {
-    var status: Int
-    var body: Data
+public struct HTTPResponse: Sendable {
+    public var status: Int
+    public var body: Data
+
+    public init(status: Int, body: Data) {
+        self.status = status
+        self.body = body
+    }
 }
 
-/// Runs libcurl's blocking `curl_easy_perform` on its own thread pool, never on Swift's
+/// The request got no HTTP answer: no such socket, refused, timed out, reset.
+public struct HTTPTransportError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    /// The transfer hit its time limit.
+    public var isTimeout: Bool
+    public var description: String { message }
+}
+
+/// An HTTP client over libcurl. Runs libcurl's blocking `curl_easy_perform` on its own thread pool, never on Swift's
 /// cooperative pool.
-final class CurlTransport: Sendable {
+public final class CurlHTTPClient: Sendable {
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_ALL)) }()
 
-    let unixSocketPath: String?
+    public let unixSocketPath: String?
     private let pool: NIOThreadPool
 
-    init(unixSocketPath: String?, threads: Int) {
+    /// - Parameters:
+    ///   - unixSocketPath: send every request through this socket (Docker's API), else TCP.
+    ///   - threads: how many requests may block at once.
+    public init(unixSocketPath: String? = nil, threads: Int) {
         _ = Self.globalInit
         self.unixSocketPath = unixSocketPath
         self.pool = NIOThreadPool(numberOfThreads: threads)
         pool.start()
     }
 
-    func shutdown() async {
+    public func shutdown() async {
         try? await pool.shutdownGracefully()
     }
 
-    func perform(_ request: HTTPRequest) async throws -> HTTPResponse {
+    public func perform(_ request: HTTPRequest) async throws -> HTTPResponse {
         let socket = unixSocketPath
-        let result = try await pool.runIfActive { () -> Result<HTTPResponse, DockerError> in
+        let result = try await pool.runIfActive { () -> Result<HTTPResponse, HTTPTransportError> in
             let sink = BodySink()
             let outcome = Self.performBlocking(request, unixSocketPath: socket, sink: sink)
             return outcome.map { HTTPResponse(status: $0, body: sink.data) }
@@ -49,8 +73,8 @@ final class CurlTransport: Sendable {
 
     /// Streams a long-lived response on a thread of its own, handing each chunk to `onChunk`,
     /// until the server ends it or `cancelled` becomes true.
-    func stream(_ request: HTTPRequest, cancelled: CancelFlag, onChunk: @escaping @Sendable (Data) -> Void,
-                onEnd: @escaping @Sendable (Result<Int, DockerError>) -> Void) {
+    public func stream(_ request: HTTPRequest, cancelled: CancelFlag, onChunk: @escaping @Sendable (Data) -> Void,
+                       onEnd: @escaping @Sendable (Result<Int, HTTPTransportError>) -> Void) {
         let socket = unixSocketPath
         let thread = Thread {
             let sink = BodySink(onChunk: onChunk, cancelled: cancelled)
@@ -61,9 +85,9 @@ final class CurlTransport: Sendable {
     }
 
     /// Blocking; call only from a pool or stream thread. Returns the HTTP status.
-    private static func performBlocking(_ request: HTTPRequest, unixSocketPath: String?, sink: BodySink) -> Result<Int, DockerError> {
+    private static func performBlocking(_ request: HTTPRequest, unixSocketPath: String?, sink: BodySink) -> Result<Int, HTTPTransportError> {
         guard let handle = curl_easy_init() else {
-            return .failure(DockerError(.transport, "curl_easy_init failed"))
+            return .failure(HTTPTransportError(message: "curl_easy_init failed", isTimeout: false))
         }
         defer { curl_easy_cleanup(handle) }
         var headerList: UnsafeMutablePointer<curl_slist>? = nil
@@ -115,7 +139,7 @@ final class CurlTransport: Sendable {
         guard code == CURLE_OK else {
             let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             let text = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
-            return .failure(DockerError(.transport, "\(request.method) \(request.url): \(text)"))
+            return .failure(HTTPTransportError(message: "\(request.method) \(request.url): \(text)", isTimeout: code == CURLE_OPERATION_TIMEDOUT))
         }
         var status = 0
         whisk_curl_response_code(handle, &status)
@@ -151,14 +175,16 @@ final class BodySink: @unchecked Sendable {
 }
 
 /// Set once to stop a streaming transfer.
-final class CancelFlag: Sendable {
+public final class CancelFlag: Sendable {
     private let value = Atomic<Bool>(false)
-    var isSet: Bool { value.load(ordering: .acquiring) }
-    func set() { value.store(true, ordering: .releasing) }
+    public init() {}
+    public var isSet: Bool { value.load(ordering: .acquiring) }
+    public func set() { value.store(true, ordering: .releasing) }
 }
 
 extension Duration {
-    var milliseconds: Int {
+    /// Whole milliseconds.
+    public var milliseconds: Int {
         let (seconds, attoseconds) = components
         return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
     }

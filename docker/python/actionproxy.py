@@ -1,0 +1,143 @@
+"""WhiskMesh's Python action proxy: OpenWhisk's action-runtime protocol on port 8080.
+
+POST /init  {"value": {"name", "main", "code", "binary", "env"}}   once per container
+POST /run   {"value": params, "namespace", "action_name", "activation_id", "deadline", ...}
+
+Replies: 200 + JSON object (an "error" field makes it an application error); any other status
+is an action developer error. After every activation the sentinel line goes to stdout and to
+stderr so the invoker can cut the container's log per activation.
+"""
+import base64
+import io
+import json
+import os
+import sys
+import threading
+import traceback
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+SENTINEL = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX"
+MAX_BODY = 64 * 1024 * 1024
+RUN_FIELDS = ("namespace", "action_name", "action_version", "activation_id", "transaction_id",
+              "deadline", "api_key", "api_host", "instance_id", "overlay_ip", "address_map")
+
+state = {"main": None, "lock": threading.Lock(), "init_env": {}}
+
+
+def load_action(value):
+    code = value.get("code")
+    if not isinstance(code, str) or not code:
+        raise ValueError("Missing main/no code to execute.")
+    entry = value.get("main") or "main"
+    namespace = {"__name__": "__main__"}
+    if value.get("binary"):
+        archive = zipfile.ZipFile(io.BytesIO(base64.b64decode(code)))
+        target = "/action"
+        os.makedirs(target, exist_ok=True)
+        archive.extractall(target)
+        sys.path.insert(0, target)
+        with open(os.path.join(target, "__main__.py")) as f:
+            code = f.read()
+    exec(compile(code, "__main__.py", "exec"), namespace)
+    function = namespace.get(entry)
+    if not callable(function):
+        raise ValueError("Action entrypoint '%s' is not a function." % entry)
+    return function
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):  # keep the container log for the action's own output
+        pass
+
+    def reply(self, status, obj):
+        body = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def read_json(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        if length <= 0 or length > MAX_BODY:
+            raise ValueError("request body must be 1..%d bytes" % MAX_BODY)
+        return json.loads(self.rfile.read(length))
+
+    def do_POST(self):
+        try:
+            message = self.read_json()
+        except Exception as error:  # malformed request: the invoker's bug, not the action's
+            self.reply(400, {"error": "bad request: %s" % error})
+            return
+        if self.path == "/init":
+            self.init(message)
+        elif self.path == "/run":
+            self.run(message)
+        else:
+            self.reply(404, {"error": "unknown path %s" % self.path})
+
+    def init(self, message):
+        with state["lock"]:
+            if state["main"] is not None:
+                self.reply(403, {"error": "Cannot initialize the action more than once."})
+                return
+            value = message.get("value") or {}
+            try:
+                env = value.get("env") or {}
+                for key, val in env.items():
+                    os.environ[str(key)] = val if isinstance(val, str) else json.dumps(val)
+                state["main"] = load_action(value)
+            except Exception as error:
+                traceback.print_exc()
+                self.finish_logs()
+                self.reply(502, {"error": "Initialization has failed due to: %s" % error})
+                return
+        # No sentinel here: what init prints belongs to the first activation's logs.
+        self.reply(200, {"ok": True})
+
+    def run(self, message):
+        main = state["main"]
+        if main is None:
+            self.reply(502, {"error": "Cannot run an uninitialized action."})
+            return
+        for field in RUN_FIELDS:
+            if field in message and message[field] is not None:
+                value = message[field]
+                os.environ["__OW_" + field.upper()] = value if isinstance(value, str) else json.dumps(value)
+        params = message.get("value")
+        if params is None:
+            params = {}
+        try:
+            result = main(params)
+        except Exception as error:
+            traceback.print_exc()
+            self.finish_logs()
+            self.reply(200, {"error": "An exception was raised: %s: %s" % (type(error).__name__, error)})
+            return
+        self.finish_logs()
+        if not isinstance(result, dict):
+            self.reply(502, {"error": "The action did not return a dictionary."})
+            return
+        try:
+            self.reply(200, result)
+        except (TypeError, ValueError) as error:
+            self.reply(502, {"error": "The action returned a result that is not JSON: %s" % error})
+
+    @staticmethod
+    def finish_logs():
+        print(SENTINEL, flush=True)
+        print(SENTINEL, file=sys.stderr, flush=True)
+
+
+def main():
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    server = ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "8080"))), Handler)
+    server.daemon_threads = True
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
