@@ -14,6 +14,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // C-facing targets: modulemaps and shims only.
@@ -54,6 +58,55 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // The controller: REST API, store, load balancer, invoker health.
+        .target(
+            name: "WhiskController",
+            dependencies: [
+                "WhiskKafka", "WhiskMessages",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The invoker: container pool, action-runtime protocol, acks, heartbeats.
+        .target(
+            name: "WhiskInvoker",
+            dependencies: [
+                "WhiskKafka", "WhiskDocker", "WhiskHTTP", "WhiskMessages",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The wsk-like CLI as a library, so its parsing is unit-tested.
+        .target(
+            name: "WhiskCLI",
+            dependencies: [
+                "WhiskHTTP", "WhiskMessages",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "whisk-controller",
+            dependencies: [
+                "WhiskController",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "whisk-invoker",
+            dependencies: [
+                "WhiskInvoker",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(name: "wsk", dependencies: ["WhiskCLI"]),
         .executableTarget(
             name: "whiskmesh",
             dependencies: [
@@ -70,10 +123,15 @@ let package = Package(
             resources: [.copy("Fixtures")]
         ),
         .testTarget(name: "WhiskKafkaTests", dependencies: ["WhiskKafka"]),
+        .testTarget(
+            name: "WhiskControllerTests",
+            dependencies: ["WhiskController", .product(name: "HummingbirdTesting", package: "hummingbird")]
+        ),
+        .testTarget(name: "WhiskCLITests", dependencies: ["WhiskCLI"]),
         // Integration tests: the real broker and the real Docker Engine.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["WhiskKafka", "WhiskDocker", "WhiskMessages"]
+            dependencies: ["WhiskKafka", "WhiskDocker", "WhiskMessages", "WhiskHTTP"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -32,6 +32,7 @@ public final class KafkaConsumer: Sendable {
     private let configuration: KafkaConsumerConfiguration
     private let worker: NIOThreadPool
     private let closed = Atomic<Bool>(false)
+    private let stopped = Atomic<Bool>(false)
     private let logger: Logger
 
     public init(configuration: KafkaConsumerConfiguration, logger: Logger) throws {
@@ -62,7 +63,7 @@ public final class KafkaConsumer: Sendable {
     public func next() async throws -> KafkaConsumerMessage? {
         let client = self.client
         let timeout = Int32(configuration.pollInterval.milliseconds)
-        while !closed.load(ordering: .acquiring) && !Task.isCancelled {
+        while !closed.load(ordering: .acquiring) && !stopped.load(ordering: .acquiring) && !Task.isCancelled {
             let outcome: PollOutcome
             do {
                 outcome = try await worker.runIfActive { () -> PollOutcome in
@@ -99,6 +100,12 @@ public final class KafkaConsumer: Sendable {
         guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
             throw KafkaError.fromRDKafka(.commit, error, context: "cannot commit \(message.topic)[\(message.partition)]@\(message.offset)")
         }
+    }
+
+    /// Makes `next()` return nil from now on without leaving the group; safe from any context
+    /// (a graceful-shutdown handler). Call ``close()`` afterwards.
+    public func stopConsuming() {
+        stopped.store(true, ordering: .releasing)
     }
 
     /// Leaves the group cleanly and stops the consumer's thread; later `next()` calls return nil.

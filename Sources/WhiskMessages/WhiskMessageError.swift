@@ -61,7 +61,7 @@ extension DecodingError {
     }
 
     /// "field a.b: reason" rather than Foundation's nested debug dump.
-    var readableDescription: String {
+    public var readableDescription: String {
         func path(_ codingPath: [CodingKey]) -> String {
             codingPath.isEmpty ? "top level" : codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
         }

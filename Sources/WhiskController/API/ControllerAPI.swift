@@ -1,0 +1,346 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import WhiskMessages
+
+/// The OpenWhisk REST API (`/api/v1`), the admin routes and the invokers' internal endpoint.
+public struct ControllerAPI: Sendable {
+    let controller: Controller
+    var store: any EntityStore { controller.store }
+    var configuration: ControllerConfiguration { controller.configuration }
+
+    public init(controller: Controller) {
+        self.controller = controller
+    }
+
+    public func buildRouter() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.get("/ping") { _, _ in "pong" }
+        router.get("/invokers") { _, _ in try invokers() }
+        router.get("/api/v1") { _, _ in
+            try JSONResponse.make(["description": "WhiskMesh", "api_version": "1.0.0", "api_version_path": "v1"])
+        }
+        let api = router.group("/api/v1/namespaces")
+        api.get("") { request, _ in
+            let identity = try await authenticate(request)
+            return try JSONResponse.make(.array([.string(identity.name)]))
+        }
+        api.get("{ns}/actions") { request, context in try await listActions(request, context) }
+        api.get("{ns}/actions/{name}") { request, context in try await getAction(request, context) }
+        api.put("{ns}/actions/{name}") { request, context in try await putAction(request, context) }
+        api.delete("{ns}/actions/{name}") { request, context in try await deleteAction(request, context) }
+        api.post("{ns}/actions/{name}") { request, context in try await invokeAction(request, context) }
+        api.get("{ns}/activations") { request, context in try await listActivations(request, context) }
+        api.get("{ns}/activations/{id}") { request, context in
+            try JSONResponse.make(try await activation(request, context).extendedJSON)
+        }
+        api.get("{ns}/activations/{id}/result") { request, context in
+            try JSONResponse.make(try await activation(request, context).extendedResponse)
+        }
+        api.get("{ns}/activations/{id}/logs") { request, context in
+            try JSONResponse.make(["logs": .array(try await activation(request, context).logs.map { .string($0) })])
+        }
+        let internalAPI = router.group("/internal/v1")
+        internalAPI.get("actions/{ns}/{name}") { request, context in
+            try requireInternalToken(request)
+            let namespace = try context.parameters.require("ns")
+            let name = try context.parameters.require("name")
+            guard let action = try await store.action(namespace: namespace, name: name) else {
+                throw APIError(.notFound, "The requested resource does not exist.")
+            }
+            return try JSONResponse.make(encodable: action)
+        }
+        internalAPI.put("namespaces/{ns}") { request, context in
+            try requireInternalToken(request)
+            let namespace = try context.parameters.require("ns")
+            do {
+                let identity = try await store.createNamespace(namespace, identity: nil)
+                return try JSONResponse.make(status: .created, encodable: identity)
+            } catch let error as StoreError {
+                throw APIError(error.kind == .conflict ? .conflict : .badRequest, error.message)
+            }
+        }
+        return router
+    }
+
+    // MARK: Authentication
+
+    /// Basic auth with `uuid:key`; 401 for anything else.
+    func authenticate(_ request: Request) async throws -> NamespaceIdentity {
+        guard let header = request.headers[.authorization], header.lowercased().hasPrefix("basic "),
+              let decoded = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
+              let credentials = String(data: decoded, encoding: .utf8),
+              let colon = credentials.firstIndex(of: ":") else {
+            throw APIError(.unauthorized, "The supplied authentication is invalid")
+        }
+        let uuid = String(credentials[..<colon])
+        let key = String(credentials[credentials.index(after: colon)...])
+        guard let identity = try await store.identity(uuid: uuid, key: key) else {
+            throw APIError(.unauthorized, "The supplied authentication is invalid")
+        }
+        return identity
+    }
+
+    /// Authenticates and checks that the path's namespace (`_` = own) is the caller's.
+    func authorize(_ request: Request, _ context: BasicRequestContext) async throws -> NamespaceIdentity {
+        let identity = try await authenticate(request)
+        let namespace = try context.parameters.require("ns")
+        guard namespace == "_" || namespace == identity.name else {
+            throw APIError(.forbidden, "The supplied authentication is not authorized to access '\(namespace)'.")
+        }
+        return identity
+    }
+
+    func requireInternalToken(_ request: Request) throws {
+        guard let token = request.headers[.internalToken], token == configuration.internalToken else {
+            throw APIError(.unauthorized, "The supplied authentication is invalid")
+        }
+    }
+
+    // MARK: Actions
+
+    func actionName(_ context: BasicRequestContext) throws -> String {
+        let name = try context.parameters.require("name")
+        guard EntityName.isValid(name) else {
+            throw APIError(.badRequest, "The name '\(name)' is not valid.")
+        }
+        return name
+    }
+
+    func listActions(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let identity = try await authorize(request, context)
+        let limit = min(max(request.uri.queryParameters.get("limit", as: Int.self) ?? 30, 0), 200)
+        let skip = max(request.uri.queryParameters.get("skip", as: Int.self) ?? 0, 0)
+        let actions = try await store.actions(namespace: identity.name, limit: limit == 0 ? 200 : limit, skip: skip)
+        return try JSONResponse.make(.array(actions.map(Self.summary)))
+    }
+
+    /// What a listing shows of an action: no code.
+    static func summary(_ action: ActionDocument) -> JSONValue {
+        [
+            "namespace": .string(action.namespace), "name": .string(action.name), "version": .string(action.version.description),
+            "publish": .bool(action.publish), "updated": .int(action.updated),
+            "annotations": .array(action.annotations.map { ["key": .string($0.key), "value": $0.value] } + [["key": "exec", "value": .string(action.exec.kind)]]),
+            "limits": action.limits.json,
+            "exec": ["binary": .bool(action.exec.binary ?? false)],
+        ]
+    }
+
+    func getAction(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let identity = try await authorize(request, context)
+        let name = try actionName(context)
+        guard var action = try await store.action(namespace: identity.name, name: name) else {
+            throw APIError(.notFound, "The requested resource does not exist.")
+        }
+        if request.uri.queryParameters.get("code") == "false" { action.exec.code = nil }
+        return try JSONResponse.make(encodable: action)
+    }
+
+    /// The body of `PUT .../actions/{name}`.
+    struct ActionPut: Decodable {
+        var exec: ActionExec?
+        var parameters: [Parameter]?
+        var annotations: [Parameter]?
+        var limits: PartialLimits?
+        var version: SemVer?
+        var publish: Bool?
+    }
+
+    struct PartialLimits: Decodable {
+        var timeout: Int?
+        var memory: Int?
+        var logs: Int?
+        var concurrency: Int?
+    }
+
+    func putAction(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let identity = try await authorize(request, context)
+        let name = try actionName(context)
+        let body = try await readBody(request)
+        let put: ActionPut
+        do {
+            put = try JSONDecoder().decode(ActionPut.self, from: body)
+        } catch {
+            throw APIError(.badRequest, "The request content was malformed: \(Self.describe(error))")
+        }
+        let overwrite = request.uri.queryParameters.get("overwrite") == "true"
+        let existing = try await store.action(namespace: identity.name, name: name)
+        guard let exec = put.exec ?? existing?.exec else {
+            throw APIError(.badRequest, "The request content was malformed: exec undefined")
+        }
+        try validate(exec)
+        var limits = existing?.limits ?? ActionLimits()
+        if let timeout = put.limits?.timeout {
+            guard (100...300_000).contains(timeout) else { throw APIError(.badRequest, "The timeout must be between 100 and 300000 ms.") }
+            limits.timeout = timeout
+        }
+        if let memory = put.limits?.memory {
+            guard (128...2048).contains(memory) else { throw APIError(.badRequest, "The memory limit must be between 128 and 2048 MB.") }
+            limits.memory = memory
+        }
+        if let logs = put.limits?.logs {
+            guard (0...10).contains(logs) else { throw APIError(.badRequest, "The log limit must be between 0 and 10 MB.") }
+            limits.logs = logs
+        }
+        if let concurrency = put.limits?.concurrency {
+            guard concurrency == 1 else { throw APIError(.badRequest, "Only a concurrency limit of 1 is supported.") }
+            limits.concurrency = concurrency
+        }
+        let document = ActionDocument(
+            namespace: identity.name, name: name, version: put.version ?? existing?.version ?? SemVer(),
+            publish: put.publish ?? existing?.publish ?? false, exec: exec,
+            parameters: put.parameters ?? existing?.parameters ?? [], annotations: put.annotations ?? existing?.annotations ?? [],
+            limits: limits, updated: Controller.nowMillis, rev: existing?.rev ?? ""
+        )
+        do {
+            let stored = try await store.putAction(document, overwrite: overwrite)
+            return try JSONResponse.make(encodable: stored)
+        } catch let error as StoreError where error.kind == .conflict {
+            throw APIError(.conflict, "resource already exists")
+        }
+    }
+
+    func validate(_ exec: ActionExec) throws {
+        var kind = exec.kind
+        if kind == "python" || kind == "python:default" { kind = "python:3" }
+        guard configuration.supportedKinds.contains(kind) else {
+            throw APIError(.badRequest, "kind '\(exec.kind)' is not supported (supported: \(configuration.supportedKinds.sorted().joined(separator: ", ")))")
+        }
+        if exec.isSequence {
+            guard let components = exec.components, !components.isEmpty else {
+                throw APIError(.badRequest, "A sequence needs at least one component.")
+            }
+            guard components.count <= configuration.maxSequenceLength else {
+                throw APIError(.badRequest, "Too many actions in the sequence.")
+            }
+        } else {
+            guard let code = exec.code, !code.isEmpty else {
+                throw APIError(.badRequest, "The request content was malformed: exec.code is missing")
+            }
+        }
+    }
+
+    func deleteAction(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let identity = try await authorize(request, context)
+        let name = try actionName(context)
+        guard let deleted = try await store.deleteAction(namespace: identity.name, name: name) else {
+            throw APIError(.notFound, "The requested resource does not exist.")
+        }
+        return try JSONResponse.make(encodable: deleted)
+    }
+
+    func readBody(_ request: Request) async throws -> Data {
+        do {
+            let buffer = try await request.body.collect(upTo: configuration.payloadLimit)
+            return Data(buffer.readableBytesView)
+        } catch {
+            throw APIError(.contentTooLarge, "The request content exceeds the maximum allowed size of \(configuration.payloadLimit) bytes.")
+        }
+    }
+
+    // MARK: Invoke
+
+    func invokeAction(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let identity = try await authorize(request, context)
+        let name = try actionName(context)
+        let body = try await readBody(request)
+        var parameters: [String: JSONValue] = [:]
+        if !body.isEmpty {
+            do {
+                guard case .object(let object) = try JSONDecoder().decode(JSONValue.self, from: body) else {
+                    throw APIError(.badRequest, "The request content was malformed: the parameters must be a JSON object.")
+                }
+                parameters = object
+            } catch let error as APIError {
+                throw error
+            } catch {
+                throw APIError(.badRequest, "The request content was malformed: \(Self.describe(error))")
+            }
+        }
+        guard let action = try await store.action(namespace: identity.name, name: name) else {
+            throw APIError(.notFound, "The requested resource does not exist.")
+        }
+        let query = request.uri.queryParameters
+        let resultOnly = query.get("result") == "true"
+        let blocking = query.get("blocking") == "true" || resultOnly
+        var wait = configuration.blockingTimeout
+        if let timeout = query.get("timeout", as: Int.self), timeout > 0 {
+            wait = min(.milliseconds(timeout), configuration.blockingTimeout)
+        }
+        let transid = TransactionId.generate()
+        let outcome = try await controller.invoke(action, as: identity, parameters: parameters, blocking: blocking, waitFor: wait, transid: transid)
+        let requestID: HTTPFields = [.requestID: transid.id]
+        switch outcome {
+        case .accepted(let id):
+            var headers = requestID
+            headers[.activationID] = id.rawValue
+            return try JSONResponse.make(status: .accepted, headers: headers, ["activationId": .string(id.rawValue)])
+        case .completed(let record):
+            var headers = requestID
+            headers[.activationID] = record.activationId.rawValue
+            let status: HTTPResponse.Status
+            switch record.response.status {
+            case .success: status = .ok
+            case .applicationError, .developerError: status = .badGateway
+            case .whiskError: status = .internalServerError
+            }
+            let body = resultOnly ? (record.response.result ?? [:]) : record.extendedJSON
+            return try JSONResponse.make(status: status, headers: headers, body)
+        }
+    }
+
+    // MARK: Activations
+
+    func listActivations(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let identity = try await authorize(request, context)
+        let query = request.uri.queryParameters
+        let limit = min(max(query.get("limit", as: Int.self) ?? 30, 0), 200)
+        let activations = try await store.activations(ActivationQuery(
+            namespace: identity.name, name: query.get("name"), limit: limit == 0 ? 200 : limit,
+            skip: max(query.get("skip", as: Int.self) ?? 0, 0), since: query.get("since", as: Int64.self), upto: query.get("upto", as: Int64.self)
+        ))
+        if query.get("docs") == "true" {
+            return try JSONResponse.make(.array(activations.map(\.extendedJSON)))
+        }
+        return try JSONResponse.make(.array(activations.map { activation in
+            [
+                "namespace": .string(activation.namespace.rawValue), "name": .string(activation.name.rawValue),
+                "activationId": .string(activation.activationId.rawValue), "start": .int(activation.start), "end": .int(activation.end),
+                "duration": .int(activation.duration ?? (activation.end - activation.start)), "version": .string(activation.version.description),
+                "statusCode": .int(Int64(activation.response.statusCode)),
+                "annotations": .array(activation.annotations.map { ["key": .string($0.key), "value": $0.value] }),
+            ]
+        }))
+    }
+
+    func activation(_ request: Request, _ context: BasicRequestContext) async throws -> WhiskActivation {
+        let identity = try await authorize(request, context)
+        let raw = try context.parameters.require("id")
+        guard let id = ActivationId(raw), let record = try await store.activation(namespace: identity.name, id: id) else {
+            throw APIError(.notFound, "The requested resource does not exist.")
+        }
+        return record
+    }
+
+    // MARK: Admin
+
+    func invokers() throws -> Response {
+        var states: [String: JSONValue] = [:]
+        for status in controller.invokerStates {
+            let text: String
+            switch status.state {
+            case .healthy: text = "up"
+            case .unhealthy: text = "unhealthy"
+            case .offline: text = "down"
+            }
+            states[status.id.description] = .string(text)
+        }
+        return try JSONResponse.make(.object(states))
+    }
+
+    static func describe(_ error: Error) -> String {
+        if let error = error as? DecodingError { return error.readableDescription }
+        return "\(error)"
+    }
+}

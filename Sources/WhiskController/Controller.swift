@@ -1,0 +1,246 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+import WhiskKafka
+import WhiskMessages
+
+/// What an invoke produced: the finished record, or only its id (still running or waited too long).
+public enum InvokeOutcome: Sendable {
+    case completed(WhiskActivation)
+    case accepted(ActivationId)
+}
+
+/// The controller's core: publishes activations to invokers, consumes their acks and pings,
+/// tracks invoker health and memory slots, and runs sequences.
+public final class Controller: Sendable {
+    public let configuration: ControllerConfiguration
+    public let store: any EntityStore
+    let logger: Logger
+    let waiters = ActivationWaiters()
+    let producer: KafkaProducer
+    private let health: Mutex<InvokerHealth>
+    private let balancer = Mutex(ShardingBalancer())
+    /// Deadlines after which an activation's slot is released even without a completion.
+    private let slotDeadlines = Mutex([ActivationId: ContinuousClock.Instant]())
+    private let jobs: AsyncStream<@Sendable () async -> Void>
+    private let jobsContinuation: AsyncStream<@Sendable () async -> Void>.Continuation
+    let controllerInstance: ControllerInstanceId
+
+    public init(configuration: ControllerConfiguration, store: any EntityStore, logger: Logger) async throws {
+        self.configuration = configuration
+        self.store = store
+        self.logger = logger
+        guard let instance = ControllerInstanceId(configuration.controllerID) else {
+            throw KafkaError(.configuration, "'\(configuration.controllerID)' is not a valid controller id")
+        }
+        self.controllerInstance = instance
+        self.health = Mutex(InvokerHealth(offlineTimeout: configuration.invokerOfflineTimeout))
+        self.producer = try KafkaProducer(configuration: KafkaProducerConfiguration(client: configuration.kafka), logger: logger)
+        (jobs, jobsContinuation) = AsyncStream.makeStream(of: (@Sendable () async -> Void).self)
+        if try await store.namespace(named: configuration.guest.name) == nil {
+            _ = try await store.createNamespace(configuration.guest.name, identity: configuration.guest)
+        }
+    }
+
+    // MARK: Invoking
+
+    /// Invokes `action` (already resolved) as `identity` with `parameters`.
+    public func invoke(_ action: ActionDocument, as identity: NamespaceIdentity, parameters: [String: JSONValue], blocking: Bool,
+                       waitFor timeout: Duration? = nil, cause: ActivationId? = nil, transid: TransactionId = .generate()) async throws -> InvokeOutcome {
+        if action.exec.isSequence {
+            return try await invokeSequence(action, as: identity, parameters: parameters, blocking: blocking, transid: transid)
+        }
+        let activationId = ActivationId.generate()
+        var content = [String: JSONValue]()
+        for parameter in action.parameters { content[parameter.key] = parameter.value }
+        for (key, value) in parameters { content[key] = value }
+        guard let path = EntityPath(action.namespace), let name = EntityName(action.name) else {
+            throw APIError(.internalServerError, "stored action \(action.fullyQualifiedName) has an invalid name")
+        }
+        let message = ActivationMessage(
+            transid: transid,
+            action: FullyQualifiedEntityName(path: path, name: name, version: action.version),
+            revision: action.rev,
+            user: identity.identity,
+            activationId: activationId,
+            rootControllerIndex: controllerInstance,
+            blocking: blocking,
+            content: .object(content),
+            initArgs: action.parameters.filter { $0.`init` == true }.map(\.key),
+            cause: cause
+        )
+        let usable = Set(health.withLock { $0.sorted.filter { $0.state.isUsable }.map(\.id.instance) })
+        let chosen = balancer.withLock {
+            $0.schedule(activationId: activationId, namespace: identity.name, action: action.fullyQualifiedName, memory: action.limits.memory, usable: usable)
+        }
+        guard let invoker = chosen else {
+            throw APIError(.serviceUnavailable, "No invokers available.")
+        }
+        slotDeadlines.withLock {
+            $0[activationId] = .now + .milliseconds(action.limits.timeout) + configuration.slotGrace
+        }
+        if blocking { waiters.register(activationId) }
+        do {
+            try await producer.send(topic: configuration.topic("invoker\(invoker)"), value: try WhiskMessageCoding.encode(message))
+        } catch {
+            release(activationId)
+            waiters.expire(activationId)
+            logger.error("cannot publish activation", metadata: ["activationId": "\(activationId)", "error": "\(error)"])
+            throw APIError(.serviceUnavailable, "The activation could not be scheduled: \(error)")
+        }
+        logger.debug("activation published", metadata: ["activationId": "\(activationId)", "invoker": "\(invoker)", "action": "\(action.fullyQualifiedName)"])
+        guard blocking else { return .accepted(activationId) }
+        if let record = await waiters.wait(for: activationId, timeout: timeout ?? configuration.blockingTimeout) {
+            return .completed(record)
+        }
+        // The result may have been stored just as the wait ran out.
+        if let record = try await store.activation(namespace: identity.name, id: activationId) {
+            return .completed(record)
+        }
+        return .accepted(activationId)
+    }
+
+    private func release(_ activationId: ActivationId) {
+        balancer.withLock { _ = $0.release(activationId: activationId) }
+        slotDeadlines.withLock { _ = $0.removeValue(forKey: activationId) }
+    }
+
+    /// Runs `job` in the controller's own task group (the non-blocking part of sequences).
+    func submit(_ job: @escaping @Sendable () async -> Void) {
+        jobsContinuation.yield(job)
+    }
+
+    // MARK: Kafka input
+
+    /// Handles one message of `completed{C}`; bad input is logged and skipped.
+    func handleAcknowledgement(_ data: Data) async {
+        let ack: AcknowledgementMessage
+        do {
+            ack = try WhiskMessageCoding.decode(AcknowledgementMessage.self, from: data)
+        } catch {
+            logger.warning("unreadable acknowledgement skipped", metadata: ["error": "\(error)"])
+            return
+        }
+        if let instance = ack.releasedInvoker {
+            release(ack.activationId)
+            let isSystemError: Bool
+            switch ack {
+            case .combined(_, _, let flag, _), .completion(_, _, let flag, _): isSystemError = flag
+            case .result: isSystemError = false
+            }
+            if let transition = health.withLock({ $0.record(instance: instance.instance, systemError: isSystemError) }) {
+                logger.notice("invoker state changed", metadata: ["invoker": "\(transition.instance)", "state": "\(transition.to)"])
+            }
+        }
+        if let activation = ack.activation {
+            do {
+                try await store.storeActivation(activation)
+            } catch {
+                logger.error("cannot store activation", metadata: ["activationId": "\(activation.activationId)", "error": "\(error)"])
+            }
+            waiters.complete(activation)
+        }
+    }
+
+    /// Handles one message of `health`.
+    func handlePing(_ data: Data) {
+        let ping: PingMessage
+        do {
+            ping = try WhiskMessageCoding.decode(PingMessage.self, from: data)
+        } catch {
+            logger.warning("unreadable ping skipped", metadata: ["error": "\(error)"])
+            return
+        }
+        balancer.withLock { $0.updateCapacity(instance: ping.name.instance, userMemory: ping.name.userMemory) }
+        if let transition = health.withLock({ $0.ping(ping, at: .now) }) {
+            logger.notice("invoker state changed", metadata: ["invoker": "\(ping.name)", "state": "\(transition.to)"])
+        }
+    }
+
+    /// Once a second: offline detection and release of slots whose completion never came.
+    func tick() {
+        for transition in health.withLock({ $0.tick(at: .now) }) {
+            logger.warning("invoker offline", metadata: ["invoker": "\(transition.instance)"])
+        }
+        let now = ContinuousClock.now
+        let expired = slotDeadlines.withLock { deadlines in
+            let ids = deadlines.filter { $0.value < now }.map(\.key)
+            for id in ids { deadlines[id] = nil }
+            return ids
+        }
+        for id in expired {
+            balancer.withLock { _ = $0.release(activationId: id) }
+            logger.warning("slot released without completion", metadata: ["activationId": "\(id)"])
+        }
+    }
+
+    /// Invoker states as `GET /invokers` shows them.
+    public var invokerStates: [InvokerStatus] { health.withLock { $0.sorted } }
+    public var freeMemory: [Int: Int] { balancer.withLock { $0.freeMemory } }
+
+    // MARK: Running
+
+    /// The controller's background work: ack and ping consumers, the ticker and sequence jobs.
+    public func runBackground() async throws {
+        let admin = try KafkaAdmin(configuration: configuration.kafka, logger: logger)
+        for topic in [configuration.topic(controllerInstance.completionTopic), configuration.topic("health")] {
+            try await admin.createTopic(topic)
+        }
+        await admin.close()
+        let completions = try consumer(topic: configuration.topic(controllerInstance.completionTopic), group: "completed\(controllerInstance.asString)")
+        let pings = try consumer(topic: configuration.topic("health"), group: "health\(controllerInstance.asString)")
+        await cancelWhenGracefulShutdown {
+          await withDiscardingTaskGroup { group in
+            group.addTask { await self.consume(completions) { await self.handleAcknowledgement($0) } }
+            group.addTask { await self.consume(pings) { self.handlePing($0) } }
+            group.addTask {
+                while !Task.isCancelled {
+                    self.tick()
+                    try? await Task.sleep(for: .seconds(1))
+                }
+            }
+            group.addTask {
+                await withDiscardingTaskGroup { jobs in
+                    for await job in self.jobs { jobs.addTask { await job() } }
+                }
+            }
+          }
+        }
+        jobsContinuation.finish()
+        waiters.close()
+        await completions.close()
+        await pings.close()
+        await producer.close()
+    }
+
+    private func consumer(topic: String, group: String) throws -> KafkaConsumer {
+        var configuration = KafkaConsumerConfiguration(client: configuration.kafka, groupID: group, topics: [topic])
+        configuration.sessionTimeout = .seconds(10)
+        configuration.heartbeatInterval = .seconds(1)
+        // Pings older than the offline timeout are history: a new group starts at the end.
+        if group.hasPrefix("health") { configuration.autoOffsetReset = .latest }
+        return try KafkaConsumer(configuration: configuration, logger: logger)
+    }
+
+    /// Reads until cancelled; a failing message is logged and committed, never stops the loop.
+    private func consume(_ consumer: KafkaConsumer, _ handle: (Data) async -> Void) async {
+        while !Task.isCancelled {
+            do {
+                guard let message = try await consumer.next() else { return }
+                await handle(message.value)
+                try await consumer.commit(message)
+            } catch {
+                logger.error("consumer error; continuing", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+}
+
+/// Runs the controller's background loops inside a ServiceGroup.
+public struct ControllerService: Service {
+    let controller: Controller
+    public init(controller: Controller) { self.controller = controller }
+    public func run() async throws { try await controller.runBackground() }
+}

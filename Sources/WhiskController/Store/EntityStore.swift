@@ -1,0 +1,158 @@
+import WhiskMessages
+
+/// A namespace and the `uuid:key` credentials that authenticate as it.
+public struct NamespaceIdentity: Sendable, Hashable, Codable {
+    public var name: String
+    public var uuid: String
+    public var key: String
+
+    public init(name: String, uuid: String, key: String) {
+        self.name = name
+        self.uuid = uuid
+        self.key = key
+    }
+
+    public var authKey: String { "\(uuid):\(key)" }
+
+    /// The `user` of ActivationMessages sent on this namespace's behalf.
+    public var identity: Identity {
+        // A valid EntityName is checked when the namespace is created.
+        Identity(
+            subject: name,
+            namespace: Identity.Namespace(name: EntityName(name) ?? EntityName("guest")!, uuid: uuid),
+            authkey: ["api_key": .string(authKey)]
+        )
+    }
+}
+
+/// An action's limits: timeout in ms, memory and logs in MB.
+public struct ActionLimits: Sendable, Hashable, Codable {
+    public var timeout: Int
+    public var memory: Int
+    public var logs: Int
+    public var concurrency: Int
+
+    public init(timeout: Int = 60_000, memory: Int = 256, logs: Int = 10, concurrency: Int = 1) {
+        self.timeout = timeout
+        self.memory = memory
+        self.logs = logs
+        self.concurrency = concurrency
+    }
+
+    public var json: JSONValue {
+        ["timeout": .int(Int64(timeout)), "memory": .int(Int64(memory)), "logs": .int(Int64(logs)), "concurrency": .int(Int64(concurrency))]
+    }
+}
+
+/// What an action runs: code of a kind, or a sequence of other actions.
+public struct ActionExec: Sendable, Hashable, Codable {
+    public var kind: String
+    public var code: String?
+    public var binary: Bool?
+    public var main: String?
+    public var image: String?
+    /// Fully qualified names, for kind `sequence`.
+    public var components: [String]?
+
+    public init(kind: String, code: String? = nil, binary: Bool? = nil, main: String? = nil, image: String? = nil, components: [String]? = nil) {
+        self.kind = kind
+        self.code = code
+        self.binary = binary
+        self.main = main
+        self.image = image
+        self.components = components
+    }
+
+    public var isSequence: Bool { kind == "sequence" }
+}
+
+/// An action as the REST API shows it (OpenWhisk's WhiskAction document).
+public struct ActionDocument: Sendable, Hashable, Codable {
+    public var namespace: String
+    public var name: String
+    public var version: SemVer
+    public var publish: Bool
+    public var exec: ActionExec
+    public var parameters: [Parameter]
+    public var annotations: [Parameter]
+    public var limits: ActionLimits
+    /// Epoch milliseconds of the last update.
+    public var updated: Int64
+    /// Changes on every update; invokers cache code by it.
+    public var rev: String
+
+    enum CodingKeys: String, CodingKey {
+        case namespace, name, version, publish, exec, parameters, annotations, limits, updated
+        case rev = "_rev"
+    }
+
+    public init(namespace: String, name: String, version: SemVer, publish: Bool, exec: ActionExec, parameters: [Parameter],
+                annotations: [Parameter], limits: ActionLimits, updated: Int64, rev: String) {
+        self.namespace = namespace
+        self.name = name
+        self.version = version
+        self.publish = publish
+        self.exec = exec
+        self.parameters = parameters
+        self.annotations = annotations
+        self.limits = limits
+        self.updated = updated
+        self.rev = rev
+    }
+
+    public var fullyQualifiedName: String { "\(namespace)/\(name)" }
+}
+
+/// A store for namespaces, actions and activations.
+///
+/// The controller talks only to this protocol, so a networked store can replace the embedded one.
+public protocol EntityStore: Sendable {
+    func identity(uuid: String, key: String) async throws -> NamespaceIdentity?
+    func namespace(named name: String) async throws -> NamespaceIdentity?
+    /// Creates a namespace with fresh credentials, or with `identity`'s when given.
+    func createNamespace(_ name: String, identity: NamespaceIdentity?) async throws -> NamespaceIdentity
+    func namespaces() async throws -> [String]
+
+    /// Stores `action`; without `overwrite` an existing action is a conflict.
+    func putAction(_ action: ActionDocument, overwrite: Bool) async throws -> ActionDocument
+    func action(namespace: String, name: String) async throws -> ActionDocument?
+    func actions(namespace: String, limit: Int, skip: Int) async throws -> [ActionDocument]
+    func deleteAction(namespace: String, name: String) async throws -> ActionDocument?
+
+    func storeActivation(_ activation: WhiskActivation) async throws
+    func activation(namespace: String, id: ActivationId) async throws -> WhiskActivation?
+    func activations(_ query: ActivationQuery) async throws -> [WhiskActivation]
+}
+
+/// Filters of `GET /namespaces/{ns}/activations`.
+public struct ActivationQuery: Sendable {
+    public var namespace: String
+    public var name: String?
+    public var limit: Int = 30
+    public var skip: Int = 0
+    /// Epoch milliseconds, inclusive.
+    public var since: Int64?
+    public var upto: Int64?
+
+    public init(namespace: String, name: String? = nil, limit: Int = 30, skip: Int = 0, since: Int64? = nil, upto: Int64? = nil) {
+        self.namespace = namespace
+        self.name = name
+        self.limit = limit
+        self.skip = skip
+        self.since = since
+        self.upto = upto
+    }
+}
+
+/// A store failure the API maps to a status code.
+public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable { case conflict, notFound, invalid }
+    public var kind: Kind
+    public var message: String
+    public var description: String { message }
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+}

@@ -1,0 +1,179 @@
+import Foundation
+import GRDB
+import WhiskMessages
+
+/// The embedded store: one SQLite file through GRDB (or memory, for tests).
+///
+/// Documents are kept as JSON next to the columns that queries filter on. GRDB runs its work on
+/// its own serial queue, so awaiting it does not block Swift's cooperative pool.
+public final class SQLiteEntityStore: EntityStore {
+    private let database: DatabaseQueue
+
+    /// - Parameter path: the database file; nil keeps everything in memory.
+    public init(path: String?) throws {
+        if let path {
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            database = try DatabaseQueue(path: path)
+        } else {
+            database = try DatabaseQueue()
+        }
+        try Self.migrator.migrate(database)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.create(table: "namespace") { t in
+                t.primaryKey("name", .text)
+                t.column("uuid", .text).notNull().unique()
+                t.column("key", .text).notNull()
+            }
+            try db.create(table: "action") { t in
+                t.column("namespace", .text).notNull()
+                t.column("name", .text).notNull()
+                t.column("document", .blob).notNull()
+                t.primaryKey(["namespace", "name"])
+            }
+            try db.create(table: "activation") { t in
+                t.primaryKey("id", .text)
+                t.column("namespace", .text).notNull()
+                t.column("name", .text).notNull()
+                t.column("start", .integer).notNull()
+                t.column("record", .blob).notNull()
+            }
+            try db.create(index: "activation_by_namespace_start", on: "activation", columns: ["namespace", "start"])
+        }
+        return migrator
+    }
+
+    static func encode<T: Encodable>(_ value: T) throws -> Data { try WhiskMessageCoding.encode(value) }
+    static func decode<T: Decodable>(_ type: T.Type, _ data: Data) throws -> T {
+        try WhiskMessageCoding.decode(type, from: data, maxBytes: .max)
+    }
+
+    // MARK: Namespaces
+
+    public func identity(uuid: String, key: String) async throws -> NamespaceIdentity? {
+        try await database.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT name, uuid, key FROM namespace WHERE uuid = ?", arguments: [uuid]) else { return nil }
+            let stored: String = row["key"]
+            // Compare in constant time: the key is a secret.
+            guard stored.utf8.count == key.utf8.count, zip(stored.utf8, key.utf8).reduce(0, { $0 | ($1.0 ^ $1.1) }) == 0 else { return nil }
+            return NamespaceIdentity(name: row["name"], uuid: row["uuid"], key: stored)
+        }
+    }
+
+    public func namespace(named name: String) async throws -> NamespaceIdentity? {
+        try await database.read { db in
+            try Row.fetchOne(db, sql: "SELECT name, uuid, key FROM namespace WHERE name = ?", arguments: [name])
+                .map { NamespaceIdentity(name: $0["name"], uuid: $0["uuid"], key: $0["key"]) }
+        }
+    }
+
+    public func createNamespace(_ name: String, identity: NamespaceIdentity?) async throws -> NamespaceIdentity {
+        guard EntityName(name) != nil, !name.contains(" ") else {
+            throw StoreError(.invalid, "'\(name)' is not a valid namespace name")
+        }
+        let created = identity ?? NamespaceIdentity(name: name, uuid: UUID().uuidString.lowercased(), key: Self.randomKey())
+        return try await database.write { db in
+            if try Row.fetchOne(db, sql: "SELECT name FROM namespace WHERE name = ?", arguments: [name]) != nil {
+                throw StoreError(.conflict, "namespace '\(name)' already exists")
+            }
+            try db.execute(sql: "INSERT INTO namespace (name, uuid, key) VALUES (?, ?, ?)", arguments: [name, created.uuid, created.key])
+            return NamespaceIdentity(name: name, uuid: created.uuid, key: created.key)
+        }
+    }
+
+    public func namespaces() async throws -> [String] {
+        try await database.read { db in try String.fetchAll(db, sql: "SELECT name FROM namespace ORDER BY name") }
+    }
+
+    static func randomKey() -> String {
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<64).map { _ in alphabet.randomElement(using: &generator)! })
+    }
+
+    // MARK: Actions
+
+    public func putAction(_ action: ActionDocument, overwrite: Bool) async throws -> ActionDocument {
+        try await database.write { db in
+            var stored = action
+            if let existingData = try Data.fetchOne(db, sql: "SELECT document FROM action WHERE namespace = ? AND name = ?", arguments: [action.namespace, action.name]) {
+                guard overwrite else {
+                    throw StoreError(.conflict, "resource already exists")
+                }
+                let existing = try Self.decode(ActionDocument.self, existingData)
+                stored.version = existing.version.nextPatch()
+                let generation = (Int(existing.rev.split(separator: "-").first ?? "0") ?? 0) + 1
+                stored.rev = "\(generation)-\(UUID().uuidString.prefix(8).lowercased())"
+            } else {
+                stored.rev = "1-\(UUID().uuidString.prefix(8).lowercased())"
+            }
+            try db.execute(sql: "INSERT OR REPLACE INTO action (namespace, name, document) VALUES (?, ?, ?)",
+                           arguments: [stored.namespace, stored.name, try Self.encode(stored)])
+            return stored
+        }
+    }
+
+    public func action(namespace: String, name: String) async throws -> ActionDocument? {
+        try await database.read { db in
+            try Data.fetchOne(db, sql: "SELECT document FROM action WHERE namespace = ? AND name = ?", arguments: [namespace, name])
+                .map { try Self.decode(ActionDocument.self, $0) }
+        }
+    }
+
+    public func actions(namespace: String, limit: Int, skip: Int) async throws -> [ActionDocument] {
+        try await database.read { db in
+            try Data.fetchAll(db, sql: "SELECT document FROM action WHERE namespace = ? ORDER BY name LIMIT ? OFFSET ?", arguments: [namespace, limit, skip])
+                .map { try Self.decode(ActionDocument.self, $0) }
+        }
+    }
+
+    public func deleteAction(namespace: String, name: String) async throws -> ActionDocument? {
+        try await database.write { db in
+            guard let data = try Data.fetchOne(db, sql: "SELECT document FROM action WHERE namespace = ? AND name = ?", arguments: [namespace, name]) else { return nil }
+            try db.execute(sql: "DELETE FROM action WHERE namespace = ? AND name = ?", arguments: [namespace, name])
+            return try Self.decode(ActionDocument.self, data)
+        }
+    }
+
+    // MARK: Activations
+
+    public func storeActivation(_ activation: WhiskActivation) async throws {
+        let record = try Self.encode(activation)
+        try await database.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO activation (id, namespace, name, start, record) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [activation.activationId.rawValue, activation.namespace.rawValue, activation.name.rawValue, activation.start, record])
+        }
+    }
+
+    public func activation(namespace: String, id: ActivationId) async throws -> WhiskActivation? {
+        try await database.read { db in
+            try Data.fetchOne(db, sql: "SELECT record FROM activation WHERE id = ? AND namespace = ?", arguments: [id.rawValue, namespace])
+                .map { try Self.decode(WhiskActivation.self, $0) }
+        }
+    }
+
+    public func activations(_ query: ActivationQuery) async throws -> [WhiskActivation] {
+        try await database.read { db in
+            var sql = "SELECT record FROM activation WHERE namespace = ?"
+            var arguments: StatementArguments = [query.namespace]
+            if let name = query.name {
+                sql += " AND name = ?"
+                _ = arguments.append(contentsOf: [name])
+            }
+            if let since = query.since {
+                sql += " AND start >= ?"
+                _ = arguments.append(contentsOf: [since])
+            }
+            if let upto = query.upto {
+                sql += " AND start <= ?"
+                _ = arguments.append(contentsOf: [upto])
+            }
+            sql += " ORDER BY start DESC LIMIT ? OFFSET ?"
+            _ = arguments.append(contentsOf: [query.limit, query.skip])
+            return try Data.fetchAll(db, sql: sql, arguments: arguments).map { try Self.decode(WhiskActivation.self, $0) }
+        }
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import Synchronization
+import WhiskHTTP
+import WhiskMessages
+
+/// What the invoker needs of an action document.
+public struct InvokerAction: Sendable, Codable, Hashable {
+    public struct Exec: Sendable, Codable, Hashable {
+        public var kind: String
+        public var code: String?
+        public var binary: Bool?
+        public var main: String?
+    }
+    public struct Limits: Sendable, Codable, Hashable {
+        public var timeout: Int
+        public var memory: Int
+        public var logs: Int
+        public var concurrency: Int
+    }
+    public var namespace: String
+    public var name: String
+    public var version: SemVer
+    public var exec: Exec
+    public var limits: Limits
+    public var rev: String
+
+    enum CodingKeys: String, CodingKey {
+        case namespace, name, version, exec, limits
+        case rev = "_rev"
+    }
+}
+
+/// Where the invoker gets action code; upstream reads it from CouchDB, so it is pluggable.
+public protocol ActionCodeSource: Sendable {
+    func action(_ name: FullyQualifiedEntityName, revision: String?) async throws -> InvokerAction
+}
+
+/// An action that cannot be run: missing, or its code unavailable.
+public struct ActionSourceError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var isNotFound: Bool
+    public var description: String { message }
+}
+
+/// Asks the controller's internal endpoint and caches by revision.
+public final class ControllerCodeSource: ActionCodeSource {
+    private let baseURL: String
+    private let token: String
+    private let http: CurlHTTPClient
+    private let cache = Mutex([String: InvokerAction]())
+
+    public init(baseURL: String, token: String, http: CurlHTTPClient) {
+        self.baseURL = baseURL
+        self.token = token
+        self.http = http
+    }
+
+    public func action(_ name: FullyQualifiedEntityName, revision: String?) async throws -> InvokerAction {
+        let key = "\(name.path)/\(name.name)"
+        if let revision, let cached = cache.withLock({ $0[key] }), cached.rev == revision {
+            return cached
+        }
+        let path = "\(name.path.namespace)/\(name.name.rawValue)".addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? ""
+        let response: HTTPResponse
+        do {
+            response = try await http.perform(HTTPRequest(method: "GET", url: "\(baseURL)/internal/v1/actions/\(path)",
+                                                          headers: ["X-Whisk-Internal-Token: \(token)"], timeout: .seconds(30)))
+        } catch {
+            throw ActionSourceError(message: "cannot reach the controller for the code of \(key): \(error)", isNotFound: false)
+        }
+        guard response.status == 200 else {
+            throw ActionSourceError(message: "the controller answered \(response.status) for the code of \(key)", isNotFound: response.status == 404)
+        }
+        let action: InvokerAction
+        do {
+            action = try JSONDecoder().decode(InvokerAction.self, from: response.body)
+        } catch {
+            throw ActionSourceError(message: "unreadable action document for \(key): \(error)", isNotFound: false)
+        }
+        cache.withLock { $0[key] = action }
+        return action
+    }
+}

@@ -1,0 +1,257 @@
+import Foundation
+import Logging
+import WhiskDocker
+import WhiskHTTP
+import WhiskMessages
+
+/// Runs one activation through OpenWhisk's action-runtime protocol and builds its record.
+struct ActivationRunner: Sendable {
+    static let sentinel = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX"
+
+    let configuration: InvokerConfiguration
+    let pool: ContainerPool
+    let docker: DockerClient
+    let http: CurlHTTPClient
+    let codeSource: any ActionCodeSource
+    let logger: Logger
+
+    func run(_ message: ActivationMessage) async -> WhiskActivation {
+        let received = Self.nowMillis
+        var logger = logger
+        logger[metadataKey: "activationId"] = "\(message.activationId)"
+        let action: InvokerAction
+        do {
+            action = try await codeSource.action(message.action, revision: message.revision)
+        } catch let error as ActionSourceError {
+            let response: ActivationResponse = error.isNotFound
+                ? .error(.applicationError, "The requested resource does not exist.")
+                : .error(.whiskError, .string(error.message))
+            return record(message, action: nil, start: received, end: Self.nowMillis, response: response, logs: [], annotations: [])
+        } catch {
+            return record(message, action: nil, start: received, end: Self.nowMillis, response: .error(.whiskError, .string("\(error)")), logs: [], annotations: [])
+        }
+        let timeout = Duration.milliseconds(action.limits.timeout)
+        let actionKey = "\(action.namespace)/\(action.name)@\(action.rev)"
+        var annotations = [
+            Parameter(key: "path", value: .string("\(message.action.path)/\(message.action.name)")),
+            Parameter(key: "kind", value: .string(action.exec.kind)),
+            Parameter(key: "limits", value: ["timeout": .int(Int64(action.limits.timeout)), "memory": .int(Int64(action.limits.memory)),
+                                             "logs": .int(Int64(action.limits.logs)), "concurrency": .int(Int64(action.limits.concurrency))]),
+        ]
+        if message.cause != nil { annotations.append(Parameter(key: "causedBy", value: "sequence")) }
+
+        var container: ActionContainer
+        let needsInit: Bool
+        do {
+            (container, needsInit) = try await pool.acquire(actionKey: actionKey, kind: action.exec.kind, memory: action.limits.memory,
+                                                            namespace: message.user.namespace.name.rawValue, action: action.name)
+        } catch {
+            logger.error("cannot get a container", metadata: ["error": "\(error)"])
+            let response = ActivationResponse.error(.whiskError, .string("Failed to run container with image '\(configuration.runtimeImages[action.exec.kind] ?? action.exec.kind)': \(error)"))
+            return record(message, action: action, start: received, end: Self.nowMillis, response: response, logs: [], annotations: annotations + [Parameter(key: "timeout", value: false)])
+        }
+        let start = Self.nowMillis
+        annotations.append(Parameter(key: "waitTime", value: .int(max(0, start - message.transid.start))))
+        let deadline = ContinuousClock.now + timeout
+
+        // /init, once per container.
+        if needsInit {
+            let initBody: JSONValue = ["value": [
+                "name": .string(action.name), "main": .string(action.exec.main ?? "main"), "code": .string(action.exec.code ?? ""),
+                "binary": .bool(action.exec.binary ?? false), "env": initEnvironment(message),
+            ]]
+            let outcome = await post(container, path: "/init", body: initBody, until: deadline, retryConnect: true)
+            annotations.append(Parameter(key: "initTime", value: .int(Self.nowMillis - start)))
+            switch outcome {
+            case .response(200, _):
+                break
+            case .response(_, let body):
+                let logs = await collectLogs(&container)
+                await pool.release(container, reusable: false)
+                let error = Self.errorMessage(body) ?? "The action failed to initialize."
+                return record(message, action: action, start: start, end: Self.nowMillis, response: .error(.developerError, .string(error)),
+                              logs: logs, annotations: annotations + [Parameter(key: "timeout", value: false)])
+            case .timedOut:
+                await pool.release(container, reusable: false)
+                return record(message, action: action, start: start, end: Self.nowMillis,
+                              response: .error(.developerError, .string("The action exceeded its time limits of \(action.limits.timeout) milliseconds during initialization.")),
+                              logs: [], annotations: annotations + [Parameter(key: "timeout", value: true)])
+            case .failed(let error):
+                await pool.release(container, reusable: false)
+                return record(message, action: action, start: start, end: Self.nowMillis,
+                              response: .error(.developerError, .string("The action did not initialize: \(error)")),
+                              logs: [], annotations: annotations + [Parameter(key: "timeout", value: false)])
+            }
+        }
+
+        // /run
+        let runStart = needsInit ? start : Self.nowMillis
+        let runBody: JSONValue = [
+            "value": message.content ?? [:],
+            "namespace": .string(message.user.namespace.name.rawValue),
+            "action_name": .string("/\(message.action.path)/\(message.action.name)"),
+            "action_version": .string(action.version.description),
+            "activation_id": .string(message.activationId.rawValue),
+            "transaction_id": .string(message.transid.id),
+            "deadline": .string(String(Self.nowMillis + Int64(action.limits.timeout))),
+            "api_key": message.user.apiKey.map { .string($0) } ?? .null,
+        ]
+        let outcome = await post(container, path: "/run", body: runBody, until: deadline, retryConnect: false)
+        let end = Self.nowMillis
+        let response: ActivationResponse
+        var reusable = true
+        var timedOut = false
+        switch outcome {
+        case .response(let status, let body):
+            response = Self.interpret(status: status, body: body, limit: configuration.resultLimit)
+        case .timedOut:
+            timedOut = true
+            reusable = false
+            response = .error(.developerError, .string("The action exceeded its time limits of \(action.limits.timeout) milliseconds."))
+        case .failed(let error):
+            reusable = false
+            response = .error(.developerError, .string("The action did not produce a valid response and exited unexpectedly: \(error)"))
+        }
+        let logs = timedOut ? [] : await collectLogs(&container)
+        await pool.release(container, reusable: reusable)
+        return record(message, action: action, start: runStart, end: end, response: response, logs: logs,
+                      annotations: annotations + [Parameter(key: "timeout", value: .bool(timedOut))])
+    }
+
+    /// Parameters named in `initArgs` go to `/init`'s env, not to `/run`.
+    func initEnvironment(_ message: ActivationMessage) -> JSONValue {
+        var env: [String: JSONValue] = [:]
+        for name in message.initArgs {
+            if let value = message.content?[name] { env[name] = value }
+        }
+        return .object(env)
+    }
+
+    enum PostOutcome {
+        case response(Int, Data)
+        case timedOut
+        case failed(String)
+    }
+
+    /// POSTs to the container's proxy; with `retryConnect`, waits for the proxy to listen.
+    func post(_ container: ActionContainer, path: String, body: JSONValue, until deadline: ContinuousClock.Instant, retryConnect: Bool) async -> PostOutcome {
+        let data: Data
+        do {
+            data = try WhiskMessageCoding.encode(body)
+        } catch {
+            return .failed("cannot encode the request: \(error)")
+        }
+        while true {
+            let remaining = deadline - .now
+            guard remaining > .zero else { return .timedOut }
+            do {
+                let response = try await http.perform(HTTPRequest(method: "POST", url: "http://\(container.address):8080\(path)",
+                                                                  headers: ["Content-Type: application/json", "Expect:"], body: data, timeout: remaining))
+                return .response(response.status, response.body)
+            } catch let error as HTTPTransportError {
+                if error.isTimeout { return .timedOut }
+                if retryConnect && error.message.contains("onnect") {
+                    try? await Task.sleep(for: .milliseconds(20))
+                    continue
+                }
+                return .failed(error.message)
+            } catch {
+                return .failed("\(error)")
+            }
+        }
+    }
+
+    /// OpenWhisk's reading of a `/run` reply.
+    static func interpret(status: Int, body: Data, limit: Int) -> ActivationResponse {
+        guard body.count <= limit else {
+            return .error(.developerError, .string("The action produced a response that exceeded the allowed length: \(body.count) > \(limit) bytes."))
+        }
+        guard let value = try? JSONDecoder().decode(JSONValue.self, from: body), case .object(let object) = value else {
+            return .error(.developerError, "The action did not return a dictionary.")
+        }
+        if status == 200 {
+            if let error = object["error"] {
+                return ActivationResponse(statusCode: ActivationResponse.Status.applicationError.rawValue, result: ["error": error], size: body.count)
+            }
+            return .success(value, size: body.count)
+        }
+        return ActivationResponse(statusCode: ActivationResponse.Status.developerError.rawValue,
+                                  result: ["error": object["error"] ?? "The action did not produce a valid response."], size: body.count)
+    }
+
+    static func errorMessage(_ body: Data) -> String? {
+        (try? JSONDecoder().decode(JSONValue.self, from: body))?["error"]?.stringValue
+    }
+
+    /// Reads the container's log since the last activation up to the sentinels on both streams.
+    func collectLogs(_ container: inout ActionContainer) async -> [String] {
+        var lines: [String] = []
+        let clock = ContinuousClock()
+        let giveUp = clock.now + .seconds(2)
+        while clock.now < giveUp {
+            let since = container.logCursor.flatMap(Self.epochSeconds)
+            guard let fetched = try? await docker.containerLogs(container.id, since: since.map { Date(timeIntervalSince1970: $0) }, timestamps: true) else { break }
+            var sentinels = Set<LogStream>()
+            var collected: [String] = []
+            var cursor = container.logCursor
+            for line in fetched {
+                let (timestamp, text) = Self.splitTimestamp(line.text)
+                if let last = container.logCursor, timestamp <= last { continue }
+                if sentinels.contains(line.stream) { continue }
+                if text == Self.sentinel {
+                    sentinels.insert(line.stream)
+                    cursor = max(cursor ?? timestamp, timestamp)
+                    continue
+                }
+                collected.append("\(timestamp) \(line.stream == .stderr ? "stderr" : "stdout"): \(text)")
+            }
+            if sentinels.count == 2 {
+                container.logCursor = cursor
+                lines = collected
+                break
+            }
+            lines = collected
+            try? await Task.sleep(for: .milliseconds(25))
+        }
+        return lines
+    }
+
+    /// Splits Docker's `TIMESTAMP text`; the timestamp's fraction is padded to 9 digits, since
+    /// Docker trims trailing zeros and the cursor compares timestamps as strings.
+    static func splitTimestamp(_ line: String) -> (String, String) {
+        guard let space = line.firstIndex(of: " ") else { return (line, "") }
+        var timestamp = String(line[..<space])
+        if let dot = timestamp.firstIndex(of: "."), timestamp.hasSuffix("Z") {
+            let fraction = timestamp[timestamp.index(after: dot)..<timestamp.index(before: timestamp.endIndex)]
+            timestamp = String(timestamp[...dot]) + fraction.padding(toLength: 9, withPad: "0", startingAt: 0) + "Z"
+        }
+        return (timestamp, String(line[line.index(after: space)...]))
+    }
+
+    /// Docker's RFC 3339 nano timestamp as epoch seconds (whole seconds suffice for `since`).
+    static func epochSeconds(_ timestamp: String) -> Double? {
+        let formatter = ISO8601DateFormatter()
+        let base = String(timestamp.prefix(19)) + "Z"
+        return formatter.date(from: base).map { $0.timeIntervalSince1970 }
+    }
+
+    func record(_ message: ActivationMessage, action: InvokerAction?, start: Int64, end: Int64, response: ActivationResponse,
+                logs: [String], annotations: [Parameter]) -> WhiskActivation {
+        WhiskActivation(
+            namespace: EntityPath(message.user.namespace.name.rawValue) ?? message.action.path,
+            name: message.action.name,
+            subject: message.user.subject,
+            activationId: message.activationId,
+            start: start,
+            end: end,
+            cause: message.cause,
+            response: response,
+            logs: logs,
+            version: action?.version ?? message.action.version ?? SemVer(),
+            annotations: annotations,
+            duration: end - start
+        )
+    }
+
+    static var nowMillis: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+}

@@ -1,0 +1,165 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import WhiskDocker
+import WhiskHTTP
+import WhiskKafka
+import WhiskMessages
+
+/// The invoker: consumes `invoker{N}`, runs activations in containers, acknowledges on
+/// `completed{C}` and pings on `health` every second.
+public final class Invoker: Service, Sendable {
+    public let configuration: InvokerConfiguration
+    let logger: Logger
+    let docker: DockerClient
+    let http: CurlHTTPClient
+    let pool: ContainerPool
+    let runner: ActivationRunner
+    let producer: KafkaProducer
+
+    public init(configuration: InvokerConfiguration, codeSource: (any ActionCodeSource)? = nil, logger: Logger) throws {
+        var logger = logger
+        logger[metadataKey: "invoker"] = "\(configuration.instance)"
+        self.configuration = configuration
+        self.logger = logger
+        var dockerConfiguration = DockerClient.Configuration()
+        dockerConfiguration.socketPath = configuration.dockerSocket
+        self.docker = DockerClient(configuration: dockerConfiguration, logger: logger)
+        self.http = CurlHTTPClient(threads: 64)
+        self.pool = ContainerPool(docker: docker, configuration: configuration, logger: logger)
+        self.producer = try KafkaProducer(configuration: KafkaProducerConfiguration(client: configuration.kafka), logger: logger)
+        let source = codeSource ?? ControllerCodeSource(baseURL: configuration.controllerURL, token: configuration.internalToken, http: http)
+        self.runner = ActivationRunner(configuration: configuration, pool: pool, docker: docker, http: http, codeSource: source, logger: logger)
+    }
+
+    public func run() async throws {
+        try await prepare()
+        let consumer = try activationConsumer()
+        logger.info("invoker ready", metadata: ["topic": "\(configuration.topic(configuration.instanceId.topic))"])
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.heartbeat() }
+            group.addTask { await self.maintainPool() }
+            group.addTask { await self.watchContainerDeaths() }
+            // Activations run in their own group, which drains before shutdown completes.
+            await withDiscardingTaskGroup { activations in
+                await withGracefulShutdownHandler {
+                    await self.consume(consumer) { message in activations.addTask { await self.handle(message) } }
+                } onGracefulShutdown: {
+                    consumer.stopConsuming()
+                }
+            }
+            group.cancelAll()
+        }
+        await consumer.close()
+        await pool.removeAll()
+        await producer.close()
+        await docker.shutdown()
+        await http.shutdown()
+        logger.info("invoker stopped")
+    }
+
+    /// Removes leftovers of an earlier run, makes sure the action network and topics exist.
+    func prepare() async throws {
+        for leftover in try await docker.listContainers(labels: ["org.whiskmesh.invoker=\(configuration.instance)"]) {
+            try await docker.removeContainer(leftover.id)
+        }
+        if try await docker.listNetworks(name: configuration.actionNetwork).first(where: { $0.name == configuration.actionNetwork }) == nil {
+            var network = NetworkSpec(name: configuration.actionNetwork, driver: "bridge")
+            network.attachable = false
+            network.labels = ["org.whiskmesh.managed": "true"]
+            // Containers must not reach each other over the network that carries invoker traffic.
+            network.options = ["com.docker.network.bridge.enable_icc": "false"]
+            do {
+                _ = try await docker.createNetwork(network)
+            } catch let error as DockerError where error.isConflict {
+                // Another invoker created it first.
+            }
+        }
+        let admin = try KafkaAdmin(configuration: configuration.kafka, logger: logger)
+        for topic in [configuration.instanceId.topic, "health"] {
+            try await admin.createTopic(configuration.topic(topic))
+        }
+        await admin.close()
+        await pool.maintain()
+    }
+
+    func activationConsumer() throws -> KafkaConsumer {
+        var consumerConfiguration = KafkaConsumerConfiguration(
+            client: configuration.kafka, groupID: configuration.instanceId.topic, topics: [configuration.topic(configuration.instanceId.topic)]
+        )
+        consumerConfiguration.sessionTimeout = .seconds(10)
+        consumerConfiguration.heartbeatInterval = .seconds(1)
+        return try KafkaConsumer(configuration: consumerConfiguration, logger: logger)
+    }
+
+    /// Reads activation messages until shutdown. A malformed one is logged, committed and skipped.
+    func consume(_ consumer: KafkaConsumer, start: (ActivationMessage) -> Void) async {
+        while !Task.isCancelled {
+            do {
+                guard let record = try await consumer.next() else { return }
+                do {
+                    start(try WhiskMessageCoding.decode(ActivationMessage.self, from: record.value))
+                } catch {
+                    logger.error("malformed activation message skipped", metadata: ["offset": "\(record.offset)", "error": "\(error)"])
+                }
+                try await consumer.commit(record)
+            } catch {
+                logger.error("consumer error; continuing", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
+    func handle(_ message: ActivationMessage) async {
+        let activation = await runner.run(message)
+        let ack = AcknowledgementMessage.combined(
+            transid: message.transid, response: .activation(activation),
+            isSystemError: activation.response.isWhiskError, instance: configuration.instanceId
+        )
+        let topic = configuration.topic(message.rootControllerIndex.completionTopic)
+        do {
+            try await producer.send(topic: topic, value: try WhiskMessageCoding.encode(ack))
+        } catch let error as KafkaError where error.code == .messageTooLarge {
+            // As upstream: a record too large for Kafka is sent shrunk, with its id only.
+            let shrunk = AcknowledgementMessage.combined(transid: message.transid, response: .activationId(message.activationId),
+                                                         isSystemError: activation.response.isWhiskError, instance: configuration.instanceId)
+            _ = try? await producer.send(topic: topic, value: try WhiskMessageCoding.encode(shrunk))
+        } catch {
+            logger.error("cannot send acknowledgement", metadata: ["activationId": "\(message.activationId)", "error": "\(error)"])
+        }
+    }
+
+    /// A ping every second; an error in one tick never stops the heartbeat.
+    func heartbeat() async {
+        let ping = PingMessage(name: configuration.instanceId, isEnabled: true)
+        while !Task.isCancelled {
+            do {
+                try await producer.send(topic: configuration.topic("health"), value: try WhiskMessageCoding.encode(ping))
+            } catch {
+                logger.warning("heartbeat failed; retrying", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: configuration.heartbeatInterval)
+        }
+    }
+
+    func maintainPool() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(5))
+            await pool.maintain()
+        }
+    }
+
+    /// Containers that die outside the invoker's control leave the pool at once.
+    func watchContainerDeaths() async {
+        while !Task.isCancelled {
+            do {
+                for try await event in docker.containerEvents(actions: ["die"], labels: ["org.whiskmesh.invoker=\(configuration.instance)"]) {
+                    await pool.forget(containerID: event.containerID)
+                }
+            } catch {
+                logger.warning("Docker event stream ended; reconnecting", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+}

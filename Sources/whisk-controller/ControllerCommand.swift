@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import WhiskController
+import WhiskKafka
+
+/// Starts the controller: REST API on --port, Kafka consumers, load balancer.
+@main
+struct ControllerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "whisk-controller", abstract: "The WhiskMesh controller.")
+
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port of the REST API.") var port = 3233
+    @Option(help: "Controller id (names the completed<id> topic).") var id = "0"
+    @Option(help: "Kafka bootstrap servers.") var kafka = ProcessInfo.processInfo.environment["WHISK_KAFKA_BROKERS"] ?? "127.0.0.1:9092"
+    @Option(help: "SQLite database file (':memory:' keeps everything in memory).") var database = ".local/controller.db"
+    @Option(help: "Prefix for every topic name (tests).") var topicPrefix = ProcessInfo.processInfo.environment["WHISK_TOPIC_PREFIX"] ?? ""
+    @Option(help: "Seconds without a ping before an invoker is offline.") var invokerTimeout = 10.0
+    @Option(help: "Seconds a blocking invoke waits before answering 202.") var blockingTimeout = 60.0
+    @Option(help: "Largest invoke payload in bytes.") var payloadLimit = 1_048_576
+    @Option(help: "Log level.") var logLevel = "info"
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+            return handler
+        }
+        let logger = Logger(label: "whisk.controller")
+        guard let token = ProcessInfo.processInfo.environment["WHISK_INTERNAL_TOKEN"], !token.isEmpty else {
+            throw ValidationError("WHISK_INTERNAL_TOKEN must be set: the shared secret of the internal endpoints")
+        }
+        var configuration = ControllerConfiguration(
+            kafka: KafkaClientConfiguration(bootstrapServers: kafka.split(separator: ",").map(String.init), clientID: "controller\(id)"),
+            internalToken: token
+        )
+        configuration.host = host
+        configuration.port = port
+        configuration.controllerID = id
+        configuration.topicPrefix = topicPrefix
+        configuration.databasePath = database == ":memory:" ? nil : database
+        configuration.invokerOfflineTimeout = .milliseconds(Int(invokerTimeout * 1000))
+        configuration.blockingTimeout = .milliseconds(Int(blockingTimeout * 1000))
+        configuration.payloadLimit = payloadLimit
+
+        let store = try SQLiteEntityStore(path: configuration.databasePath)
+        let controller = try await Controller(configuration: configuration, store: store, logger: logger)
+        let app = Application(
+            router: ControllerAPI(controller: controller).buildRouter(),
+            configuration: .init(address: .hostname(host, port: port), serverName: "whiskmesh-controller"),
+            services: [ControllerService(controller: controller)],
+            logger: logger
+        )
+        logger.info("controller starting", metadata: ["port": "\(port)", "kafka": "\(kafka)"])
+        try await app.runService()
+    }
+}

@@ -1,0 +1,54 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import WhiskInvoker
+import WhiskKafka
+import WhiskMessages
+
+/// Starts an invoker with an instance id.
+@main
+struct InvokerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "whisk-invoker", abstract: "A WhiskMesh invoker (drop-in for OpenWhisk's).")
+
+    @Option(help: "Instance id N: consumes invoker<N>.") var id = Int(ProcessInfo.processInfo.environment["WHISK_INVOKER_ID"] ?? "0") ?? 0
+    @Option(help: "Kafka bootstrap servers.") var kafka = ProcessInfo.processInfo.environment["WHISK_KAFKA_BROKERS"] ?? "127.0.0.1:9092"
+    @Option(help: "Controller base URL, for action code.") var controller = "http://127.0.0.1:3233"
+    @Option(help: "Memory for action containers, e.g. 2048 MB.") var userMemory = "2048 MB"
+    @Option(help: "Prefix for every topic name (tests).") var topicPrefix = ProcessInfo.processInfo.environment["WHISK_TOPIC_PREFIX"] ?? ""
+    @Option(help: "Seconds before an idle container is removed.") var idleTimeout = 600.0
+    @Option(help: "Stem cells kept per kind.") var prewarm = 1
+    @Option(help: "Extra container labels, key=value,...") var containerLabels = ProcessInfo.processInfo.environment["WHISK_CONTAINER_LABELS"] ?? ""
+    @Option(help: "Log level.") var logLevel = "info"
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+            return handler
+        }
+        let logger = Logger(label: "whisk.invoker")
+        guard let token = ProcessInfo.processInfo.environment["WHISK_INTERNAL_TOKEN"], !token.isEmpty else {
+            throw ValidationError("WHISK_INTERNAL_TOKEN must be set: the shared secret of the controller's internal endpoints")
+        }
+        guard let memory = ByteSize(userMemory) else { throw ValidationError("'\(userMemory)' is not a size such as 2048 MB") }
+        var configuration = InvokerConfiguration(
+            instance: id,
+            kafka: KafkaClientConfiguration(bootstrapServers: kafka.split(separator: ",").map(String.init), clientID: "invoker\(id)"),
+            internalToken: token
+        )
+        configuration.userMemory = memory
+        configuration.controllerURL = controller
+        configuration.topicPrefix = topicPrefix
+        configuration.idleTimeout = .milliseconds(Int(idleTimeout * 1000))
+        configuration.prewarmCount = ["python:3": prewarm]
+        for pair in containerLabels.split(separator: ",") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { throw ValidationError("container label '\(pair)' is not key=value") }
+            configuration.extraLabels[parts[0]] = parts[1]
+        }
+        let invoker = try Invoker(configuration: configuration, logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [invoker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
