@@ -63,24 +63,34 @@ public final class Invoker: Service, Sendable {
         for leftover in try await docker.listContainers(labels: ["org.whiskmesh.invoker=\(configuration.instance)"]) {
             try await docker.removeContainer(leftover.id)
         }
-        if try await docker.listNetworks(name: configuration.actionNetwork).first(where: { $0.name == configuration.actionNetwork }) == nil {
-            var network = NetworkSpec(name: configuration.actionNetwork, driver: "bridge")
-            network.attachable = false
-            network.labels = ["org.whiskmesh.managed": "true"]
-            // Containers must not reach each other over the network that carries invoker traffic.
-            network.options = ["com.docker.network.bridge.enable_icc": "false"]
-            do {
-                _ = try await docker.createNetwork(network)
-            } catch let error as DockerError where error.isConflict {
-                // Another invoker created it first.
-            }
-        }
+        try await ensureActionNetwork()
         let admin = try KafkaAdmin(configuration: configuration.kafka, logger: logger)
         for topic in [configuration.instanceId.topic, "health"] {
             try await admin.createTopic(configuration.topic(topic))
         }
         await admin.close()
         await pool.maintain()
+    }
+
+    /// Creates the action network unless it exists. Docker does not keep local network names
+    /// unique under concurrent creates (two invokers starting at once made two), so every invoker
+    /// keeps the one with the smallest id and removes the others: all converge on the same one.
+    func ensureActionNetwork() async throws {
+        let name = configuration.actionNetwork
+        var existing = try await docker.listNetworks(name: name).filter { $0.name == name }
+        if existing.isEmpty {
+            var network = NetworkSpec(name: name, driver: "bridge")
+            network.attachable = false
+            network.labels = ["org.whiskmesh.managed": "true"]
+            // Containers must not reach each other over the network that carries invoker traffic.
+            network.options = ["com.docker.network.bridge.enable_icc": "false"]
+            _ = try await docker.createNetwork(network)
+            existing = try await docker.listNetworks(name: name).filter { $0.name == name }
+        }
+        let sorted = existing.sorted { $0.id < $1.id }
+        for duplicate in sorted.dropFirst() {
+            try? await docker.removeNetwork(duplicate.id)
+        }
     }
 
     func activationConsumer() throws -> KafkaConsumer {

@@ -44,6 +44,9 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var maxPollInterval: Duration = .seconds(300)
     /// Largest message the consumer fetches.
     public var fetchMaxBytes: Int = 52_428_800
+    /// How long the broker may hold a fetch waiting for data. librdkafka's 500 ms default adds up
+    /// to that much latency per hop on a quiet topic; activations and acks want it low.
+    public var fetchMaxWait: Duration = .milliseconds(10)
     /// How long one poll waits before checking for cancellation or close.
     public var pollInterval: Duration = .milliseconds(100)
 
@@ -92,6 +95,7 @@ extension KafkaConsumerConfiguration {
         properties["max.poll.interval.ms"] = String(maxPollInterval.milliseconds)
         properties["fetch.max.bytes"] = String(fetchMaxBytes)
         properties["enable.partition.eof"] = "false"
+        properties["fetch.wait.max.ms"] = String(fetchMaxWait.milliseconds)
         properties.merge(client.extraProperties) { _, extra in extra }
         return properties
     }
