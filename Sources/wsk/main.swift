@@ -1,1 +1,3 @@
-print("wsk")
+import WhiskCLI
+
+await WskCommand.runMain()

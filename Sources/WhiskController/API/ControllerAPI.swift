@@ -17,7 +17,9 @@ public struct ControllerAPI: Sendable {
     public func buildRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.get("/ping") { _, _ in "pong" }
-        router.get("/invokers") { _, _ in try invokers() }
+        router.get("/invokers") { request, _ in
+            request.uri.queryParameters.get("details") == "true" ? try invokerDetails() : try invokers()
+        }
         router.get("/api/v1") { _, _ in
             try JSONResponse.make(["description": "WhiskMesh", "api_version": "1.0.0", "api_version_path": "v1"])
         }
@@ -337,6 +339,18 @@ public struct ControllerAPI: Sendable {
             states[status.id.description] = .string(text)
         }
         return try JSONResponse.make(.object(states))
+    }
+
+    /// Instance, state and memory of every known invoker (for `wsk invoker list`).
+    func invokerDetails() throws -> Response {
+        let free = controller.freeMemory
+        return try JSONResponse.make(.array(controller.invokerStates.map { status in
+            [
+                "instance": .int(Int64(status.id.instance)), "name": .string(status.id.description),
+                "state": .string(status.state.rawValue), "userMemoryMB": .int(status.id.userMemory.megabytes),
+                "freeMemoryMB": .int(Int64(free[status.id.instance] ?? 0)),
+            ]
+        }))
     }
 
     static func describe(_ error: Error) -> String {
