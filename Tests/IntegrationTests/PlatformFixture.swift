@@ -1,0 +1,187 @@
+import Foundation
+import Testing
+import WhiskDocker
+import WhiskHTTP
+import WhiskKafka
+import WhiskMessages
+
+/// A whole platform for one test: the controller and two invokers as real processes, on the real
+/// broker (topics under a unique prefix) and the real Docker Engine (containers labelled for the
+/// test). Everything is stopped and removed afterwards, also when the test fails.
+final class Platform: @unchecked Sendable {
+    // @unchecked: the processes are mutated only from the test's own task (start, kill, stop).
+    static let guestAuth = "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP"
+
+    let prefix = TestEnvironment.uniqueName("wm").replacingOccurrences(of: "-", with: "") + "."
+    let runLabel = TestEnvironment.uniqueName("platform")
+    let token = UUID().uuidString
+    let port: Int
+    let brokers: String
+    let binDirectory: String
+    let logDirectory: String
+    var controller: Process?
+    var invokers: [Int: Process] = [:]
+    let http = CurlHTTPClient(threads: 8)
+
+    var apiHost: String { "http://127.0.0.1:\(port)" }
+
+    init() throws {
+        brokers = try #require(TestEnvironment.kafkaBrokers, "WHISK_KAFKA_BROKERS is not set: run the tests through scripts/test")
+        binDirectory = try #require(ProcessInfo.processInfo.environment["WHISK_BIN_DIR"], "WHISK_BIN_DIR is not set: run the tests through scripts/test")
+        port = try Self.freePort()
+        logDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("whiskmesh-\(runLabel)").path
+        try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
+    }
+
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw InvokerTestError("no free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    var environment: [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        environment["WHISK_INTERNAL_TOKEN"] = token
+        environment["WHISK_KAFKA_BROKERS"] = brokers
+        environment["WHISK_TOPIC_PREFIX"] = prefix
+        return environment
+    }
+
+    func launch(_ executable: String, _ arguments: [String], log: String) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "\(binDirectory)/\(executable)")
+        process.arguments = arguments
+        process.environment = environment
+        _ = FileManager.default.createFile(atPath: "\(logDirectory)/\(log)", contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(logDirectory)/\(log)"))
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        return process
+    }
+
+    func startController(blockingTimeout: Double = 60) throws {
+        controller = try launch("whisk-controller", ["--port", String(port), "--database", ":memory:", "--invoker-timeout", "3",
+                                                     "--blocking-timeout", String(blockingTimeout), "--log-level", "info"], log: "controller.log")
+    }
+
+    func startInvoker(_ id: Int, prewarm: Int = 0) throws {
+        invokers[id] = try launch("whisk-invoker", ["--id", String(id), "--controller", apiHost, "--prewarm", String(prewarm),
+                                                    "--container-labels", "org.whiskmesh.test=\(runLabel)", "--log-level", "info"], log: "invoker\(id).log")
+    }
+
+    /// Starts the controller and invokers and waits until all invokers are up.
+    func start(invokerCount: Int = 2) async throws {
+        try startController()
+        for id in 0..<invokerCount { try startInvoker(id) }
+        try await waitUntil("\(invokerCount) invokers are up", timeout: .seconds(60)) {
+            let states = try? await invokerStates()
+            return (0..<invokerCount).allSatisfy { states?["invoker\($0)/\($0)"] == "up" }
+        }
+    }
+
+    func kill(invoker id: Int) {
+        if let process = invokers[id], process.isRunning {
+            Foundation.kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    func stop() async {
+        for process in Array(invokers.values) + [controller].compactMap({ $0 }) where process.isRunning {
+            process.terminate()
+        }
+        for process in Array(invokers.values) + [controller].compactMap({ $0 }) {
+            let deadline = Date().addingTimeInterval(15)
+            while process.isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(50)) }
+            if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+        }
+        var configuration = DockerClient.Configuration()
+        configuration.socketPath = TestEnvironment.dockerSocket
+        let docker = DockerClient(configuration: configuration, logger: TestEnvironment.logger)
+        for container in (try? await docker.listContainers(labels: ["org.whiskmesh.test=\(runLabel)"])) ?? [] {
+            try? await docker.removeContainer(container.id)
+        }
+        await docker.shutdown()
+        if let admin = try? KafkaAdmin(configuration: TestEnvironment.requireBrokers(), logger: TestEnvironment.logger) {
+            for topic in ["invoker0", "invoker1", "health", "completed0"] { try? await admin.deleteTopic(prefix + topic) }
+            await admin.close()
+        }
+        await http.shutdown()
+        try? FileManager.default.removeItem(atPath: logDirectory)
+    }
+
+    /// The processes' logs, for a failing test's report.
+    func logs() -> String {
+        ["controller.log", "invoker0.log", "invoker1.log"].map { name in
+            let text = (try? String(contentsOfFile: "\(logDirectory)/\(name)", encoding: .utf8)) ?? ""
+            return "== \(name)\n" + text.split(separator: "\n").suffix(30).joined(separator: "\n")
+        }.joined(separator: "\n")
+    }
+
+    // MARK: API
+
+    struct Reply {
+        var status: Int
+        var json: JSONValue
+        var headers: String = ""
+    }
+
+    func request(_ method: String, _ path: String, body: Data? = nil, auth: String? = Platform.guestAuth) async throws -> Reply {
+        var headers = ["Content-Type: application/json", "Expect:"]
+        if let auth { headers.append("Authorization: Basic \(Data(auth.utf8).base64EncodedString())") }
+        let response = try await http.perform(HTTPRequest(method: method, url: apiHost + path, headers: headers, body: body, timeout: .seconds(120)))
+        let json = (try? JSONDecoder().decode(JSONValue.self, from: response.body)) ?? .string(String(decoding: response.body, as: UTF8.self))
+        return Reply(status: response.status, json: json)
+    }
+
+    func request(_ method: String, _ path: String, json: JSONValue, auth: String? = Platform.guestAuth) async throws -> Reply {
+        try await request(method, path, body: try WhiskMessageCoding.encode(json), auth: auth)
+    }
+
+    func invokerStates() async throws -> [String: String] {
+        let reply = try await request("GET", "/invokers", auth: nil)
+        return reply.json.objectValue?.compactMapValues(\.stringValue) ?? [:]
+    }
+
+    @discardableResult
+    func createAction(_ name: String, code: String, timeout: Int? = nil) async throws -> Reply {
+        var body: [String: JSONValue] = ["exec": ["kind": "python:3", "code": .string(code)]]
+        if let timeout { body["limits"] = ["timeout": .int(Int64(timeout))] }
+        let reply = try await request("PUT", "/api/v1/namespaces/_/actions/\(name)", json: .object(body))
+        #expect(reply.status == 200, "create \(name): \(reply.json)")
+        return reply
+    }
+
+    func invoke(_ name: String, _ parameters: JSONValue = [:], blocking: Bool = true, result: Bool = false) async throws -> Reply {
+        try await request("POST", "/api/v1/namespaces/_/actions/\(name)?blocking=\(blocking)&result=\(result)", json: parameters)
+    }
+}
+
+struct InvokerTestError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Runs `body` with a started platform; stops and cleans it up whatever happens.
+func withPlatform(invokers: Int = 2, _ body: (Platform) async throws -> Void) async throws {
+    let platform = try Platform()
+    do {
+        try await platform.start(invokerCount: invokers)
+        try await body(platform)
+    } catch {
+        Issue.record("platform logs:\n\(platform.logs())")
+        await platform.stop()
+        throw error
+    }
+    await platform.stop()
+}
