@@ -95,6 +95,7 @@ struct ActivationRunner: Sendable {
             "transaction_id": .string(message.transid.id),
             "deadline": .string(String(Self.nowMillis + Int64(action.limits.timeout))),
             "api_key": message.user.apiKey.map { .string($0) } ?? .null,
+            "api_host": .string(configuration.controllerURL),
         ]
         let outcome = await post(container, path: "/run", body: runBody, until: deadline, retryConnect: false)
         let end = Self.nowMillis

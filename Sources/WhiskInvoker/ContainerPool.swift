@@ -131,6 +131,7 @@ public actor ContainerPool {
             await withCheckedContinuation { createWaiters.append($0) }
         }
         creating += 1
+        await makeRoom(for: memory)
         defer {
             creating -= 1
             if !createWaiters.isEmpty { createWaiters.removeFirst().resume() }
@@ -154,6 +155,36 @@ public actor ContainerPool {
             try? await docker.removeContainer(id)
             throw error
         }
+    }
+
+    /// Memory held by the pool's containers, in MB.
+    var usedMemory: Int {
+        (warm.values.flatMap { $0 } + prewarmed.values.flatMap { $0 } + Array(busy.values)).map(\.memory).reduce(0, +)
+    }
+
+    /// Keeps the pool within the invoker's user memory: idle warm containers go first, least
+    /// recently used first, then stem cells. Busy ones are never touched; the controller's slot
+    /// accounting keeps their sum within the budget.
+    private func makeRoom(for memory: Int) async {
+        let budget = Int(configuration.userMemory.megabytes)
+        var victims: [ActionContainer] = []
+        var idle = warm.values.flatMap { $0 }.sorted { $0.lastUsed < $1.lastUsed }
+        var stemCells = prewarmed.values.flatMap { $0 }
+        while usedMemory - victims.map(\.memory).reduce(0, +) + memory > budget {
+            if !idle.isEmpty {
+                victims.append(idle.removeFirst())
+            } else if !stemCells.isEmpty {
+                victims.append(stemCells.removeFirst())
+            } else {
+                break
+            }
+        }
+        guard !victims.isEmpty else { return }
+        let ids = Set(victims.map(\.id))
+        for key in warm.keys { warm[key]?.removeAll { ids.contains($0.id) } }
+        for key in prewarmed.keys { prewarmed[key]?.removeAll { ids.contains($0.id) } }
+        logger.info("evicting idle containers for memory", metadata: ["count": "\(victims.count)"])
+        for victim in victims { await destroy(victim) }
     }
 
     /// OpenWhisk's pattern `wsk{invoker}_{n}_{namespace}_{action}`, sanitised for Docker.
