@@ -26,6 +26,7 @@ public final class Controller: Sendable {
     private let jobs: AsyncStream<@Sendable () async -> Void>
     private let jobsContinuation: AsyncStream<@Sendable () async -> Void>.Continuation
     let controllerInstance: ControllerInstanceId
+    let addressMap = AddressMapHub()
 
     public init(configuration: ControllerConfiguration, store: any EntityStore, logger: Logger) async throws {
         self.configuration = configuration
@@ -52,6 +53,18 @@ public final class Controller: Sendable {
             return try await invokeSequence(action, as: identity, parameters: parameters, blocking: blocking, transid: transid)
         }
         let activationId = ActivationId.generate()
+        // An instance ID is unique per namespace while its activation is live.
+        var claimed: InstanceKey?
+        if let parameter = parameters["instanceID"] {
+            guard let instanceID = InstanceID(parameter: parameter) else {
+                throw APIError(.badRequest, "The parameter instanceID is invalid: it must be \(InstanceID.rule).")
+            }
+            let key = InstanceKey(namespace: identity.name, instanceID: instanceID)
+            if let owner = addressMap.claim(key, for: activationId) {
+                throw APIError(.conflict, "The instance ID '\(instanceID)' is already live in namespace '\(identity.name)' (activation \(owner)).")
+            }
+            claimed = key
+        }
         var content = [String: JSONValue]()
         for parameter in action.parameters { content[parameter.key] = parameter.value }
         for (key, value) in parameters { content[key] = value }
@@ -75,6 +88,7 @@ public final class Controller: Sendable {
             $0.schedule(activationId: activationId, namespace: identity.name, action: action.fullyQualifiedName, memory: action.limits.memory, usable: usable)
         }
         guard let invoker = chosen else {
+            if claimed != nil { addressMap.release(activationId: activationId) }
             throw APIError(.serviceUnavailable, "No invokers available.")
         }
         slotDeadlines.withLock {
@@ -102,6 +116,7 @@ public final class Controller: Sendable {
     }
 
     private func release(_ activationId: ActivationId) {
+        addressMap.release(activationId: activationId)
         balancer.withLock { _ = $0.release(activationId: activationId) }
         slotDeadlines.withLock { _ = $0.removeValue(forKey: activationId) }
     }
@@ -144,7 +159,7 @@ public final class Controller: Sendable {
     }
 
     /// Handles one message of `health`.
-    func handlePing(_ data: Data) {
+    func handlePing(_ data: Data) async {
         let ping: PingMessage
         do {
             ping = try WhiskMessageCoding.decode(PingMessage.self, from: data)
@@ -156,6 +171,7 @@ public final class Controller: Sendable {
         if let transition = health.withLock({ $0.ping(ping, at: .now) }) {
             logger.notice("invoker state changed", metadata: ["invoker": "\(ping.name)", "state": "\(transition.to)"])
         }
+        await handleAddressMap(of: ping)
     }
 
     /// Once a second: offline detection and release of slots whose completion never came.
@@ -170,6 +186,7 @@ public final class Controller: Sendable {
             return ids
         }
         for id in expired {
+            addressMap.release(activationId: id)
             balancer.withLock { _ = $0.release(activationId: id) }
             logger.warning("slot released without completion", metadata: ["activationId": "\(id)"])
         }
@@ -184,7 +201,7 @@ public final class Controller: Sendable {
     /// The controller's background work: ack and ping consumers, the ticker and sequence jobs.
     public func runBackground() async throws {
         let admin = try KafkaAdmin(configuration: configuration.kafka, logger: logger)
-        for topic in [configuration.topic(controllerInstance.completionTopic), configuration.topic("health")] {
+        for topic in [configuration.topic(controllerInstance.completionTopic), configuration.topic("health"), configuration.topic(AddressMapHub.topic)] {
             try await admin.createTopic(topic)
         }
         await admin.close()
@@ -193,7 +210,19 @@ public final class Controller: Sendable {
         await cancelWhenGracefulShutdown {
           await withDiscardingTaskGroup { group in
             group.addTask { await self.consume(completions) { await self.handleAcknowledgement($0) } }
-            group.addTask { await self.consume(pings) { self.handlePing($0) } }
+            group.addTask { await self.consume(pings) { await self.handlePing($0) } }
+            group.addTask {
+                // Entries of silent invokers go; full snapshots let new or lagging invokers converge.
+                var ticks = 0
+                while !Task.isCancelled {
+                    await self.publish(self.addressMap.expire(timeout: self.configuration.addressMapTimeout))
+                    ticks += 1
+                    if ticks % max(1, Int(self.configuration.addressMapSnapshotInterval / .milliseconds(250))) == 0 {
+                        await self.publish(self.addressMap.snapshots())
+                    }
+                    try? await Task.sleep(for: .milliseconds(250))
+                }
+            }
             group.addTask {
                 while !Task.isCancelled {
                     self.tick()

@@ -27,6 +27,10 @@ public struct ControllerConfiguration: Sendable {
         key: "123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP"
     )
     public var maxSequenceLength = 50
+    /// An invoker silent this long has its address-map entries dropped.
+    public var addressMapTimeout: Duration = .seconds(3)
+    /// How often every namespace's full map is published.
+    public var addressMapSnapshotInterval: Duration = .seconds(2)
     public var defaultKind = "python:3"
     public var supportedKinds: Set<String> = ["python:3", "sequence"]
 

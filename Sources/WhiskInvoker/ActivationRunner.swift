@@ -13,6 +13,8 @@ struct ActivationRunner: Sendable {
     let docker: DockerClient
     let http: CurlHTTPClient
     let codeSource: any ActionCodeSource
+    let overlays: OverlayNetworks?
+    let agent: AddressMapAgent?
     let logger: Logger
 
     func run(_ message: ActivationMessage) async -> WhiskActivation {
@@ -31,7 +33,10 @@ struct ActivationRunner: Sendable {
             return record(message, action: nil, start: received, end: Self.nowMillis, response: .error(.whiskError, .string("\(error)")), logs: [], annotations: [])
         }
         let timeout = Duration.milliseconds(action.limits.timeout)
-        let actionKey = "\(action.namespace)/\(action.name)@\(action.rev)"
+        let userNamespace = message.user.namespace.name.rawValue
+        // Containers are per invoking namespace: its overlay and its map are attached to them.
+        let actionKey = "\(userNamespace)|\(action.namespace)/\(action.name)@\(action.rev)"
+        let instanceID = message.content?["instanceID"].flatMap(InstanceID.init(parameter:))
         var annotations = [
             Parameter(key: "path", value: .string("\(message.action.path)/\(message.action.name)")),
             Parameter(key: "kind", value: .string(action.exec.kind)),
@@ -54,6 +59,11 @@ struct ActivationRunner: Sendable {
         annotations.append(Parameter(key: "waitTime", value: .int(max(0, start - message.transid.start))))
         let deadline = ContinuousClock.now + timeout
 
+        // The overlay attach of a cold container runs while it initialises.
+        let attachment: Task<String, Error>? = (overlays != nil && container.overlayIP == nil)
+            ? Task { [overlays, id = container.id] in try await overlays!.attach(containerID: id, namespace: userNamespace) }
+            : nil
+
         // /init, once per container.
         if needsInit {
             let initBody: JSONValue = ["value": [
@@ -62,6 +72,11 @@ struct ActivationRunner: Sendable {
             ]]
             let outcome = await post(container, path: "/init", body: initBody, until: deadline, retryConnect: true)
             annotations.append(Parameter(key: "initTime", value: .int(Self.nowMillis - start)))
+            if case .response(200, _) = outcome {
+            } else {
+                // The container is destroyed below; its attach need not finish.
+                attachment?.cancel()
+            }
             switch outcome {
             case .response(200, _):
                 break
@@ -84,9 +99,35 @@ struct ActivationRunner: Sendable {
             }
         }
 
+        if let attachment {
+            do {
+                container.overlayIP = try await attachment.value
+            } catch {
+                logger.error("overlay attach failed", metadata: ["namespace": "\(userNamespace)", "error": "\(error)"])
+                await pool.release(container, reusable: false)
+                return record(message, action: action, start: start, end: Self.nowMillis,
+                              response: .error(.whiskError, .string("Failed to attach the container to the overlay network of namespace '\(userNamespace)': \(error)")),
+                              logs: [], annotations: annotations + [Parameter(key: "timeout", value: false)])
+            }
+        }
+
+        // The instance owns its ID from before /run until the activation ends, however it ends.
+        var entry: AddressEntry?
+        if let instanceID, let agent, let overlayIP = container.overlayIP {
+            let added = AddressEntry(namespace: userNamespace, instanceID: instanceID, ip: overlayIP, invoker: configuration.instance,
+                                     activationId: message.activationId, since: Self.nowMillis)
+            agent.add(added)
+            entry = added
+        }
+        agent?.track(containerID: container.id, activationId: message.activationId)
+        defer {
+            if let entry { agent?.remove(entry.key, activationId: entry.activationId) }
+            agent?.untrack(containerID: container.id)
+        }
+
         // /run
         let runStart = needsInit ? start : Self.nowMillis
-        let runBody: JSONValue = [
+        var runBody: JSONValue = [
             "value": message.content ?? [:],
             "namespace": .string(message.user.namespace.name.rawValue),
             "action_name": .string("/\(message.action.path)/\(message.action.name)"),
@@ -97,6 +138,14 @@ struct ActivationRunner: Sendable {
             "api_key": message.user.apiKey.map { .string($0) } ?? .null,
             "api_host": .string(configuration.controllerURL),
         ]
+        if case .object(var fields) = runBody {
+            if let instanceID { fields["instance_id"] = .string(instanceID.rawValue) }
+            if let overlayIP = container.overlayIP {
+                fields["overlay_ip"] = .string(overlayIP)
+                fields["address_map"] = .string("\(InvokerConfiguration.addressMapMountPoint)/map.json")
+            }
+            runBody = .object(fields)
+        }
         let outcome = await post(container, path: "/run", body: runBody, until: deadline, retryConnect: false)
         let end = Self.nowMillis
         let response: ActivationResponse
@@ -111,7 +160,10 @@ struct ActivationRunner: Sendable {
             response = .error(.developerError, .string("The action exceeded its time limits of \(action.limits.timeout) milliseconds."))
         case .failed(let error):
             reusable = false
-            response = .error(.developerError, .string("The action did not produce a valid response and exited unexpectedly: \(error)"))
+            let died = agent?.diedDuringRun(containerID: container.id) == true
+            response = .error(.developerError, .string(died
+                ? "The action's container died during the activation (killed or out of memory): \(error)"
+                : "The action did not produce a valid response and exited unexpectedly: \(error)"))
         }
         let logs = timedOut ? [] : await collectLogs(&container)
         await pool.release(container, reusable: reusable)

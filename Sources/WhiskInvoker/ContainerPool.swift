@@ -10,6 +10,10 @@ public struct ActionContainer: Sendable, Hashable {
     public var address: String
     public var kind: String
     public var memory: Int
+    /// The namespace whose map folder is mounted (overlay mode), nil for a generic stem cell.
+    public var namespace: String?
+    /// Address on the namespace's overlay, once attached.
+    public var overlayIP: String?
     /// The action it was initialised with (`namespace/name@rev`), nil for a stem cell.
     public var actionKey: String?
     /// Timestamp (RFC 3339, Docker's) of the last log line already collected.
@@ -30,11 +34,23 @@ public actor ContainerPool {
     private var creating = 0
     private var createWaiters: [CheckedContinuation<Void, Never>] = []
     private var sequence = 0
+    private let overlays: OverlayNetworks?
+    private let writer: AddressMapFileWriter?
+    /// Namespaces by the time of their last activation, for namespace stem cells.
+    private var recentNamespaces: [String: ContinuousClock.Instant] = [:]
 
-    public init(docker: DockerClient, configuration: InvokerConfiguration, logger: Logger) {
+    public init(docker: DockerClient, configuration: InvokerConfiguration, overlays: OverlayNetworks? = nil,
+                writer: AddressMapFileWriter? = nil, logger: Logger) {
         self.docker = docker
         self.configuration = configuration
+        self.overlays = overlays
+        self.writer = writer
         self.logger = logger
+    }
+
+    /// Stem-cell pools are per kind, and in overlay mode per kind and namespace.
+    private func stemKey(kind: String, namespace: String) -> String {
+        overlays == nil ? kind : "\(kind)|\(namespace)"
     }
 
     /// A container for `actionKey`: warm if one is idle, else a stem cell, else a new one.
@@ -45,7 +61,9 @@ public actor ContainerPool {
             busy[container.id] = container
             return (container, false)
         }
-        if var container = prewarmed[kind]?.popLast(), container.memory >= memory {
+        recentNamespaces[namespace] = .now
+        let stem = stemKey(kind: kind, namespace: namespace)
+        if var container = prewarmed[stem]?.popLast(), container.memory >= memory {
             container.actionKey = actionKey
             busy[container.id] = container
             return (container, true)
@@ -85,6 +103,34 @@ public actor ContainerPool {
             expired += old
         }
         for container in expired { await destroy(container) }
+        if let overlays {
+            // Stem cells for recently active namespaces: map mounted and overlay attached ahead of time.
+            let window = ContinuousClock.now - configuration.prewarmNamespaceWindow
+            recentNamespaces = recentNamespaces.filter { $0.value > window }
+            let namespaces = recentNamespaces.sorted { $0.value > $1.value }.prefix(configuration.prewarmNamespaces).map(\.key)
+            let active = Set(namespaces.map { stemKey(kind: "python:3", namespace: $0) })
+            for (key, cells) in prewarmed where !active.contains(key) {
+                prewarmed[key] = nil
+                for cell in cells { await destroy(cell) }
+            }
+            for namespace in namespaces {
+                for (kind, _) in configuration.prewarmCount where configuration.prewarmPerNamespace > 0 {
+                    let key = stemKey(kind: kind, namespace: namespace)
+                    let missing = configuration.prewarmPerNamespace - (prewarmed[key]?.count ?? 0)
+                    for _ in 0..<max(0, missing) {
+                        do {
+                            var container = try await create(kind: kind, memory: 256, namespace: namespace, action: "prewarm")
+                            container.overlayIP = try await overlays.attach(containerID: container.id, namespace: namespace)
+                            prewarmed[key, default: []].append(container)
+                        } catch {
+                            logger.error("cannot create a namespace stem cell", metadata: ["namespace": "\(namespace)", "error": "\(error)"])
+                            break
+                        }
+                    }
+                }
+            }
+            return
+        }
         for (kind, wanted) in configuration.prewarmCount {
             let missing = wanted - (prewarmed[kind]?.count ?? 0)
             guard missing > 0 else { continue }
@@ -142,6 +188,15 @@ public actor ContainerPool {
         spec.labels = configuration.containerLabels.merging(["org.whiskmesh.kind": kind]) { $1 }
         spec.memoryBytes = Int64(memory) * 1024 * 1024
         spec.network = configuration.actionNetwork
+        var mountedNamespace: String?
+        if overlays != nil, let writer {
+            // The namespace's map folder, read-only: the folder, not the file, so renames show.
+            try writer.prepare(namespace: namespace)
+            let hostRoot = configuration.addressMapHostDirectory ?? configuration.addressMapDirectory
+            spec.binds = ["\(hostRoot)/\(AddressMapFileWriter.folderName(namespace: namespace)):\(InvokerConfiguration.addressMapMountPoint):ro"]
+            spec.labels["org.whiskmesh.namespace"] = namespace
+            mountedNamespace = namespace
+        }
         let id = try await docker.createContainer(spec)
         do {
             try await docker.startContainer(id)
@@ -149,7 +204,8 @@ public actor ContainerPool {
             guard let address = inspect.ipAddress(onNetwork: configuration.actionNetwork) else {
                 throw InvokerError("container \(name) has no address on \(configuration.actionNetwork)")
             }
-            return ActionContainer(id: id, name: name, address: address, kind: kind, memory: memory, actionKey: nil, logCursor: nil, lastUsed: .now)
+            return ActionContainer(id: id, name: name, address: address, kind: kind, memory: memory, namespace: mountedNamespace, overlayIP: nil,
+                                   actionKey: nil, logCursor: nil, lastUsed: .now)
         } catch {
             // A container that failed to start is never leaked.
             try? await docker.removeContainer(id)

@@ -16,6 +16,8 @@ public final class Invoker: Service, Sendable {
     let pool: ContainerPool
     let runner: ActivationRunner
     let producer: KafkaProducer
+    let overlays: OverlayNetworks?
+    let agent: AddressMapAgent?
 
     public init(configuration: InvokerConfiguration, codeSource: (any ActionCodeSource)? = nil, logger: Logger) throws {
         var logger = logger
@@ -26,10 +28,15 @@ public final class Invoker: Service, Sendable {
         dockerConfiguration.socketPath = configuration.dockerSocket
         self.docker = DockerClient(configuration: dockerConfiguration, logger: logger)
         self.http = CurlHTTPClient(threads: 64)
-        self.pool = ContainerPool(docker: docker, configuration: configuration, logger: logger)
+        let overlays = configuration.overlayEnabled ? OverlayNetworks(docker: docker, configuration: configuration, logger: logger) : nil
+        let agent = configuration.overlayEnabled ? AddressMapAgent(configuration: configuration, logger: logger) : nil
+        self.overlays = overlays
+        self.agent = agent
+        self.pool = ContainerPool(docker: docker, configuration: configuration, overlays: overlays, writer: agent?.writer, logger: logger)
         self.producer = try KafkaProducer(configuration: KafkaProducerConfiguration(client: configuration.kafka), logger: logger)
         let source = codeSource ?? ControllerCodeSource(baseURL: configuration.controllerURL, token: configuration.internalToken, http: http)
-        self.runner = ActivationRunner(configuration: configuration, pool: pool, docker: docker, http: http, codeSource: source, logger: logger)
+        self.runner = ActivationRunner(configuration: configuration, pool: pool, docker: docker, http: http, codeSource: source,
+                                       overlays: overlays, agent: agent, logger: logger)
     }
 
     public func run() async throws {
@@ -40,6 +47,9 @@ public final class Invoker: Service, Sendable {
             group.addTask { await self.heartbeat() }
             group.addTask { await self.maintainPool() }
             group.addTask { await self.watchContainerDeaths() }
+            if let agent = self.agent {
+                group.addTask { await agent.consume(kafka: self.configuration.kafka) }
+            }
             // Activations run in their own group, which drains before shutdown completes.
             await withDiscardingTaskGroup { activations in
                 await withGracefulShutdownHandler {
@@ -53,6 +63,7 @@ public final class Invoker: Service, Sendable {
         await consumer.close()
         await pool.removeAll()
         await producer.close()
+        agent?.writer.removeAll()
         await docker.shutdown()
         await http.shutdown()
         logger.info("invoker stopped")
@@ -65,7 +76,7 @@ public final class Invoker: Service, Sendable {
         }
         try await ensureActionNetwork()
         let admin = try KafkaAdmin(configuration: configuration.kafka, logger: logger)
-        for topic in [configuration.instanceId.topic, "health"] {
+        for topic in [configuration.instanceId.topic, "health", AddressMapAgent.topic] {
             try await admin.createTopic(configuration.topic(topic))
         }
         await admin.close()
@@ -139,16 +150,26 @@ public final class Invoker: Service, Sendable {
         }
     }
 
-    /// A ping every second; an error in one tick never stops the heartbeat.
+    /// A ping every second, and at once (coalesced over a few ms) when the local address map
+    /// changed; its changes ride in the ping's `addressMap` field. An error in one tick never
+    /// stops the heartbeat; an update lost with it makes the controller ask for a snapshot.
     func heartbeat() async {
-        let ping = PingMessage(name: configuration.instanceId, isEnabled: true)
         while !Task.isCancelled {
+            var ping = PingMessage(name: configuration.instanceId, isEnabled: true)
+            if let update = agent?.nextUpdate(), let field = try? JSONDecoder().decode(JSONValue.self, from: WhiskMessageCoding.encode(update)) {
+                ping.extensions[AddressMapUpdate.pingField] = field
+            }
             do {
                 try await producer.send(topic: configuration.topic("health"), value: try WhiskMessageCoding.encode(ping))
             } catch {
                 logger.warning("heartbeat failed; retrying", metadata: ["error": "\(error)"])
             }
-            try? await Task.sleep(for: configuration.heartbeatInterval)
+            if let agent {
+                await agent.trigger.wait(upTo: configuration.heartbeatInterval)
+                try? await Task.sleep(for: .milliseconds(2))  // coalesce a burst of changes
+            } else {
+                try? await Task.sleep(for: configuration.heartbeatInterval)
+            }
         }
     }
 
@@ -164,6 +185,7 @@ public final class Invoker: Service, Sendable {
         while !Task.isCancelled {
             do {
                 for try await event in docker.containerEvents(actions: ["die"], labels: ["org.whiskmesh.invoker=\(configuration.instance)"]) {
+                    agent?.containerDied(event.containerID)
                     await pool.forget(containerID: event.containerID)
                 }
             } catch {

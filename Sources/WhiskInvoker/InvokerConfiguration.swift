@@ -28,6 +28,26 @@ public struct InvokerConfiguration: Sendable {
     public var extraLabels: [String: String] = [:]
     public var heartbeatInterval: Duration = .seconds(1)
 
+    /// Attach every action container to its namespace's overlay and publish address maps.
+    public var overlayEnabled = true
+    /// Address pool for the namespaces' overlays, and the size of each one's block (a /20 holds
+    /// 4,094 instances; Docker's default /24 only ~250).
+    public var overlaySubnetPool = "10.128.0.0/9"
+    public var overlayPrefixLength = 20
+    /// Concurrent `docker network connect` calls.
+    public var maxConcurrentAttaches = 16
+    /// Host directory with one folder per namespace holding `map.json`.
+    public var addressMapDirectory = "/var/lib/whiskmesh/addressmap"
+    /// The same directory as the Docker host sees it (differs when the invoker runs in a container).
+    public var addressMapHostDirectory: String?
+    /// Where the map's folder appears inside action containers.
+    public static let addressMapMountPoint = "/var/run/whisk/addressmap"
+    /// Stem cells kept ready (attached, map mounted) for each recently active namespace.
+    public var prewarmPerNamespace = 1
+    /// How many recently active namespaces get stem cells, and for how long after their last activation.
+    public var prewarmNamespaces = 4
+    public var prewarmNamespaceWindow: Duration = .seconds(300)
+
     public init(instance: Int, kafka: KafkaClientConfiguration, internalToken: String) {
         self.instance = instance
         self.kafka = kafka

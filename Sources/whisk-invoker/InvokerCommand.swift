@@ -19,6 +19,11 @@ struct InvokerCommand: AsyncParsableCommand {
     @Option(help: "Seconds before an idle container is removed.") var idleTimeout = 600.0
     @Option(help: "Stem cells kept per kind.") var prewarm = 1
     @Option(help: "Extra container labels, key=value,...") var containerLabels = ProcessInfo.processInfo.environment["WHISK_CONTAINER_LABELS"] ?? ""
+    @Option(help: "Folder for the namespaces' map.json files (default .local/addressmap/invoker<N>).") var addressMapDirectory: String?
+    @Option(help: "The same folder as the Docker host sees it, when the invoker runs in a container.") var addressMapHostDirectory: String?
+    @Option(help: "Address pool for namespace overlays.") var overlayPool = "10.128.0.0/9"
+    @Option(help: "Prefix length of each namespace's overlay subnet.") var overlayPrefix = 20
+    @Flag(inversion: .prefixedNo, help: "Attach containers to namespace overlays and publish address maps.") var overlay = true
     @Option(help: "Log level.") var logLevel = "info"
 
     func run() async throws {
@@ -42,6 +47,13 @@ struct InvokerCommand: AsyncParsableCommand {
         configuration.topicPrefix = topicPrefix
         configuration.idleTimeout = .milliseconds(Int(idleTimeout * 1000))
         configuration.prewarmCount = ["python:3": prewarm]
+        configuration.prewarmPerNamespace = prewarm
+        configuration.overlayEnabled = overlay
+        configuration.overlaySubnetPool = overlayPool
+        configuration.overlayPrefixLength = overlayPrefix
+        let directory = addressMapDirectory ?? FileManager.default.currentDirectoryPath + "/.local/addressmap/invoker\(id)"
+        configuration.addressMapDirectory = directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory
+        configuration.addressMapHostDirectory = addressMapHostDirectory
         for pair in containerLabels.split(separator: ",") {
             let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2 else { throw ValidationError("container label '\(pair)' is not key=value") }

@@ -104,9 +104,13 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(502, {"error": "Cannot run an uninitialized action."})
             return
         for field in RUN_FIELDS:
+            name = "__OW_" + field.upper()
             if field in message and message[field] is not None:
                 value = message[field]
-                os.environ["__OW_" + field.upper()] = value if isinstance(value, str) else json.dumps(value)
+                os.environ[name] = value if isinstance(value, str) else json.dumps(value)
+            else:
+                # Nothing of an earlier activation's identity leaks into this one.
+                os.environ.pop(name, None)
         params = message.get("value")
         if params is None:
             params = {}

@@ -34,6 +34,10 @@ public struct ControllerAPI: Sendable {
         api.delete("{ns}/actions/{name}") { request, context in try await deleteAction(request, context) }
         api.post("{ns}/actions/{name}") { request, context in try await invokeAction(request, context) }
         api.get("{ns}/activations") { request, context in try await listActivations(request, context) }
+        api.get("{ns}/addressmap") { request, context in
+            let identity = try await authorize(request, context)
+            return try JSONResponse.make(encodable: controller.addressMap.file(namespace: identity.name))
+        }
         api.get("{ns}/activations/{id}") { request, context in
             try JSONResponse.make(try await activation(request, context).extendedJSON)
         }

@@ -1,0 +1,110 @@
+import Foundation
+import Synchronization
+import WhiskKafka
+import WhiskMessages
+
+/// The controller's global address map: merged from invokers' heartbeats, published to invokers.
+final class AddressMapHub: Sendable {
+    static let topic = "addressmap"
+
+    private struct State {
+        var map = GlobalAddressMap()
+        var lastHeartbeat: [Int: ContinuousClock.Instant] = [:]
+        /// Live instance IDs: claimed at invoke, released when the activation completes.
+        var claims: [InstanceKey: ActivationId] = [:]
+        var claimsByActivation: [ActivationId: InstanceKey] = [:]
+    }
+    private let state = Mutex(State())
+
+    /// Claims `key` for `activationId`; returns the activation that already owns it, if any.
+    func claim(_ key: InstanceKey, for activationId: ActivationId) -> ActivationId? {
+        state.withLock { state in
+            if let owner = state.claims[key] { return owner }
+            state.claims[key] = activationId
+            state.claimsByActivation[activationId] = key
+            return nil
+        }
+    }
+
+    func release(activationId: ActivationId) {
+        state.withLock { state in
+            guard let key = state.claimsByActivation.removeValue(forKey: activationId) else { return }
+            if state.claims[key] == activationId { state.claims[key] = nil }
+        }
+    }
+
+    /// Applies an invoker's heartbeat update; returns what to publish.
+    func apply(_ update: AddressMapUpdate, from invoker: Int) -> [AddressMapPublication] {
+        state.withLock { state in
+            state.lastHeartbeat[invoker] = .now
+            let outcome = state.map.apply(update, from: invoker)
+            var publications = outcome.changes.map { AddressMapPublication.delta(namespace: $0.namespace, version: $0.version, added: $0.added, removed: $0.removed) }
+            if outcome.needsSnapshot { publications.append(.snapshotRequest(invoker: invoker)) }
+            return publications
+        }
+    }
+
+    /// A heartbeat without a map update still proves the invoker alive; an invoker the map does
+    /// not know yet (a restarted controller) is asked for its snapshot.
+    func heartbeat(from invoker: Int) -> [AddressMapPublication] {
+        state.withLock { state in
+            state.lastHeartbeat[invoker] = .now
+            return state.map.knownInvokers.contains(invoker) ? [] : [.snapshotRequest(invoker: invoker)]
+        }
+    }
+
+    /// Drops the entries of invokers silent for longer than `timeout`.
+    func expire(timeout: Duration) -> [AddressMapPublication] {
+        let now = ContinuousClock.now
+        return state.withLock { state in
+            var publications: [AddressMapPublication] = []
+            for (invoker, last) in state.lastHeartbeat where now - last > timeout {
+                state.lastHeartbeat[invoker] = nil
+                publications += state.map.drop(invoker: invoker).map {
+                    .delta(namespace: $0.namespace, version: $0.version, added: $0.added, removed: $0.removed)
+                }
+            }
+            return publications
+        }
+    }
+
+    func snapshots() -> [AddressMapPublication] {
+        state.withLock { state in
+            state.map.versions.keys.sorted().map {
+                .snapshot(namespace: $0, version: state.map.version(namespace: $0), entries: state.map.entries(namespace: $0))
+            }
+        }
+    }
+
+    func file(namespace: String) -> AddressMapFile {
+        state.withLock { AddressMapFile(namespace: namespace, version: $0.map.version(namespace: namespace), entries: $0.map.entries(namespace: namespace)) }
+    }
+}
+
+extension Controller {
+    /// Sends publications on the `addressmap` topic, in order.
+    func publish(_ publications: [AddressMapPublication]) async {
+        for publication in publications {
+            do {
+                try await producer.send(topic: configuration.topic(AddressMapHub.topic), value: try WhiskMessageCoding.encode(publication))
+            } catch {
+                logger.error("cannot publish address map change", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Handles the address-map part of a ping.
+    func handleAddressMap(of ping: PingMessage) async {
+        let invoker = ping.name.instance
+        guard let field = ping.extensions[AddressMapUpdate.pingField] else {
+            await publish(addressMap.heartbeat(from: invoker))
+            return
+        }
+        do {
+            let update = try JSONDecoder().decode(AddressMapUpdate.self, from: try WhiskMessageCoding.encode(field))
+            await publish(addressMap.apply(update, from: invoker))
+        } catch {
+            logger.warning("unreadable address map update skipped", metadata: ["invoker": "\(invoker)", "error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,131 @@
+import Foundation
+import Logging
+import Synchronization
+import WhiskKafka
+import WhiskMessages
+
+/// The invoker's side of the address map: its own instances (announced on heartbeats) and the
+/// global map it receives from the controller (written into each namespace's `map.json`).
+final class AddressMapAgent: Sendable {
+    static let topic = "addressmap"
+
+    let configuration: InvokerConfiguration
+    let writer: AddressMapFileWriter
+    let trigger = HeartbeatTrigger()
+    private let local: Mutex<LocalAddressMap>
+    private let replicas = Mutex([String: NamespaceMapReplica]())
+    /// Which activation runs in which container, and containers that died while running.
+    private let running = Mutex((active: [String: ActivationId](), died: Set<String>()))
+    private let logger: Logger
+
+    init(configuration: InvokerConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.writer = AddressMapFileWriter(root: configuration.addressMapDirectory)
+        self.local = Mutex(LocalAddressMap(incarnation: UUID().uuidString.lowercased()))
+        self.logger = logger
+    }
+
+    func add(_ entry: AddressEntry) {
+        local.withLock { $0.add(entry) }
+        trigger.kick()
+    }
+
+    func remove(_ key: InstanceKey, activationId: ActivationId) {
+        if local.withLock({ $0.remove(key, activationId: activationId) }) { trigger.kick() }
+    }
+
+    func remove(activations: Set<ActivationId>) {
+        if !local.withLock({ $0.remove(activations: activations) }).isEmpty { trigger.kick() }
+    }
+
+    func track(containerID: String, activationId: ActivationId) {
+        running.withLock { $0.active[containerID] = activationId }
+    }
+
+    func untrack(containerID: String) {
+        running.withLock {
+            $0.active[containerID] = nil
+            $0.died.remove(containerID)
+        }
+    }
+
+    /// A container died (Docker event): its activation's entries go at once.
+    func containerDied(_ containerID: String) {
+        let activation: ActivationId? = running.withLock {
+            guard let activation = $0.active[containerID] else { return nil }
+            $0.died.insert(containerID)
+            return activation
+        }
+        if let activation { remove(activations: [activation]) }
+    }
+
+    func diedDuringRun(containerID: String) -> Bool {
+        running.withLock { $0.died.contains(containerID) }
+    }
+
+    /// The field to piggyback on the next ping, if anything changed.
+    func nextUpdate() -> AddressMapUpdate? {
+        local.withLock { $0.nextUpdate() }
+    }
+
+    /// Applies one message of the controller's `addressmap` topic.
+    func handle(_ data: Data) {
+        let publication: AddressMapPublication
+        do {
+            publication = try WhiskMessageCoding.decode(AddressMapPublication.self, from: data, maxBytes: 64 * 1024 * 1024)
+        } catch {
+            logger.warning("unreadable address map publication skipped", metadata: ["error": "\(error)"])
+            return
+        }
+        switch publication {
+        case .snapshotRequest(let invoker):
+            guard invoker == configuration.instance else { return }
+            local.withLock { $0.requestSnapshot() }
+            trigger.kick()
+        case .delta(let namespace, _, _, _), .snapshot(let namespace, _, _):
+            let file: AddressMapFile? = replicas.withLock { replicas in
+                var replica = replicas[namespace] ?? NamespaceMapReplica()
+                guard replica.apply(publication) else { return nil }
+                replicas[namespace] = replica
+                return AddressMapFile(namespace: namespace, version: replica.version, entries: replica.entries.values)
+            }
+            if let file {
+                do {
+                    try writer.write(file)
+                } catch {
+                    logger.error("cannot write map file", metadata: ["namespace": "\(namespace)", "error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    /// Consumes the controller's publications until cancelled.
+    func consume(kafka: KafkaClientConfiguration) async {
+        var consumerConfiguration = KafkaConsumerConfiguration(
+            client: kafka, groupID: "addressmap-invoker\(configuration.instance)", topics: [configuration.topic(Self.topic)]
+        )
+        // Old publications are superseded by the periodic snapshots.
+        consumerConfiguration.autoOffsetReset = .latest
+        consumerConfiguration.sessionTimeout = .seconds(10)
+        consumerConfiguration.heartbeatInterval = .seconds(1)
+        consumerConfiguration.fetchMaxWait = .milliseconds(5)
+        let consumer: KafkaConsumer
+        do {
+            consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: logger)
+        } catch {
+            logger.error("cannot consume the address map topic", metadata: ["error": "\(error)"])
+            return
+        }
+        while !Task.isCancelled {
+            do {
+                guard let message = try await consumer.next() else { break }
+                handle(message.value)
+                try await consumer.commit(message)
+            } catch {
+                logger.error("address map consumer error; continuing", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        await consumer.close()
+    }
+}

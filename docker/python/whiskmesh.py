@@ -1,0 +1,151 @@
+"""WhiskMesh SDK: find other function instances of your namespace and message them directly.
+
+The address map is a JSON file (schema "whiskmesh.addressmap/v1") that the invoker replaces
+atomically, so every read sees a whole map:
+
+    {"schema": "whiskmesh.addressmap/v1", "namespace": "guest", "version": 12,
+     "instances": [{"id": "a", "ip": "10.130.0.5", "invoker": 0, "activationId": "..."}]}
+
+Messages are framed with an 8-byte big-endian length. Receiving reads straight into one
+buffer of the final size (no quadratic growth), sending writes from a memoryview (no copies).
+"""
+import json
+import os
+import socket
+import struct
+import time
+
+DEFAULT_PORT = 7070
+_HEADER = struct.Struct(">Q")
+MAX_MESSAGE = 1 << 40
+
+
+class MeshError(Exception):
+    """A peer is missing, unreachable or gone."""
+
+
+def map_path():
+    return os.environ.get("__OW_ADDRESS_MAP", "/var/run/whisk/addressmap/map.json")
+
+
+def my_id():
+    return os.environ.get("__OW_INSTANCE_ID")
+
+
+def my_ip():
+    return os.environ.get("__OW_OVERLAY_IP")
+
+
+def read_map():
+    """The whole map (a dict), or an empty one when the file does not exist yet."""
+    try:
+        with open(map_path()) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return {"schema": "whiskmesh.addressmap/v1", "namespace": None, "version": 0, "instances": []}
+
+
+def peers():
+    """{instance id: overlay ip} of every live instance of the namespace."""
+    return {entry["id"]: entry["ip"] for entry in read_map().get("instances", [])}
+
+
+def wait_for(ids, timeout=30.0, poll=0.002):
+    """Waits until every id in `ids` is in the map; returns {id: ip}. Raises MeshError on timeout."""
+    wanted = [str(i) for i in ids]
+    deadline = time.monotonic() + timeout
+    while True:
+        current = peers()
+        if all(i in current for i in wanted):
+            return {i: current[i] for i in wanted}
+        if time.monotonic() > deadline:
+            missing = [i for i in wanted if i not in current]
+            raise MeshError("instances %s did not appear in the address map within %.1f s" % (missing, timeout))
+        time.sleep(poll)
+
+
+class Connection:
+    """A framed, bidirectional message stream to one peer."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, option, 4 << 20)
+            except OSError:
+                pass
+
+    def send(self, data):
+        view = memoryview(data).cast("B")
+        self.sock.sendall(_HEADER.pack(len(view)))
+        self.sock.sendall(view)
+
+    def recv(self, timeout=None):
+        """One whole message as a bytearray."""
+        self.sock.settimeout(timeout)
+        header = self._read_exactly(_HEADER.size)
+        (length,) = _HEADER.unpack(header)
+        if length > MAX_MESSAGE:
+            raise MeshError("message of %d bytes announced: not a WhiskMesh peer?" % length)
+        return self._read_exactly(length)
+
+    def _read_exactly(self, length):
+        buffer = bytearray(length)
+        view = memoryview(buffer)
+        received = 0
+        while received < length:
+            count = self.sock.recv_into(view[received:], min(length - received, 8 << 20))
+            if count == 0:
+                raise MeshError("the peer closed the connection after %d of %d bytes" % (received, length))
+            received += count
+        return buffer
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def listen(port=DEFAULT_PORT, backlog=128):
+    """A listening socket on this instance's overlay address."""
+    address = my_ip() or "0.0.0.0"
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((address, port))
+    listener.listen(backlog)
+    return listener
+
+
+def accept(listener, timeout=30.0):
+    listener.settimeout(timeout)
+    try:
+        sock, _ = listener.accept()
+    except socket.timeout:
+        raise MeshError("no peer connected within %.1f s" % timeout)
+    sock.settimeout(None)
+    return Connection(sock)
+
+
+def connect(peer_id, port=DEFAULT_PORT, timeout=30.0):
+    """Connects to instance `peer_id`, waiting for it to appear in the map and to listen."""
+    deadline = time.monotonic() + timeout
+    ip = wait_for([peer_id], timeout=timeout)[str(peer_id)]
+    last_error = None
+    while time.monotonic() < deadline:
+        try:
+            sock = socket.create_connection((ip, port), timeout=max(0.1, deadline - time.monotonic()))
+            sock.settimeout(None)
+            return Connection(sock)
+        except OSError as error:
+            last_error = error
+            time.sleep(0.01)
+            ip = peers().get(str(peer_id), ip)
+    raise MeshError("cannot connect to instance %s at %s:%d: %s" % (peer_id, ip, port, last_error))
