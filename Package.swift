@@ -128,10 +128,11 @@ let package = Package(
             dependencies: ["WhiskController", .product(name: "HummingbirdTesting", package: "hummingbird")]
         ),
         .testTarget(name: "WhiskCLITests", dependencies: ["WhiskCLI"]),
+        .testTarget(name: "WhiskInvokerTests", dependencies: ["WhiskInvoker", "WhiskMessages"]),
         // Integration tests: the real broker and the real Docker Engine.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["WhiskKafka", "WhiskDocker", "WhiskMessages", "WhiskHTTP"]
+            dependencies: ["WhiskKafka", "WhiskDocker", "WhiskMessages", "WhiskHTTP", "WhiskInvoker"]
         ),
     ],
     swiftLanguageModes: [.v6]

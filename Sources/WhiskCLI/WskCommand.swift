@@ -7,7 +7,7 @@ public struct WskCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "wsk",
         abstract: "WhiskMesh command-line interface (OpenWhisk-compatible).",
-        subcommands: [PropertyCommand.self, ActionCommand.self, ActivationCommand.self, InvokerCommand.self, AdminCommand.self]
+        subcommands: [PropertyCommand.self, ActionCommand.self, ActivationCommand.self, AddressMapCommand.self, InvokerCommand.self, AdminCommand.self]
     )
     public init() {}
 }

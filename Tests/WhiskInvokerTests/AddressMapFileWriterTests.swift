@@ -1,0 +1,102 @@
+import Foundation
+import Testing
+@testable import WhiskInvoker
+import WhiskMessages
+
+@Suite("Address map file writer")
+struct AddressMapFileWriterTests {
+    func temporaryRoot() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("whiskmesh-maps-\(UUID().uuidString)").path
+    }
+
+    @Test func readerNeverSeesAPartialFileDuring1000RapidUpdates() async throws {
+        let root = temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let writer = AddressMapFileWriter(root: root)
+        try writer.prepare(namespace: "guest")
+        let path = "\(writer.folder(namespace: "guest"))/map.json"
+        // Large enough that a non-atomic write would be seen half-done.
+        let entries = (0..<300).map {
+            AddressEntry(namespace: "guest", instanceID: InstanceID("instance-\($0)")!, ip: "10.128.1.\($0 % 250)", invoker: 0, activationId: .generate(), since: 1)
+        }
+        let reader = Task.detached { () -> (reads: Int, bad: Int, lastVersion: UInt64) in
+            var reads = 0, bad = 0
+            var last: UInt64 = 0
+            while !Task.isCancelled {
+                guard let data = FileManager.default.contents(atPath: path) else { bad += 1; continue }
+                reads += 1
+                if let file = try? JSONDecoder().decode(AddressMapFile.self, from: data), file.schema == AddressMapFile.schemaV1 {
+                    if file.version < last { bad += 1 }
+                    last = file.version
+                } else {
+                    bad += 1
+                }
+            }
+            return (reads, bad, last)
+        }
+        for version in 1...1000 {
+            try writer.write(AddressMapFile(namespace: "guest", version: UInt64(version), entries: entries.prefix(version % 300)))
+        }
+        reader.cancel()
+        let result = await reader.value
+        #expect(result.bad == 0)
+        #expect(result.reads > 0)
+        let final = try JSONDecoder().decode(AddressMapFile.self, from: try Data(contentsOf: URL(fileURLWithPath: path)))
+        #expect(final.version == 1000)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: writer.folder(namespace: "guest")) == ["map.json"], "no temporary files left")
+    }
+
+    @Test func namespacesGetSeparateFolders() throws {
+        let root = temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let writer = AddressMapFileWriter(root: root)
+        #expect(writer.folder(namespace: "a b") != writer.folder(namespace: "a_b"), "sanitised names still differ by hash")
+        try writer.prepare(namespace: "team/../x")
+        let folder = writer.folder(namespace: "team/../x")
+        #expect((folder as NSString).deletingLastPathComponent == root, "a namespace's folder is always a direct child of the root")
+        #expect(FileManager.default.fileExists(atPath: "\(folder)/map.json"))
+        writer.removeAll()
+        #expect(!FileManager.default.fileExists(atPath: root))
+    }
+}
+
+@Suite("Overlay naming and subnets")
+struct OverlayNetworksTests {
+    @Test func namesAreStableValidAndDistinct() {
+        let name = OverlayNetworks.networkName(namespace: "Guest Team@x")
+        #expect(name == OverlayNetworks.networkName(namespace: "Guest Team@x"))
+        #expect(name.allSatisfy { $0.isLetter || $0.isNumber || "_.-".contains($0) })
+        #expect(name != OverlayNetworks.networkName(namespace: "guest_team_x"))
+    }
+
+    @Test func subnetsComeFromThePoolAndStepOverTakenOnes() throws {
+        let first = try #require(OverlayNetworks.subnet(namespace: "guest", pool: "10.128.0.0/9", prefixLength: 20, taken: []))
+        #expect(first.hasSuffix("/20"))
+        let octets = first.split(separator: "/")[0].split(separator: ".").compactMap { Int($0) }
+        #expect(octets[0] == 10 && octets[1] >= 128)
+        let second = try #require(OverlayNetworks.subnet(namespace: "guest", pool: "10.128.0.0/9", prefixLength: 20, taken: [first]))
+        #expect(second != first)
+        #expect(OverlayNetworks.subnet(namespace: "x", pool: "10.0.0.0/24", prefixLength: 24, taken: ["10.0.0.0/24"]) == nil, "pool exhausted")
+        #expect(OverlayNetworks.subnet(namespace: "x", pool: "garbage", prefixLength: 20, taken: []) == nil)
+    }
+}
+
+@Suite("Heartbeat trigger")
+struct HeartbeatTriggerTests {
+    /// A kick must end the wait: were it ignored, the hour-long wait would hit the time limit.
+    @Test(.timeLimit(.minutes(1))) func kickWakesTheWaiter() async {
+        let trigger = HeartbeatTrigger()
+        trigger.kick()
+        await trigger.wait(upTo: .seconds(3600))
+        async let waiting: Void = trigger.wait(upTo: .seconds(3600))
+        try? await Task.sleep(for: .milliseconds(10))
+        trigger.kick()
+        await waiting
+    }
+
+    @Test func withoutAKickTheWaitLastsItsInterval() async {
+        let trigger = HeartbeatTrigger()
+        let idle = await ContinuousClock().measure { await trigger.wait(upTo: .milliseconds(20)) }
+        #expect(idle >= .milliseconds(20))
+    }
+}
