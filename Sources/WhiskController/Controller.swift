@@ -206,7 +206,10 @@ public final class Controller: Sendable {
         }
         await admin.close()
         let completions = try consumer(topic: configuration.topic(controllerInstance.completionTopic), group: "completed\(controllerInstance.asString)")
-        let pings = try consumer(topic: configuration.topic("health"), group: "health\(controllerInstance.asString)")
+        // Pings are for every controller and only fresh ones matter: read the partition directly
+        // from its end, without a group, so a restarted controller sees pings at once instead
+        // of after a group join (3-6 s on Tansu), which is longer than the map may lag.
+        let pings = try consumer(topic: configuration.topic("health"), group: "health\(controllerInstance.asString)", assigned: true)
         await cancelWhenGracefulShutdown {
           await withDiscardingTaskGroup { group in
             group.addTask { await self.consume(completions) { await self.handleAcknowledgement($0) } }
@@ -243,12 +246,12 @@ public final class Controller: Sendable {
         await producer.close()
     }
 
-    private func consumer(topic: String, group: String) throws -> KafkaConsumer {
-        var configuration = KafkaConsumerConfiguration(client: configuration.kafka, groupID: group, topics: [topic])
+    private func consumer(topic: String, group: String, assigned: Bool = false) throws -> KafkaConsumer {
+        // Groups carry the topic prefix too: stacks sharing a broker must not share groups.
+        var configuration = KafkaConsumerConfiguration(client: configuration.kafka, groupID: configuration.topic(group), topics: [topic])
         configuration.sessionTimeout = .seconds(10)
         configuration.heartbeatInterval = .seconds(1)
-        // Pings older than the offline timeout are history: a new group starts at the end.
-        if group.hasPrefix("health") { configuration.autoOffsetReset = .latest }
+        if assigned { configuration.assignment = .init(partitions: [0], fromEnd: true) }
         return try KafkaConsumer(configuration: configuration, logger: logger)
     }
 

@@ -195,9 +195,12 @@ public struct NetworkInspect: Sendable, Decodable {
     public var labels: [String: String]
     public var ipam: IPAM?
     public var options: [String: String]
+    /// No route out of the network: Docker drops what its members send elsewhere.
+    public var isInternal: Bool
 
     enum CodingKeys: String, CodingKey {
         case id = "Id", name = "Name", driver = "Driver", scope = "Scope", attachable = "Attachable", labels = "Labels", ipam = "IPAM", options = "Options"
+        case isInternal = "Internal"
     }
 
     public init(from decoder: Decoder) throws {
@@ -210,6 +213,7 @@ public struct NetworkInspect: Sendable, Decodable {
         labels = try container.decodeIfPresent([String: String].self, forKey: .labels) ?? [:]
         ipam = try container.decodeIfPresent(IPAM.self, forKey: .ipam)
         options = try container.decodeIfPresent([String: String].self, forKey: .options) ?? [:]
+        isInternal = try container.decodeIfPresent(Bool.self, forKey: .isInternal) ?? false
     }
 
     public var subnets: [String] { ipam?.config?.compactMap(\.subnet) ?? [] }

@@ -160,7 +160,8 @@ struct ActivationRunner: Sendable {
             response = .error(.developerError, .string("The action exceeded its time limits of \(action.limits.timeout) milliseconds."))
         case .failed(let error):
             reusable = false
-            let died = agent?.diedDuringRun(containerID: container.id) == true
+            let running = (try? await docker.inspectContainer(container.id))?.state.running ?? false
+            let died = !running || agent?.diedDuringRun(containerID: container.id) == true
             response = .error(.developerError, .string(died
                 ? "The action's container died during the activation (killed or out of memory): \(error)"
                 : "The action did not produce a valid response and exited unexpectedly: \(error)"))

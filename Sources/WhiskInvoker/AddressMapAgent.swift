@@ -102,10 +102,11 @@ final class AddressMapAgent: Sendable {
     /// Consumes the controller's publications until cancelled.
     func consume(kafka: KafkaClientConfiguration) async {
         var consumerConfiguration = KafkaConsumerConfiguration(
-            client: kafka, groupID: "addressmap-invoker\(configuration.instance)", topics: [configuration.topic(Self.topic)]
+            client: kafka, groupID: configuration.topic("addressmap-invoker\(configuration.instance)"), topics: [configuration.topic(Self.topic)]
         )
-        // Old publications are superseded by the periodic snapshots.
-        consumerConfiguration.autoOffsetReset = .latest
+        // Every invoker needs every publication and old ones are superseded by the periodic
+        // snapshots: read the partition from its end, without waiting for a group join.
+        consumerConfiguration.assignment = .init(partitions: [0], fromEnd: true)
         consumerConfiguration.sessionTimeout = .seconds(10)
         consumerConfiguration.heartbeatInterval = .seconds(1)
         consumerConfiguration.fetchMaxWait = .milliseconds(5)

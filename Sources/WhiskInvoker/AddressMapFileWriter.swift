@@ -13,7 +13,7 @@ public struct AddressMapFileWriter: Sendable {
 
     /// The folder of a namespace: a safe, distinct name for any namespace.
     public static func folderName(namespace: String) -> String {
-        OverlayNetworks.networkName(namespace: namespace).replacingOccurrences(of: "whiskmesh-ns-", with: "")
+        OverlayNetworks.networkName(namespace: namespace, prefix: "")
     }
 
     public func folder(namespace: String) -> String { "\(root)/\(Self.folderName(namespace: namespace))" }

@@ -71,8 +71,12 @@ public final class Invoker: Service, Sendable {
 
     /// Removes leftovers of an earlier run, makes sure the action network and topics exist.
     func prepare() async throws {
-        for leftover in try await docker.listContainers(labels: ["org.whiskmesh.invoker=\(configuration.instance)"]) {
-            try await docker.removeContainer(leftover.id)
+        for leftover in try await docker.listContainers(labels: configuration.ownContainerFilters) {
+            do {
+                try await docker.removeContainer(leftover.id)
+            } catch let error as DockerError where error.isConflict {
+                // Already being removed.
+            }
         }
         try await ensureActionNetwork()
         let admin = try KafkaAdmin(configuration: configuration.kafka, logger: logger)
@@ -86,12 +90,26 @@ public final class Invoker: Service, Sendable {
     /// Creates the action network unless it exists. Docker does not keep local network names
     /// unique under concurrent creates (two invokers starting at once made two), so every invoker
     /// keeps the one with the smallest id and removes the others: all converge on the same one.
+    ///
+    /// The network is internal: its members have no route out through the host. Without that, a
+    /// container could send to another namespace's overlay address via its default gateway, and
+    /// the host would forward it (measured: it left the machine on the host's default route).
     func ensureActionNetwork() async throws {
         let name = configuration.actionNetwork
         var existing = try await docker.listNetworks(name: name).filter { $0.name == name }
+        for network in existing where !network.isInternal || network.options["com.docker.network.bridge.enable_icc"] != "false" {
+            // An older, weaker network of the same name: replace it while nothing uses it.
+            do {
+                try await docker.removeNetwork(network.id)
+            } catch {
+                throw InvokerError("network \(name) is not internal with inter-container traffic off, and cannot be replaced: \(error)")
+            }
+            existing.removeAll { $0.id == network.id }
+        }
         if existing.isEmpty {
             var network = NetworkSpec(name: name, driver: "bridge")
             network.attachable = false
+            network.internal = true
             network.labels = ["org.whiskmesh.managed": "true"]
             // Containers must not reach each other over the network that carries invoker traffic.
             network.options = ["com.docker.network.bridge.enable_icc": "false"]
@@ -106,7 +124,7 @@ public final class Invoker: Service, Sendable {
 
     func activationConsumer() throws -> KafkaConsumer {
         var consumerConfiguration = KafkaConsumerConfiguration(
-            client: configuration.kafka, groupID: configuration.instanceId.topic, topics: [configuration.topic(configuration.instanceId.topic)]
+            client: configuration.kafka, groupID: configuration.topic(configuration.instanceId.topic), topics: [configuration.topic(configuration.instanceId.topic)]
         )
         consumerConfiguration.sessionTimeout = .seconds(10)
         consumerConfiguration.heartbeatInterval = .seconds(1)
@@ -184,7 +202,7 @@ public final class Invoker: Service, Sendable {
     func watchContainerDeaths() async {
         while !Task.isCancelled {
             do {
-                for try await event in docker.containerEvents(actions: ["die"], labels: ["org.whiskmesh.invoker=\(configuration.instance)"]) {
+                for try await event in docker.containerEvents(actions: ["die"], labels: configuration.ownContainerFilters) {
                     agent?.containerDied(event.containerID)
                     await pool.forget(containerID: event.containerID)
                 }

@@ -34,6 +34,8 @@ public struct InvokerConfiguration: Sendable {
     /// 4,094 instances; Docker's default /24 only ~250).
     public var overlaySubnetPool = "10.128.0.0/9"
     public var overlayPrefixLength = 20
+    /// Overlay names are this prefix, the namespace and a hash (tests use their own prefix).
+    public var overlayNamePrefix = "whiskmesh-ns-"
     /// Concurrent `docker network connect` calls.
     public var maxConcurrentAttaches = 16
     /// Host directory with one folder per namespace holding `map.json`.
@@ -64,6 +66,16 @@ public struct InvokerConfiguration: Sendable {
         var labels = extraLabels
         labels["org.whiskmesh.managed"] = "true"
         labels["org.whiskmesh.invoker"] = String(instance)
+        labels["org.whiskmesh.deployment"] = deployment
         return labels
+    }
+
+    /// Names this deployment on a shared Docker host (its topic prefix, or "default"), so that
+    /// invoker N of one deployment never touches the containers of invoker N of another.
+    var deployment: String { topicPrefix.isEmpty ? "default" : topicPrefix }
+
+    /// Docker label filters that select exactly this invoker's containers.
+    var ownContainerFilters: [String] {
+        ["org.whiskmesh.invoker=\(instance)", "org.whiskmesh.deployment=\(deployment)"]
     }
 }

@@ -24,10 +24,10 @@ public actor OverlayNetworks {
     }
 
     /// `whiskmesh-ns-<sanitised namespace>-<hash>`: stable, valid for Docker, distinct per namespace.
-    public static func networkName(namespace: String) -> String {
+    public static func networkName(namespace: String, prefix: String = "whiskmesh-ns-") -> String {
         let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789_.-")
         let clean = String(namespace.lowercased().map { allowed.contains($0) ? $0 : "_" }.prefix(40))
-        return "whiskmesh-ns-\(clean)-\(String(fnv(namespace) & 0xffff_ffff, radix: 16))"
+        return "\(prefix)\(clean)-\(String(fnv(namespace) & 0xffff_ffff, radix: 16))"
     }
 
     static func fnv(_ text: String) -> UInt64 {
@@ -60,14 +60,25 @@ public actor OverlayNetworks {
 
     /// Makes sure the namespace's overlay exists; returns its name.
     public func ensure(namespace: String) async throws -> String {
-        let name = Self.networkName(namespace: namespace)
+        let name = Self.networkName(namespace: namespace, prefix: configuration.overlayNamePrefix)
         if ready.contains(name) { return name }
-        let existing = try await docker.listNetworks(name: name).filter { $0.name == name }
+        var existing = try await docker.listNetworks(name: name).filter { $0.name == name }
+        for network in existing where !network.isInternal {
+            // Made by an older version with a route off the overlay: replace it while unused.
+            do {
+                try await docker.removeNetwork(network.id)
+            } catch {
+                throw InvokerError("overlay \(name) is not internal and cannot be replaced: \(error)")
+            }
+            existing.removeAll { $0.id == network.id }
+        }
         if existing.isEmpty {
             let taken = Set(try await docker.listNetworks(labels: ["org.whiskmesh.overlay"]).flatMap(\.subnets))
             var spec = NetworkSpec(name: name, driver: "overlay")
             spec.attachable = true
-            spec.labels = configuration.containerLabels.filter { $0.key != "org.whiskmesh.invoker" }
+            // Internal: Docker adds no docker_gwbridge leg, so no route leads off the overlay.
+            spec.internal = true
+            spec.labels = configuration.containerLabels.filter { $0.key != "org.whiskmesh.invoker" && $0.key != "org.whiskmesh.deployment" }
                 .merging(["org.whiskmesh.overlay": "true", "org.whiskmesh.namespace": namespace]) { $1 }
             spec.subnet = Self.subnet(namespace: namespace, pool: configuration.overlaySubnetPool, prefixLength: configuration.overlayPrefixLength, taken: taken)
             do {

@@ -44,6 +44,22 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var maxPollInterval: Duration = .seconds(300)
     /// Largest message the consumer fetches.
     public var fetchMaxBytes: Int = 52_428_800
+    /// Partitions to read without joining a group (no rebalance wait: Tansu takes 3-6 s to
+    /// admit a new member). For broadcast topics that every reader needs whole, such as pings.
+    /// nil subscribes as a member of `groupID`.
+    public var assignment: Assignment?
+
+    public struct Assignment: Sendable {
+        public var partitions: [Int32]
+        /// Start at the end (only what is new) or at the beginning.
+        public var fromEnd: Bool
+
+        public init(partitions: [Int32] = [0], fromEnd: Bool = true) {
+            self.partitions = partitions
+            self.fromEnd = fromEnd
+        }
+    }
+
     /// How long the broker may hold a fetch waiting for data. librdkafka's 500 ms default adds up
     /// to that much latency per hop on a quiet topic; activations and acks want it low.
     public var fetchMaxWait: Duration = .milliseconds(10)

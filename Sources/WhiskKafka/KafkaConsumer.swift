@@ -45,12 +45,23 @@ public final class KafkaConsumer: Sendable {
 
         let list = rd_kafka_topic_partition_list_new(Int32(configuration.topics.count))
         defer { rd_kafka_topic_partition_list_destroy(list) }
-        for topic in configuration.topics {
-            rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA)
+        let error: rd_kafka_resp_err_t
+        if let assignment = configuration.assignment {
+            for topic in configuration.topics {
+                for partition in assignment.partitions {
+                    let entry = rd_kafka_topic_partition_list_add(list, topic, partition)
+                    entry?.pointee.offset = assignment.fromEnd ? Int64(RD_KAFKA_OFFSET_END) : Int64(RD_KAFKA_OFFSET_BEGINNING)
+                }
+            }
+            error = rd_kafka_assign(client.handle, list)
+        } else {
+            for topic in configuration.topics {
+                rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA)
+            }
+            error = rd_kafka_subscribe(client.handle, list)
         }
-        let error = rd_kafka_subscribe(client.handle, list)
         guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
-            throw KafkaError.fromRDKafka(.consume, error, context: "cannot subscribe to \(configuration.topics)")
+            throw KafkaError.fromRDKafka(.consume, error, context: "cannot consume \(configuration.topics)")
         }
         self.worker = NIOThreadPool(numberOfThreads: 1)
         worker.start()
@@ -88,7 +99,9 @@ public final class KafkaConsumer: Sendable {
     }
 
     /// Commits `message` as processed: after a restart the group resumes at the next one.
+    /// A consumer with a fixed assignment keeps no group position: this is a no-op for it.
     public func commit(_ message: KafkaConsumerMessage) async throws {
+        guard configuration.assignment == nil else { return }
         let client = self.client
         let error = try await runOnWorker {
             let list = rd_kafka_topic_partition_list_new(1)

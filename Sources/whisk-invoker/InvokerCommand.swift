@@ -23,6 +23,7 @@ struct InvokerCommand: AsyncParsableCommand {
     @Option(help: "The same folder as the Docker host sees it, when the invoker runs in a container.") var addressMapHostDirectory: String?
     @Option(help: "Address pool for namespace overlays.") var overlayPool = "10.128.0.0/9"
     @Option(help: "Prefix length of each namespace's overlay subnet.") var overlayPrefix = 20
+    @Option(help: "Name prefix of namespace overlays.") var overlayNamePrefix = ProcessInfo.processInfo.environment["WHISK_OVERLAY_NAME_PREFIX"] ?? "whiskmesh-ns-"
     @Flag(inversion: .prefixedNo, help: "Attach containers to namespace overlays and publish address maps.") var overlay = true
     @Option(help: "Log level.") var logLevel = "info"
 
@@ -51,6 +52,7 @@ struct InvokerCommand: AsyncParsableCommand {
         configuration.overlayEnabled = overlay
         configuration.overlaySubnetPool = overlayPool
         configuration.overlayPrefixLength = overlayPrefix
+        configuration.overlayNamePrefix = overlayNamePrefix
         let directory = addressMapDirectory ?? FileManager.default.currentDirectoryPath + "/.local/addressmap/invoker\(id)"
         configuration.addressMapDirectory = directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory
         configuration.addressMapHostDirectory = addressMapHostDirectory

@@ -3,6 +3,7 @@ import Testing
 import WhiskDocker
 import WhiskHTTP
 import WhiskKafka
+import WhiskInvoker
 import WhiskMessages
 
 /// A whole platform for one test: the controller and two invokers as real processes, on the real
@@ -53,6 +54,8 @@ final class Platform: @unchecked Sendable {
         environment["WHISK_INTERNAL_TOKEN"] = token
         environment["WHISK_KAFKA_BROKERS"] = brokers
         environment["WHISK_TOPIC_PREFIX"] = prefix
+        // Each test platform has overlays of its own, so parallel suites never share one.
+        environment["WHISK_OVERLAY_NAME_PREFIX"] = "wmtest-\(prefix.dropLast())-"
         return environment
     }
 
@@ -76,6 +79,7 @@ final class Platform: @unchecked Sendable {
 
     func startInvoker(_ id: Int, prewarm: Int = 0) throws {
         invokers[id] = try launch("whisk-invoker", ["--id", String(id), "--controller", apiHost, "--prewarm", String(prewarm),
+                                                    "--address-map-directory", mapDirectory(invoker: id),
                                                     "--container-labels", "org.whiskmesh.test=\(runLabel)", "--log-level", "info"], log: "invoker\(id).log")
     }
 
@@ -111,9 +115,12 @@ final class Platform: @unchecked Sendable {
         for container in (try? await docker.listContainers(labels: ["org.whiskmesh.test=\(runLabel)"])) ?? [] {
             try? await docker.removeContainer(container.id)
         }
+        for network in (try? await docker.listNetworks(labels: ["org.whiskmesh.test=\(runLabel)"])) ?? [] {
+            try? await docker.removeNetwork(network.id)
+        }
         await docker.shutdown()
         if let admin = try? KafkaAdmin(configuration: TestEnvironment.requireBrokers(), logger: TestEnvironment.logger) {
-            for topic in ["invoker0", "invoker1", "health", "completed0"] { try? await admin.deleteTopic(prefix + topic) }
+            for topic in ["invoker0", "invoker1", "health", "completed0", "addressmap"] { try? await admin.deleteTopic(prefix + topic) }
             await admin.close()
         }
         await http.shutdown()
@@ -126,6 +133,38 @@ final class Platform: @unchecked Sendable {
             let text = (try? String(contentsOfFile: "\(logDirectory)/\(name)", encoding: .utf8)) ?? ""
             return "== \(name)\n" + text.split(separator: "\n").suffix(30).joined(separator: "\n")
         }.joined(separator: "\n")
+    }
+
+    func mapDirectory(invoker: Int) -> String { "\(logDirectory)/maps\(invoker)" }
+
+    /// The map file invoker `invoker` keeps for `namespace`, as containers see it.
+    func mapFile(invoker: Int, namespace: String = "guest") -> AddressMapFile? {
+        let path = AddressMapFileWriter(root: mapDirectory(invoker: invoker)).folder(namespace: namespace) + "/map.json"
+        return FileManager.default.contents(atPath: path).flatMap { try? JSONDecoder().decode(AddressMapFile.self, from: $0) }
+    }
+
+    func restartController() async throws {
+        if let controller, controller.isRunning {
+            controller.terminate()
+            controller.waitUntilExit()
+        }
+        try startController()
+        try await waitUntil("the controller answers again", timeout: .seconds(30)) {
+            (try? await request("GET", "/ping", auth: nil))?.status == 200
+        }
+    }
+
+    /// Creates a namespace through the internal endpoint; returns its `uuid:key`.
+    func createNamespace(_ name: String) async throws -> String {
+        let response = try await http.perform(HTTPRequest(method: "PUT", url: "\(apiHost)/internal/v1/namespaces/\(name)",
+                                                          headers: ["X-Whisk-Internal-Token: \(token)", "Expect:"], body: Data(), timeout: .seconds(30)))
+        let identity = try JSONDecoder().decode(JSONValue.self, from: response.body)
+        return "\(identity["uuid"]?.stringValue ?? ""):\(identity["key"]?.stringValue ?? "")"
+    }
+
+    func addressMap(auth: String = Platform.guestAuth) async throws -> AddressMapFile {
+        let reply = try await request("GET", "/api/v1/namespaces/_/addressmap", auth: auth)
+        return try JSONDecoder().decode(AddressMapFile.self, from: try WhiskMessageCoding.encode(reply.json))
     }
 
     // MARK: API
@@ -154,16 +193,16 @@ final class Platform: @unchecked Sendable {
     }
 
     @discardableResult
-    func createAction(_ name: String, code: String, timeout: Int? = nil) async throws -> Reply {
+    func createAction(_ name: String, code: String, timeout: Int? = nil, auth: String = Platform.guestAuth) async throws -> Reply {
         var body: [String: JSONValue] = ["exec": ["kind": "python:3", "code": .string(code)]]
         if let timeout { body["limits"] = ["timeout": .int(Int64(timeout))] }
-        let reply = try await request("PUT", "/api/v1/namespaces/_/actions/\(name)", json: .object(body))
+        let reply = try await request("PUT", "/api/v1/namespaces/_/actions/\(name)", json: .object(body), auth: auth)
         #expect(reply.status == 200, "create \(name): \(reply.json)")
         return reply
     }
 
-    func invoke(_ name: String, _ parameters: JSONValue = [:], blocking: Bool = true, result: Bool = false) async throws -> Reply {
-        try await request("POST", "/api/v1/namespaces/_/actions/\(name)?blocking=\(blocking)&result=\(result)", json: parameters)
+    func invoke(_ name: String, _ parameters: JSONValue = [:], blocking: Bool = true, result: Bool = false, as auth: String = Platform.guestAuth) async throws -> Reply {
+        try await request("POST", "/api/v1/namespaces/_/actions/\(name)?blocking=\(blocking)&result=\(result)", json: parameters, auth: auth)
     }
 }
 

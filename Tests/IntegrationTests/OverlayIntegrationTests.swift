@@ -1,0 +1,167 @@
+import Foundation
+import Testing
+import WhiskDocker
+import WhiskMessages
+
+/// Function instances find and message each other over their namespace's overlay.
+@Suite("Overlay networks and address maps end to end", .serialized)
+struct OverlayIntegrationTests {
+    static func source(_ path: String) throws -> String {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return try String(contentsOf: root.appendingPathComponent(path), encoding: .utf8)
+    }
+
+    /// Home invokers come from a stable hash: "left" lands on invoker0, "right" on invoker1.
+    func createPingPong(_ platform: Platform) async throws {
+        try await platform.createAction("left", code: try Self.source("examples/pingpong/ping.py"), timeout: 120_000)
+        try await platform.createAction("right", code: try Self.source("examples/pingpong/pong.py"), timeout: 120_000)
+    }
+
+    static let probe = """
+    import json, socket
+    import whiskmesh
+    def main(args):
+        seen = whiskmesh.read_map()
+        reached = False
+        try:
+            socket.create_connection((args["ip"], int(args.get("port", 7070))), timeout=2).close()
+            reached = True
+        except OSError as error:
+            failure = str(error)
+        with open("/var/run/whisk/addressmap/map.json") as f:
+            raw = f.read()
+        return {"namespace": seen["namespace"], "ids": [i["id"] for i in seen["instances"]], "reached": reached, "raw": raw}
+    """
+
+    func docker() -> DockerClient {
+        var configuration = DockerClient.Configuration()
+        configuration.socketPath = TestEnvironment.dockerSocket
+        return DockerClient(configuration: configuration, logger: TestEnvironment.logger)
+    }
+
+    @Test func instancesOnTwoInvokersExchangeMessagesOverTheOverlay() async throws {
+        try await withPlatform { platform in
+            try await createPingPong(platform)
+            let pong = try await platform.invoke("right", ["instanceID": "b", "timeout": 60], blocking: false)
+            #expect(pong.status == 202)
+            let reply = try await platform.invoke("left", ["instanceID": "a", "peer": "b", "count": 1000, "size": .int(64 * 1024 * 1024), "timeout": 60])
+            #expect(reply.status == 200, "\(reply.json)")
+            let result = reply.json["response"]?["result"] ?? .null
+            #expect(result["roundTrips"] == 1000)
+            #expect(result["largeBytes"] == .int(64 * 1024 * 1024))
+            #expect(result["sha256"]?.stringValue?.count == 64)
+            let peers = result["peers"]?.objectValue ?? [:]
+            #expect(Set(peers.keys) == ["a", "b"])
+            #expect(peers["a"] != peers["b"])
+            // Both are gone once their activations ended, from the API and from both invokers' files.
+            try await waitUntil("the map is empty again") {
+                let map = try await platform.addressMap()
+                return map.instances.isEmpty && platform.mapFile(invoker: 0)?.instances.isEmpty == true && platform.mapFile(invoker: 1)?.instances.isEmpty == true
+            }
+            let map = try await platform.addressMap()
+            #expect(map.version >= 4, "two adds and two removes")
+        }
+    }
+
+    @Test func anotherNamespaceSeesNoneOfItAndCannotConnect() async throws {
+        try await withPlatform { platform in
+            try await createPingPong(platform)
+            _ = try await platform.invoke("right", ["instanceID": "secret", "timeout": 30], blocking: false)
+            var target = ""
+            try await waitUntil("guest's instance is in the map") {
+                target = try await platform.addressMap().instances.first { $0.id == "secret" }?.ip ?? ""
+                return !target.isEmpty
+            }
+            let tenant = try await platform.createNamespace("tenant-b")
+            try await platform.createAction("probe", code: Self.probe, auth: tenant)
+            let reply = try await platform.invoke("probe", ["ip": .string(target), "instanceID": "spy"], as: tenant)
+            #expect(reply.status == 200, "\(reply.json)")
+            let result = reply.json["response"]?["result"] ?? .null
+            #expect(result["namespace"] == "tenant-b")
+            #expect(result["ids"]?.arrayValue?.contains("secret") == false)
+            #expect(result["raw"]?.stringValue?.contains(target) == false, "guest's address is nowhere in tenant-b's file")
+            #expect(result["reached"] == false, "tenant-b reached guest's instance at \(target)")
+            #expect(try await platform.addressMap(auth: tenant).instances.allSatisfy { $0.id != "secret" })
+            // End the pong: connect as a guest peer and stop it.
+            _ = try await platform.invoke("left", ["peer": "secret", "count": 1])
+        }
+    }
+
+    @Test func instanceIDRules() async throws {
+        try await withPlatform(invokers: 1) { platform in
+            try await createPingPong(platform)
+            let first = try await platform.invoke("right", ["instanceID": "dup", "timeout": 30], blocking: false)
+            #expect(first.status == 202)
+            let second = try await platform.invoke("right", ["instanceID": "dup", "timeout": 30], blocking: false)
+            #expect(second.status == 409)
+            #expect(second.json["error"]?.stringValue?.contains("already live") == true)
+            for bad: JSONValue in ["", "has space", .string(String(repeating: "x", count: 129)), 1.5, true, ["a": 1]] {
+                let reply = try await platform.invoke("right", ["instanceID": bad], blocking: false)
+                #expect(reply.status == 400, "instanceID \(bad)")
+            }
+            let numeric = try await platform.invoke("right", ["instanceID": 42, "timeout": 30], blocking: false)
+            #expect(numeric.status == 202)
+            try await waitUntil("the numeric ID is in the map as \"42\"") {
+                try await platform.addressMap().instances.contains { $0.id == "42" }
+            }
+            for id in ["dup", "42"] { _ = try await platform.invoke("left", ["peer": .string(id), "count": 1]) }
+            // Once its activation ended, the ID can be claimed again.
+            try await waitUntil("dup is free again") {
+                try await platform.invoke("left", ["instanceID": "dup", "peer": "nobody", "count": 0, "timeout": 0.1]).status != 409
+            }
+        }
+    }
+
+    @Test func killedInvokerAndRestartedControllerConverge() async throws {
+        try await withPlatform { platform in
+            try await createPingPong(platform)
+            _ = try await platform.invoke("left", ["instanceID": "stays", "peer": "nobody", "count": 0, "timeout": 20], blocking: false)
+            _ = try await platform.invoke("right", ["instanceID": "doomed", "timeout": 20], blocking: false)
+            try await waitUntil("both instances are in invoker0's file", timeout: .seconds(30)) {
+                Set(platform.mapFile(invoker: 0)?.instances.map(\.id) ?? []) == ["stays", "doomed"]
+            }
+            #expect(try await platform.addressMap().instances.first { $0.id == "doomed" }?.invoker == 1)
+
+            // Restart the controller: its map comes back from the invokers' snapshots.
+            try await platform.restartController()
+            let clock = ContinuousClock()
+            let restarted = clock.now
+            try await waitUntil("the restarted controller's map is the truth again", timeout: .seconds(5)) {
+                Set(try await platform.addressMap().instances.map(\.id)) == ["stays", "doomed"]
+            }
+            print("address map converged \(clock.now - restarted) after the restarted controller answered")
+
+            // SIGKILL invoker1: its entries leave invoker0's file within 5 s.
+            platform.kill(invoker: 1)
+            try await waitUntil("the dead invoker's entry is gone from invoker0's file", timeout: .seconds(5)) {
+                platform.mapFile(invoker: 0)?.instances.map(\.id) == ["stays"]
+            }
+        }
+    }
+
+    @Test func killedContainerLeavesTheMapAndItsActivationFails() async throws {
+        try await withPlatform(invokers: 1) { platform in
+            try await createPingPong(platform)
+            let accepted = try await platform.invoke("right", ["instanceID": "victim", "timeout": 60], blocking: false)
+            let id = try #require(accepted.json["activationId"]?.stringValue)
+            try await waitUntil("the victim is in the map") {
+                try await platform.addressMap().instances.contains { $0.id == "victim" }
+            }
+            let docker = docker()
+            let containers = try await docker.listContainers(labels: ["org.whiskmesh.test=\(platform.runLabel)"])
+            let victim = try #require(containers.first { $0.names.contains { $0.hasSuffix("_right") } })
+            try await docker.killContainer(victim.id)
+            await docker.shutdown()
+            try await waitUntil("the entry is gone", timeout: .seconds(2)) {
+                try await platform.addressMap().instances.isEmpty && platform.mapFile(invoker: 0)?.instances.isEmpty == true
+            }
+            var record = Platform.Reply(status: 0, json: .null)
+            try await waitUntil("the activation is recorded") {
+                record = try await platform.request("GET", "/api/v1/namespaces/_/activations/\(id)")
+                return record.status == 200
+            }
+            #expect(record.json["response"]?["success"] == false)
+            #expect(record.json["response"]?["result"]?["error"]?.stringValue?.contains("container died") == true, "\(record.json)")
+        }
+    }
+}
