@@ -160,8 +160,10 @@ struct ActivationRunner: Sendable {
             response = .error(.developerError, .string("The action exceeded its time limits of \(action.limits.timeout) milliseconds."))
         case .failed(let error):
             reusable = false
-            let running = (try? await docker.inspectContainer(container.id))?.state.running ?? false
-            let died = !running || agent?.diedDuringRun(containerID: container.id) == true
+            // The reply broke off: did the container die? Docker may not know yet the moment the
+            // connection drops, so give it a second to report the exit.
+            let exited = (try? await docker.waitContainer(container.id, timeout: .seconds(1))) != nil
+            let died = exited || agent?.diedDuringRun(containerID: container.id) == true
             response = .error(.developerError, .string(died
                 ? "The action's container died during the activation (killed or out of memory): \(error)"
                 : "The action did not produce a valid response and exited unexpectedly: \(error)"))
