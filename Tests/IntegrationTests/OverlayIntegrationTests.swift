@@ -53,6 +53,7 @@ struct OverlayIntegrationTests {
             let peers = result["peers"]?.objectValue ?? [:]
             #expect(Set(peers.keys) == ["a", "b"])
             #expect(peers["a"] != peers["b"])
+            #expect(result["invokers"] == ["a": 0, "b": 1], "a ran on invoker0 and b on invoker1")
             // Both are gone once their activations ended, from the API and from both invokers' files.
             try await waitUntil("the map is empty again") {
                 let map = try await platform.addressMap()

@@ -30,4 +30,5 @@ def main(args):
         peer.send(b"")
         peer.recv()
     return {"me": whiskmesh.my_id(), "peer": peer_id, "roundTrips": count, "smallSeconds": small,
-            "largeBytes": size, "sha256": digest, "peers": whiskmesh.peers()}
+            "largeBytes": size, "sha256": digest, "peers": whiskmesh.peers(),
+            "invokers": {entry["id"]: entry["invoker"] for entry in whiskmesh.read_map()["instances"]}}
