@@ -30,14 +30,7 @@ public actor OverlayNetworks {
         return "\(prefix)\(clean)-\(String(fnv(namespace) & 0xffff_ffff, radix: 16))"
     }
 
-    static func fnv(_ text: String) -> UInt64 {
-        var value: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in text.utf8 {
-            value ^= UInt64(byte)
-            value = value &* 0x100_0000_01b3
-        }
-        return value
-    }
+    static func fnv(_ text: String) -> UInt64 { StableHash.fnv1a(text) }
 
     /// The subnet for a namespace: a block of the configured pool chosen by hash, stepping over
     /// blocks that existing WhiskMesh overlays use.

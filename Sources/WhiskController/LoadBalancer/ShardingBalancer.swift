@@ -69,13 +69,5 @@ public struct ShardingBalancer: Sendable {
         return steps.isEmpty ? [1] : steps
     }
 
-    /// FNV-1a: stable across processes, unlike Swift's seeded `Hasher`.
-    static func hash(_ string: String) -> UInt64 {
-        var value: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in string.utf8 {
-            value ^= UInt64(byte)
-            value = value &* 0x100_0000_01b3
-        }
-        return value
-    }
+    static func hash(_ string: String) -> UInt64 { StableHash.fnv1a(string) }
 }
