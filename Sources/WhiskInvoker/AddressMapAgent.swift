@@ -104,9 +104,10 @@ final class AddressMapAgent: Sendable {
         var consumerConfiguration = KafkaConsumerConfiguration(
             client: kafka, groupID: configuration.topic("addressmap-invoker\(configuration.instance)"), topics: [configuration.topic(Self.topic)]
         )
-        // Every invoker needs every publication and old ones are superseded by the periodic
-        // snapshots: read the partition from its end, without waiting for a group join.
-        consumerConfiguration.assignment = .init(partitions: [0], fromEnd: true)
+        // A group of its own, so every invoker gets every publication. A new group starts at
+        // the end: old publications are superseded by the periodic snapshots, which also cover
+        // the seconds a group join takes.
+        consumerConfiguration.autoOffsetReset = .latest
         consumerConfiguration.sessionTimeout = .seconds(10)
         consumerConfiguration.heartbeatInterval = .seconds(1)
         consumerConfiguration.fetchMaxWait = .milliseconds(5)

@@ -20,6 +20,8 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(help: "Seconds without a ping before an invoker is offline.") var invokerTimeout = 10.0
     @Option(help: "Seconds a blocking invoke waits before answering 202.") var blockingTimeout = 60.0
     @Option(help: "Largest invoke payload in bytes.") var payloadLimit = 1_048_576
+    @Option(help: "Seconds without a ping before an invoker's address-map entries are dropped.") var addressMapTimeout = 3.0
+    @Option(help: "Seconds between full address-map snapshots.") var addressMapSnapshotInterval = 2.0
     @Option(help: "Log level.") var logLevel = "info"
 
     func run() async throws {
@@ -44,6 +46,8 @@ struct ControllerCommand: AsyncParsableCommand {
         configuration.invokerOfflineTimeout = .milliseconds(Int(invokerTimeout * 1000))
         configuration.blockingTimeout = .milliseconds(Int(blockingTimeout * 1000))
         configuration.payloadLimit = payloadLimit
+        configuration.addressMapTimeout = .milliseconds(Int(addressMapTimeout * 1000))
+        configuration.addressMapSnapshotInterval = .milliseconds(Int(addressMapSnapshotInterval * 1000))
 
         let store = try SQLiteEntityStore(path: configuration.databasePath)
         let controller = try await Controller(configuration: configuration, store: store, logger: logger)

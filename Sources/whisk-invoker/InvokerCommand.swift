@@ -24,6 +24,8 @@ struct InvokerCommand: AsyncParsableCommand {
     @Option(help: "Address pool for namespace overlays.") var overlayPool = "10.128.0.0/9"
     @Option(help: "Prefix length of each namespace's overlay subnet.") var overlayPrefix = 20
     @Option(help: "Name prefix of namespace overlays.") var overlayNamePrefix = ProcessInfo.processInfo.environment["WHISK_OVERLAY_NAME_PREFIX"] ?? "whiskmesh-ns-"
+    @Option(help: "Concurrent overlay attaches.") var maxAttaches = 16
+    @Option(help: "Concurrent container creations.") var maxCreates = 10
     @Flag(inversion: .prefixedNo, help: "Attach containers to namespace overlays and publish address maps.") var overlay = true
     @Option(help: "Log level.") var logLevel = "info"
 
@@ -53,6 +55,8 @@ struct InvokerCommand: AsyncParsableCommand {
         configuration.overlaySubnetPool = overlayPool
         configuration.overlayPrefixLength = overlayPrefix
         configuration.overlayNamePrefix = overlayNamePrefix
+        configuration.maxConcurrentAttaches = maxAttaches
+        configuration.maxConcurrentCreates = maxCreates
         let directory = addressMapDirectory ?? FileManager.default.currentDirectoryPath + "/.local/addressmap/invoker\(id)"
         configuration.addressMapDirectory = directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory
         configuration.addressMapHostDirectory = addressMapHostDirectory
