@@ -149,3 +149,162 @@ def connect(peer_id, port=DEFAULT_PORT, timeout=30.0):
             time.sleep(0.01)
             ip = peers().get(str(peer_id), ip)
     raise MeshError("cannot connect to instance %s at %s:%d: %s" % (peer_id, ip, port, last_error))
+
+
+# ---------------------------------------------------------------------------------------------
+# Collectives among a group of instances, over persistent TCP connections on the overlay.
+#
+# The group is a star around its root: the root listens, every other member connects to it once
+# and says who it is. scatter, gather, broadcast, barrier and allreduce then run over those
+# connections. Payloads of scatter/gather/broadcast are bytes (sent from memoryviews, received
+# into one buffer each); allreduce works on JSON values. Every operation has a deadline: a peer
+# that dies or never answers makes the others fail with MeshError instead of hanging.
+
+COLLECTIVE_PORT = 7071
+
+
+def _sum(a, b):
+    if isinstance(a, list):
+        return [_sum(x, y) for x, y in zip(a, b)]
+    return a + b
+
+
+class Group:
+    def __init__(self, ids, root=None, port=COLLECTIVE_PORT, timeout=30.0):
+        self.ids = [str(i) for i in ids]
+        if len(set(self.ids)) != len(self.ids):
+            raise MeshError("group members must be distinct: %s" % self.ids)
+        self.me = my_id()
+        if self.me not in self.ids:
+            raise MeshError("this instance (%s) is not in the group %s" % (self.me, self.ids))
+        self.root = str(root) if root is not None else self.ids[0]
+        if self.root not in self.ids:
+            raise MeshError("the root %s is not in the group" % self.root)
+        self.timeout = timeout
+        self.peers = {}  # at the root: id -> Connection; elsewhere: {root: Connection}
+        if len(self.ids) == 1:
+            return
+        if self.is_root:
+            self._accept_members(port, timeout)
+        else:
+            connection = connect(self.root, port=port, timeout=timeout)
+            connection.send(self.me.encode())
+            self.peers[self.root] = connection
+
+    @property
+    def is_root(self):
+        return self.me == self.root
+
+    @property
+    def rank(self):
+        return self.ids.index(self.me)
+
+    def _accept_members(self, port, timeout):
+        listener = listen(port)
+        deadline = time.monotonic() + timeout
+        try:
+            while len(self.peers) < len(self.ids) - 1:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    missing = [i for i in self.ids if i != self.me and i not in self.peers]
+                    raise MeshError("instances %s did not join the group within %.1f s" % (missing, timeout))
+                try:
+                    connection = accept(listener, timeout=remaining)
+                except MeshError:
+                    continue
+                member = bytes(connection.recv(timeout=remaining)).decode()
+                if member not in self.ids or member in self.peers or member == self.me:
+                    connection.close()
+                    continue
+                self.peers[member] = connection
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            listener.close()
+
+    def _recv(self, member, timeout):
+        try:
+            return self.peers[member].recv(timeout=timeout)
+        except socket.timeout:
+            raise MeshError("instance %s did not answer within %.1f s" % (member, timeout))
+        except (OSError, MeshError) as error:
+            raise MeshError("instance %s is gone: %s" % (member, error))
+
+    def _send(self, member, data):
+        try:
+            self.peers[member].send(data)
+        except OSError as error:
+            raise MeshError("cannot send to instance %s: %s" % (member, error))
+
+    def _guard(self, operation):
+        try:
+            return operation()
+        except MeshError:
+            self.close()  # the others see the group end instead of waiting for us
+            raise
+
+    def broadcast(self, data=None, timeout=None):
+        """The root's bytes, on every member."""
+        timeout = timeout or self.timeout
+
+        def run():
+            if self.is_root:
+                for member in self.peers:
+                    self._send(member, data)
+                return data
+            return self._recv(self.root, timeout)
+        return self._guard(run)
+
+    def scatter(self, chunks=None, timeout=None):
+        """Member i gets chunks[i] (the root passes one chunk per member, in group order)."""
+        timeout = timeout or self.timeout
+
+        def run():
+            if self.is_root:
+                if chunks is None or len(chunks) != len(self.ids):
+                    raise MeshError("scatter needs %d chunks at the root" % len(self.ids))
+                for index, member in enumerate(self.ids):
+                    if member != self.me:
+                        self._send(member, chunks[index])
+                return chunks[self.rank]
+            return self._recv(self.root, timeout)
+        return self._guard(run)
+
+    def gather(self, data, timeout=None):
+        """At the root: every member's bytes in group order; elsewhere: None."""
+        timeout = timeout or self.timeout
+
+        def run():
+            if self.is_root:
+                return [data if member == self.me else self._recv(member, timeout) for member in self.ids]
+            self._send(self.root, data)
+            return None
+        return self._guard(run)
+
+    def barrier(self, timeout=None):
+        """Returns once every member has reached it."""
+        self.gather(b"", timeout=timeout)
+        self.broadcast(b"", timeout=timeout)
+
+    def allreduce(self, value, op=_sum, timeout=None):
+        """Every member gets op folded over all members' JSON values (default: sum, elementwise for lists)."""
+        gathered = self.gather(json.dumps(value).encode(), timeout=timeout)
+        if self.is_root:
+            values = [json.loads(bytes(item)) for item in gathered]
+            result = values[0]
+            for item in values[1:]:
+                result = op(result, item)
+            return json.loads(bytes(self.broadcast(json.dumps(result).encode(), timeout=timeout)))
+        return json.loads(bytes(self.broadcast(timeout=timeout)))
+
+    def close(self):
+        for connection in self.peers.values():
+            connection.close()
+        self.peers = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
