@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import WhiskDocker
+import WhiskInvoker
 import WhiskMessages
 
 /// Function instances find and message each other over their namespace's overlay.
@@ -137,6 +138,31 @@ struct OverlayIntegrationTests {
             try await waitUntil("the dead invoker's entry is gone from invoker0's file", timeout: .seconds(5)) {
                 platform.mapFile(invoker: 0)?.instances.map(\.id) == ["stays"]
             }
+        }
+    }
+
+    @Test func recentlyActiveNamespaceGetsAnAttachedStemCell() async throws {
+        try await withPlatform(invokers: 1, prewarm: 1) { platform in
+            try await platform.createAction("first", code: PlatformIntegrationTests.whereAmI)
+            try await platform.createAction("second", code: PlatformIntegrationTests.whereAmI)
+            _ = try await platform.invoke("first", result: true)
+            // The namespace was active: the invoker prepares a stem cell for it, map mounted and
+            // overlay attached ahead of time.
+            let docker = docker()
+            var stemCell: String?
+            try await waitUntil("a stem cell for guest is ready", timeout: .seconds(30)) {
+                let containers = try await docker.listContainers(labels: ["org.whiskmesh.test=\(platform.runLabel)", "org.whiskmesh.namespace=guest"])
+                guard let cell = containers.first(where: { $0.names.contains { $0.hasSuffix("_guest_prewarm") } }) else { return false }
+                let inspect = try await docker.inspectContainer(cell.id)
+                guard inspect.networks.keys.contains(where: { $0.hasSuffix(OverlayNetworks.networkName(namespace: "guest", prefix: "-")) }) else { return false }
+                stemCell = cell.id
+                return true
+            }
+            await docker.shutdown()
+            // Another action of the namespace starts in that stem cell.
+            let reply = try await platform.invoke("second", ["instanceID": "fast"], result: true)
+            let host = try #require(reply.json["host"]?.stringValue)
+            #expect(stemCell?.hasPrefix(host) == true, "ran in \(host), stem cell \(stemCell ?? "none")")
         }
     }
 

@@ -84,9 +84,9 @@ final class Platform: @unchecked Sendable {
     }
 
     /// Starts the controller and invokers and waits until all invokers are up.
-    func start(invokerCount: Int = 2) async throws {
+    func start(invokerCount: Int = 2, prewarm: Int = 0) async throws {
         try startController()
-        for id in 0..<invokerCount { try startInvoker(id) }
+        for id in 0..<invokerCount { try startInvoker(id, prewarm: prewarm) }
         try await waitUntil("\(invokerCount) invokers are up", timeout: .seconds(60)) {
             let states = try? await invokerStates()
             return (0..<invokerCount).allSatisfy { states?["invoker\($0)/\($0)"] == "up" }
@@ -212,10 +212,10 @@ struct InvokerTestError: Error, CustomStringConvertible {
 }
 
 /// Runs `body` with a started platform; stops and cleans it up whatever happens.
-func withPlatform(invokers: Int = 2, _ body: (Platform) async throws -> Void) async throws {
+func withPlatform(invokers: Int = 2, prewarm: Int = 0, _ body: (Platform) async throws -> Void) async throws {
     let platform = try Platform()
     do {
-        try await platform.start(invokerCount: invokers)
+        try await platform.start(invokerCount: invokers, prewarm: prewarm)
         try await body(platform)
     } catch {
         Issue.record("platform logs:\n\(platform.logs())")
