@@ -113,7 +113,11 @@ public final class Invoker: Service, Sendable {
             network.labels = ["org.whiskmesh.managed": "true"]
             // Containers must not reach each other over the network that carries invoker traffic.
             network.options = ["com.docker.network.bridge.enable_icc": "false"]
-            _ = try await docker.createNetwork(network)
+            do {
+                _ = try await docker.createNetwork(network)
+            } catch let error as DockerError where error.isConflict {
+                // Another invoker created it at the same moment.
+            }
             existing = try await docker.listNetworks(name: name).filter { $0.name == name }
         }
         let sorted = existing.sorted { $0.id < $1.id }
