@@ -13,6 +13,16 @@ final class AddressMapHub: Sendable {
         /// Live instance IDs: claimed at invoke, released when the activation completes.
         var claims: [InstanceKey: ActivationId] = [:]
         var claimsByActivation: [ActivationId: InstanceKey] = [:]
+        var lastSnapshotRequest: [Int: ContinuousClock.Instant] = [:]
+
+        /// At most one request per invoker per second: an invoker that never sends map updates
+        /// (overlay off, or a stock OpenWhisk invoker) would otherwise be asked on every ping,
+        /// and a burst of deltas after a gap would ask once per delta.
+        mutating func snapshotRequest(for invoker: Int, at now: ContinuousClock.Instant) -> [AddressMapPublication] {
+            if let last = lastSnapshotRequest[invoker], now - last < .seconds(1) { return [] }
+            lastSnapshotRequest[invoker] = now
+            return [.snapshotRequest(invoker: invoker)]
+        }
     }
     private let state = Mutex(State())
 
@@ -39,7 +49,7 @@ final class AddressMapHub: Sendable {
             state.lastHeartbeat[invoker] = .now
             let outcome = state.map.apply(update, from: invoker)
             var publications = outcome.changes.map { AddressMapPublication.delta(namespace: $0.namespace, version: $0.version, added: $0.added, removed: $0.removed) }
-            if outcome.needsSnapshot { publications.append(.snapshotRequest(invoker: invoker)) }
+            if outcome.needsSnapshot { publications += state.snapshotRequest(for: invoker, at: .now) }
             return publications
         }
     }
@@ -49,7 +59,7 @@ final class AddressMapHub: Sendable {
     func heartbeat(from invoker: Int) -> [AddressMapPublication] {
         state.withLock { state in
             state.lastHeartbeat[invoker] = .now
-            return state.map.knownInvokers.contains(invoker) ? [] : [.snapshotRequest(invoker: invoker)]
+            return state.map.knownInvokers.contains(invoker) ? [] : state.snapshotRequest(for: invoker, at: .now)
         }
     }
 

@@ -168,7 +168,7 @@ struct ActivationRunner: Sendable {
                 ? "The action's container died during the activation (killed or out of memory): \(error)"
                 : "The action did not produce a valid response and exited unexpectedly: \(error)"))
         }
-        let logs = timedOut ? [] : await collectLogs(&container)
+        let logs = timedOut ? [] : Self.limit(await collectLogs(&container), toBytes: action.limits.logs * 1024 * 1024)
         await pool.release(container, reusable: reusable)
         return record(message, action: action, start: runStart, end: end, response: response, logs: logs,
                       annotations: annotations + [Parameter(key: "timeout", value: .bool(timedOut))])
@@ -274,6 +274,18 @@ struct ActivationRunner: Sendable {
 
     /// Splits Docker's `TIMESTAMP text`; the timestamp's fraction is padded to 9 digits, since
     /// Docker trims trailing zeros and the cursor compares timestamps as strings.
+    /// Keeps the lines that fit the action's log limit, as upstream does, with its notice.
+    static func limit(_ lines: [String], toBytes limit: Int) -> [String] {
+        var total = 0
+        for (index, line) in lines.enumerated() {
+            total += line.utf8.count
+            if total > limit {
+                return Array(lines[..<index]) + ["Logs were truncated because the total bytes size exceeds the limit of \(limit) bytes."]
+            }
+        }
+        return lines
+    }
+
     static func splitTimestamp(_ line: String) -> (String, String) {
         guard let space = line.firstIndex(of: " ") else { return (line, "") }
         var timestamp = String(line[..<space])

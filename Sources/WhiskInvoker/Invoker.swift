@@ -163,10 +163,25 @@ public final class Invoker: Service, Sendable {
         do {
             try await producer.send(topic: topic, value: try WhiskMessageCoding.encode(ack))
         } catch let error as KafkaError where error.code == .messageTooLarge {
-            // As upstream: a record too large for Kafka is sent shrunk, with its id only.
-            let shrunk = AcknowledgementMessage.combined(transid: message.transid, response: .activationId(message.activationId),
-                                                         isSystemError: activation.response.isWhiskError, instance: configuration.instanceId)
-            _ = try? await producer.send(topic: topic, value: try WhiskMessageCoding.encode(shrunk))
+            // Upstream shrinks the ack to the bare id because its invoker has stored the record in
+            // CouchDB already; here the ack *is* how the record reaches the store, so a bare id
+            // would lose it. Send it whole but without logs, and without the result if need be.
+            var slim = activation
+            slim.logs = ["Logs were dropped: the activation record exceeded Kafka's maximum message size."]
+            let withoutLogs = AcknowledgementMessage.combined(transid: message.transid, response: .activation(slim),
+                                                              isSystemError: activation.response.isWhiskError, instance: configuration.instanceId)
+            do {
+                try await producer.send(topic: topic, value: try WhiskMessageCoding.encode(withoutLogs))
+            } catch {
+                slim.response = .error(.developerError, "The activation record exceeded Kafka's maximum message size.")
+                let minimal = AcknowledgementMessage.combined(transid: message.transid, response: .activation(slim),
+                                                              isSystemError: false, instance: configuration.instanceId)
+                do {
+                    try await producer.send(topic: topic, value: try WhiskMessageCoding.encode(minimal))
+                } catch {
+                    logger.error("cannot send acknowledgement", metadata: ["activationId": "\(message.activationId)", "error": "\(error)"])
+                }
+            }
         } catch {
             logger.error("cannot send acknowledgement", metadata: ["activationId": "\(message.activationId)", "error": "\(error)"])
         }

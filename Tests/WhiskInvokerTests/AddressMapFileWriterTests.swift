@@ -100,3 +100,14 @@ struct HeartbeatTriggerTests {
         #expect(idle >= .milliseconds(20))
     }
 }
+
+@Suite("Log limit")
+struct LogLimitTests {
+    @Test func linesBeyondTheLimitAreCutWithANotice() {
+        let lines = ["aaaa", "bbbb", "cccc"]
+        #expect(ActivationRunner.limit(lines, toBytes: 100) == lines)
+        let cut = ActivationRunner.limit(lines, toBytes: 9)
+        #expect(cut.prefix(2) == ["aaaa", "bbbb"])
+        #expect(cut.count == 3 && cut[2].contains("truncated") && cut[2].contains("9 bytes"))
+    }
+}
