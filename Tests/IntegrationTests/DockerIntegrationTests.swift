@@ -130,7 +130,8 @@ struct DockerIntegrationTests {
         }
     }
 
-    @Test func eventsReportAKilledContainer() async throws {
+    /// Without the event the loop below would wait forever: the time limit turns that into a failure.
+    @Test(.timeLimit(.minutes(1))) func eventsReportAKilledContainer() async throws {
         try await withDocker { docker in
             let client = docker.client
             let since = Date()
