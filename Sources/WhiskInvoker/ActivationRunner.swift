@@ -59,10 +59,11 @@ struct ActivationRunner: Sendable {
         annotations.append(Parameter(key: "waitTime", value: .int(max(0, start - message.transid.start))))
         let deadline = ContinuousClock.now + timeout
 
-        // The overlay attach of a cold container runs while it initialises.
-        let attachment: Task<String, Error>? = (overlays != nil && container.overlayIP == nil)
-            ? Task { [overlays, id = container.id] in try await overlays!.attach(containerID: id, namespace: userNamespace) }
-            : nil
+        // The overlay attach of a cold container runs while it initialises (a child task: an
+        // early return below cancels it and waits for it).
+        let attachTo = container.overlayIP == nil ? overlays : nil
+        let containerID = container.id
+        async let attachment = Self.attach(attachTo, containerID: containerID, namespace: userNamespace)
 
         // /init, once per container.
         if needsInit {
@@ -72,11 +73,6 @@ struct ActivationRunner: Sendable {
             ]]
             let outcome = await post(container, path: "/init", body: initBody, until: deadline, retryConnect: true)
             annotations.append(Parameter(key: "initTime", value: .int(Self.nowMillis - start)))
-            if case .response(200, _) = outcome {
-            } else {
-                // The container is destroyed below; its attach need not finish.
-                attachment?.cancel()
-            }
             switch outcome {
             case .response(200, _):
                 break
@@ -99,9 +95,9 @@ struct ActivationRunner: Sendable {
             }
         }
 
-        if let attachment {
+        if let attached = await attachment {
             do {
-                container.overlayIP = try await attachment.value
+                container.overlayIP = try attached.get()
             } catch {
                 logger.error("overlay attach failed", metadata: ["namespace": "\(userNamespace)", "error": "\(error)"])
                 await pool.release(container, reusable: false)
@@ -172,6 +168,16 @@ struct ActivationRunner: Sendable {
         await pool.release(container, reusable: reusable)
         return record(message, action: action, start: runStart, end: end, response: response, logs: logs,
                       annotations: annotations + [Parameter(key: "timeout", value: .bool(timedOut))])
+    }
+
+    /// Attaches the container to its namespace's overlay; nil when there is nothing to attach.
+    static func attach(_ overlays: OverlayNetworks?, containerID: String, namespace: String) async -> Result<String, Error>? {
+        guard let overlays else { return nil }
+        do {
+            return .success(try await overlays.attach(containerID: containerID, namespace: namespace))
+        } catch {
+            return .failure(error)
+        }
     }
 
     /// Parameters named in `initArgs` go to `/init`'s env, not to `/run`.
