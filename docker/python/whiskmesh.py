@@ -67,8 +67,16 @@ def wait_for(ids, timeout=30.0, poll=0.002):
 class Connection:
     """A framed, bidirectional message stream to one peer."""
 
+    # Below this size the header and the payload leave in one write (one segment with
+    # TCP_NODELAY, one wake-up at the peer); above it the payload is sent from its own memory.
+    COALESCE = 64 << 10
+
     def __init__(self, sock):
         self.sock = sock
+        self._timeout = sock.gettimeout()
+        self._stage = bytearray(64 << 10)
+        self._view = memoryview(self._stage)
+        self._start = self._end = 0
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
             try:
@@ -78,28 +86,60 @@ class Connection:
 
     def send(self, data):
         view = memoryview(data).cast("B")
-        self.sock.sendall(_HEADER.pack(len(view)))
-        self.sock.sendall(view)
+        header = _HEADER.pack(len(view))
+        if len(view) <= self.COALESCE:
+            self.sock.sendall(header + view)
+        else:
+            self.sock.sendall(header)
+            self.sock.sendall(view)
 
-    def recv(self, timeout=None):
-        """One whole message as a bytearray."""
-        self.sock.settimeout(timeout)
-        header = self._read_exactly(_HEADER.size)
-        (length,) = _HEADER.unpack(header)
+    def recv(self, timeout=None, into=None):
+        """One whole message: a new bytearray, or, when `into` (a writable buffer at least as large
+        as the message) is given, a memoryview of the message received into it (no allocation).
+
+        Reads go through a 64 KiB staging buffer, so a small message and its header usually take
+        one system call; the body of a large one is received straight into its destination."""
+        if timeout != self._timeout:
+            self.sock.settimeout(timeout)  # a system call: only when the timeout changes
+            self._timeout = timeout
+        self._fill(_HEADER.size)
+        (length,) = _HEADER.unpack_from(self._stage, self._start)
+        self._start += _HEADER.size
         if length > MAX_MESSAGE:
             raise MeshError("message of %d bytes announced: not a WhiskMesh peer?" % length)
-        return self._read_exactly(length)
-
-    def _read_exactly(self, length):
-        buffer = bytearray(length)
-        view = memoryview(buffer)
-        received = 0
+        if into is not None:
+            view = memoryview(into).cast("B")
+            if len(view) < length:
+                raise MeshError("a message of %d bytes does not fit the %d-byte buffer" % (length, len(view)))
+        else:
+            view = memoryview(bytearray(length))
+        buffered = min(length, self._end - self._start)
+        if length <= len(self._stage) - self._start:
+            self._fill(length)  # fits behind the header: keep reading into the stage
+            buffered = length
+        view[:buffered] = self._view[self._start:self._start + buffered]
+        self._start += buffered
+        received = buffered
         while received < length:
-            count = self.sock.recv_into(view[received:], min(length - received, 8 << 20))
+            count = self.sock.recv_into(view[received:length], min(length - received, 8 << 20))
             if count == 0:
                 raise MeshError("the peer closed the connection after %d of %d bytes" % (received, length))
             received += count
-        return buffer
+        return view[:length] if into is not None else view.obj
+
+    def _fill(self, count):
+        """Makes `count` bytes available in the stage from self._start, reading what the socket has."""
+        if self._end - self._start >= count:
+            return
+        if self._start + count > len(self._stage):
+            pending = self._end - self._start
+            self._view[:pending] = self._view[self._start:self._end]
+            self._start, self._end = 0, pending
+        while self._end - self._start < count:
+            read = self.sock.recv_into(self._view[self._end:], len(self._stage) - self._end)
+            if read == 0:
+                raise MeshError("the peer closed the connection after %d of %d bytes" % (self._end - self._start, count))
+            self._end += read
 
     def close(self):
         try:

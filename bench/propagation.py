@@ -1,0 +1,111 @@
+"""Benchmark 3, address-map propagation: from an activation's start (its record's `start`) to the
+moment a watcher's map file holds the activation's instance entry, for a watcher on the same invoker
+and one on the other invoker; and from the activation's end (start + duration) to the moment the
+entry is gone from those files. Watchers poll their file every millisecond.
+
+    scripts/bench propagation
+"""
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import whiskbench as wb  # noqa: E402
+
+TRIALS = 220
+PROBE = '''
+import time
+def main(args):
+    time.sleep(float(args.get("sleep", 0.05)))
+    return {}
+'''
+
+
+def main():
+    with wb.Stack("propagation") as stack:
+        watch = wb.action_code("watch.py")
+        stack.put_action("left", watch, timeout=300_000)
+        stack.put_action("right", watch, timeout=300_000)
+        stack.put_action("probe", PROBE, timeout=10_000)
+        # Creates the overlay and warms the probe's container.
+        stack.invoke("probe", {"sleep": 0}, instance="warmup")
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            watchers = [pool.submit(stack.invoke, name, {"seconds": 280}, True, "watch-" + name) for name in ("left", "right")]
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                current = {i["id"] for i in stack.get("/namespaces/_/addressmap").get("instances", [])}
+                if {"watch-left", "watch-right"} <= current:
+                    break
+                time.sleep(0.1)
+            time.sleep(1)
+            probes = []
+            for i in range(TRIALS):
+                status, record = stack.invoke("probe", {"sleep": 0.05}, instance="probe-%d" % i)
+                if status != 200 or not record["response"]["success"]:
+                    raise RuntimeError("probe %d failed: %s %s" % (i, status, record))
+                probes.append({"id": "probe-%d" % i, "start": record["start"] / 1000, "end": record["end"] / 1000})
+                time.sleep(0.05)
+            time.sleep(2)
+            stack.invoke("probe", {"sleep": 1}, instance="stop")
+            results = []
+            for future in watchers:
+                status, record = future.result()
+                if status != 200 or not record["response"]["success"]:
+                    raise RuntimeError("watcher failed: %s" % record)
+                results.append(record["response"]["result"])
+    report(probes, results)
+
+
+def report(probes, watchers):
+    series = {"appear-same": [], "appear-other": [], "disappear-same": [], "disappear-other": []}
+    missing = 0
+    rows = []
+    for probe in probes:
+        for watcher in watchers:
+            seen = watcher["seen"].get(probe["id"])
+            if seen is None:
+                missing += 1
+                continue
+            where = "same" if seen["invoker"] == watcher["invoker"] else "other"
+            appear = seen["t"] - probe["start"]
+            gone = watcher["gone"].get(probe["id"])
+            disappear = None if gone is None else gone - probe["end"]
+            series["appear-" + where].append(appear)
+            if disappear is not None:
+                series["disappear-" + where].append(disappear)
+            rows.append([probe["id"], watcher["invoker"], seen["invoker"], where, appear, disappear])
+    wb.write_csv("propagation", ["instance", "watcher_invoker", "probe_invoker", "where", "appear_s", "disappear_s"], rows)
+    path = wb.save("propagation", {"probes": probes, "watchers": watchers, "summary": {k: wb.summary(v) for k, v in series.items()}})
+    import json
+    info = json.load(open(path))["machine"]
+    labels = {"appear-same": "appears, watcher on the same invoker", "appear-other": "appears, watcher on the other invoker",
+              "disappear-same": "disappears, same invoker", "disappear-other": "disappears, other invoker"}
+    table = []
+    for key, values in series.items():
+        s = wb.summary(values)
+        table.append([labels[key], s["n"], wb.fmt_seconds(s.get("p50")), wb.fmt_seconds(s.get("p99")), wb.fmt_seconds(s.get("max"))])
+    text = ["Machine: %s. %d probe activations (warm, 50 ms each, one after another), each seen by a watcher on each "
+            "invoker; times are from the activation record's start (appear) or end (disappear) to the watcher's first "
+            "read of a file with (without) the entry; the watcher polls every 1 ms and the record's times have 1 ms "
+            "resolution. Entries never seen: %d. Raw data: `docs/benchmarks/propagation.json`, `propagation.csv`; plot "
+            "`propagation.png`." % (wb.machine_line(info), len(probes), missing),
+            "", wb.table(["", "samples", "p50", "p99", "max"], table), "", "![propagation](benchmarks/propagation.png)"]
+    wb.update_doc("propagation", "\n".join(text))
+    plt = wb.pyplot()
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for key, values in series.items():
+        if values:
+            ordered = sorted(v * 1000 for v in values)
+            axis.plot(ordered, [(i + 1) / len(ordered) for i in range(len(ordered))], label=labels[key])
+    axis.set_xlabel("milliseconds")
+    axis.set_ylabel("fraction of trials")
+    axis.set_title("Address-map propagation (CDF)")
+    axis.grid(True, alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(os.path.join(wb.RESULTS, "propagation.png"), dpi=110)
+
+
+if __name__ == "__main__":
+    wb.run_benchmark(main)
