@@ -29,8 +29,11 @@ MESSAGE_MAX = 16 << 20
 
 
 def kafka_config(brokers, **extra):
-    return dict({"bootstrap.servers": brokers, "message.max.bytes": MESSAGE_MAX, "fetch.wait.max.ms": 10,
-                 "fetch.message.max.bytes": MESSAGE_MAX, "receive.message.max.bytes": MESSAGE_MAX + 65536}, **extra)
+    config = {"bootstrap.servers": brokers, "message.max.bytes": MESSAGE_MAX}
+    if "group.id" in extra:
+        config.update({"fetch.wait.max.ms": 10, "fetch.message.max.bytes": MESSAGE_MAX, "fetch.max.bytes": MESSAGE_MAX,
+                       "receive.message.max.bytes": MESSAGE_MAX + 65536})
+    return dict(config, **extra)
 
 
 def assign_from_end(consumer, topic):
@@ -140,8 +143,6 @@ class Observer(threading.Thread):
         from confluent_kafka import Consumer
         self.consumer = Consumer(kafka_config(stack.brokers, **{"group.id": stack.prefix + "observer", "enable.auto.commit": False}))
         self.topics = (stack.prefix + "addressmap", stack.prefix + "health")
-        for topic in self.topics:
-            pass
         from confluent_kafka import OFFSET_END, TopicPartition
         partitions = []
         for topic in self.topics:

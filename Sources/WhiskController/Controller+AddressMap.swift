@@ -80,8 +80,8 @@ final class AddressMapHub: Sendable {
 
     func snapshots() -> [AddressMapPublication] {
         state.withLock { state in
-            state.map.versions.keys.sorted().map {
-                .snapshot(namespace: $0, version: state.map.version(namespace: $0), entries: state.map.entries(namespace: $0))
+            state.map.versions.keys.sorted().flatMap {
+                AddressMapPublication.snapshot(namespace: $0, version: state.map.version(namespace: $0), entries: state.map.entries(namespace: $0))
             }
         }
     }
@@ -92,13 +92,33 @@ final class AddressMapHub: Sendable {
 }
 
 extension Controller {
-    /// Sends publications on the `addressmap` topic, in order.
+    /// Sends publications on the `addressmap` topic, in order, without waiting for the broker:
+    /// a heartbeat's changes must not queue behind the previous one's round trip. Enqueues are
+    /// serialised so concurrent callers never interleave a snapshot's parts; a lost or reordered
+    /// delta costs only time (replicas buffer early deltas and repair gaps from snapshots).
     func publish(_ publications: [AddressMapPublication]) async {
-        for publication in publications {
+        guard !publications.isEmpty else { return }
+        let logger = self.logger
+        let encoded = publications.compactMap { publication -> Data? in
             do {
-                try await producer.send(topic: configuration.topic(AddressMapHub.topic), value: try WhiskMessageCoding.encode(publication))
+                return try WhiskMessageCoding.encode(publication)
             } catch {
-                logger.error("cannot publish address map change", metadata: ["error": "\(error)"])
+                logger.error("cannot encode address map publication", metadata: ["error": "\(error)"])
+                return nil
+            }
+        }
+        let topic = configuration.topic(AddressMapHub.topic)
+        publishing.withLock { _ in
+            for value in encoded {
+                do {
+                    try producer.sendDetached(topic: topic, value: value) { result in
+                        if case .failure(let error) = result {
+                            logger.error("cannot publish address map change", metadata: ["error": "\(error)"])
+                        }
+                    }
+                } catch {
+                    logger.error("cannot publish address map change", metadata: ["error": "\(error)"])
+                }
             }
         }
     }

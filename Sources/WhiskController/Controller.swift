@@ -27,6 +27,8 @@ public final class Controller: Sendable {
     private let jobsContinuation: AsyncStream<@Sendable () async -> Void>.Continuation
     let controllerInstance: ControllerInstanceId
     let addressMap = AddressMapHub()
+    /// Held while address-map publications are handed to the producer (keeps their order).
+    let publishing = Mutex(())
 
     public init(configuration: ControllerConfiguration, store: any EntityStore, logger: Logger) async throws {
         self.configuration = configuration

@@ -82,12 +82,12 @@ final class AddressMapAgent: Sendable {
             guard invoker == configuration.instance else { return }
             local.withLock { $0.requestSnapshot() }
             trigger.kick()
-        case .delta(let namespace, _, _, _), .snapshot(let namespace, _, _):
+        case .delta(let namespace, _, _, _), .snapshot(let namespace, _, _), .snapshotPart(let namespace, _, _, _, _):
             let file: AddressMapFile? = replicas.withLock { replicas in
                 var replica = replicas[namespace] ?? NamespaceMapReplica()
-                guard replica.apply(publication) else { return nil }
-                replicas[namespace] = replica
-                return AddressMapFile(namespace: namespace, version: replica.version, entries: replica.entries.values)
+                let changed = replica.apply(publication)
+                replicas[namespace] = replica  // also unchanged: it may hold parts or early deltas
+                return changed ? AddressMapFile(namespace: namespace, version: replica.version, entries: replica.entries.values) : nil
             }
             if let file {
                 do {

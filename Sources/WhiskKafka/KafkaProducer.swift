@@ -51,6 +51,21 @@ public final class KafkaProducer: Sendable {
         }
     }
 
+    /// Hands `value` to librdkafka and returns at once; `onDelivery` runs on the producer's thread
+    /// with the broker's report. Messages enqueued one after another keep their order on a
+    /// partition (barring retries), so a caller can stream without awaiting each round trip.
+    ///
+    /// - Throws: ``KafkaError`` when the message cannot even be enqueued (too large, queue full,
+    ///   closed); `onDelivery` is then not called.
+    public func sendDetached(topic: String, key: [UInt8]? = nil, value: some ContiguousBytes,
+                             onDelivery: @escaping @Sendable (Result<KafkaDeliveryReport, KafkaError>) -> Void) throws {
+        guard let id = deliveries.register(onDelivery) else { throw KafkaError(.closed, "the producer is closed") }
+        if let error = produce(topic: topic, key: key, value: value, id: id) {
+            deliveries.discard(id: id)
+            throw error
+        }
+    }
+
     /// Sends a UTF-8 string (OpenWhisk's messages are keyless JSON strings).
     @discardableResult
     public func send(topic: String, string: String) async throws -> KafkaDeliveryReport {
@@ -111,27 +126,53 @@ public final class KafkaProducer: Sendable {
 /// Correlates delivery reports with the tasks awaiting them; each continuation is resumed
 /// exactly once, by its report, by a produce error, or when the producer closes.
 final class DeliveryTracker: Sendable {
+    /// Who learns of a delivery: an awaiting task, or a callback (detached sends).
+    enum Waiter {
+        case continuation(CheckedContinuation<KafkaDeliveryReport, Error>)
+        case callback(@Sendable (Result<KafkaDeliveryReport, KafkaError>) -> Void)
+
+        func resume(with result: Result<KafkaDeliveryReport, KafkaError>) {
+            switch self {
+            case .continuation(let continuation): continuation.resume(with: result.mapError { $0 as Error })
+            case .callback(let callback): callback(result)
+            }
+        }
+    }
+
     private struct State {
         var nextID: UInt = 1
-        var pending: [UInt: CheckedContinuation<KafkaDeliveryReport, Error>] = [:]
+        var pending: [UInt: Waiter] = [:]
         var closed = false
     }
     private let state = Mutex(State())
 
     /// Returns the message's id, or nil when closed.
     func register(_ continuation: CheckedContinuation<KafkaDeliveryReport, Error>) -> UInt? {
+        register(.continuation(continuation))
+    }
+
+    func register(_ callback: @escaping @Sendable (Result<KafkaDeliveryReport, KafkaError>) -> Void) -> UInt? {
+        register(.callback(callback))
+    }
+
+    private func register(_ waiter: Waiter) -> UInt? {
         state.withLock { state in
             guard !state.closed else { return nil }
             let id = state.nextID
             state.nextID += 1
-            state.pending[id] = continuation
+            state.pending[id] = waiter
             return id
         }
     }
 
     func complete(id: UInt, with result: Result<KafkaDeliveryReport, KafkaError>) {
-        let continuation = state.withLock { $0.pending.removeValue(forKey: id) }
-        continuation?.resume(with: result.mapError { $0 as Error })
+        let waiter = state.withLock { $0.pending.removeValue(forKey: id) }
+        waiter?.resume(with: result)
+    }
+
+    /// Forgets a message that never reached librdkafka (its producer call failed).
+    func discard(id: UInt) {
+        _ = state.withLock { $0.pending.removeValue(forKey: id) }
     }
 
     func close() {
@@ -143,7 +184,7 @@ final class DeliveryTracker: Sendable {
             defer { state.pending.removeAll() }
             return Array(state.pending.values)
         }
-        for continuation in all { continuation.resume(throwing: error) }
+        for waiter in all { waiter.resume(with: .failure(error)) }
     }
 
     var pendingCount: Int { state.withLock { $0.pending.count } }

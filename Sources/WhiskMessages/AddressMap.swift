@@ -108,10 +108,26 @@ public enum AddressMapPublication: Hashable, Sendable, Codable {
     case delta(namespace: String, version: UInt64, added: [AddressEntry], removed: [InstanceID])
     /// One namespace's whole map at `version`.
     case snapshot(namespace: String, version: UInt64, entries: [AddressEntry])
+    /// Part `part` (0-based) of `parts` of a map too large for one message; together they are
+    /// the namespace's whole map at `version`.
+    case snapshotPart(namespace: String, version: UInt64, part: Int, parts: Int, entries: [AddressEntry])
     /// The controller needs invoker `invoker`'s full map in its next heartbeat.
     case snapshotRequest(invoker: Int)
 
-    enum CodingKeys: String, CodingKey { case type, namespace, version, added, removed, entries, invoker }
+    enum CodingKeys: String, CodingKey { case type, namespace, version, added, removed, entries, invoker, part, parts }
+
+    /// Entries per snapshot message: ~200 bytes each keeps a message far below Kafka's 1 MB default.
+    public static let snapshotPartSize = 2_000
+
+    /// A namespace's whole map as one `snapshot`, or as `snapshotPart`s when it is large.
+    public static func snapshot(namespace: String, version: UInt64, entries: [AddressEntry], partSize: Int = snapshotPartSize) -> [AddressMapPublication] {
+        guard entries.count > partSize else { return [.snapshot(namespace: namespace, version: version, entries: entries)] }
+        let parts = (entries.count + partSize - 1) / partSize
+        return (0..<parts).map { part in
+            .snapshotPart(namespace: namespace, version: version, part: part, parts: parts,
+                          entries: Array(entries[(part * partSize)..<min(entries.count, (part + 1) * partSize)]))
+        }
+    }
 
     public init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -122,6 +138,13 @@ public enum AddressMapPublication: Hashable, Sendable, Codable {
         case "snapshot":
             self = .snapshot(namespace: try container.decode(String.self, forKey: .namespace), version: try container.decode(UInt64.self, forKey: .version),
                              entries: try container.decode([AddressEntry].self, forKey: .entries))
+        case "snapshotPart":
+            let parts = try container.decode(Int.self, forKey: .parts)
+            let part = try container.decode(Int.self, forKey: .part)
+            guard parts >= 1, parts <= 100_000 else { throw container.invalid(.parts, "parts must be 1...100000") }
+            guard (0..<parts).contains(part) else { throw container.invalid(.part, "part must be 0..<parts") }
+            self = .snapshotPart(namespace: try container.decode(String.self, forKey: .namespace), version: try container.decode(UInt64.self, forKey: .version),
+                                 part: part, parts: parts, entries: try container.decode([AddressEntry].self, forKey: .entries))
         case "snapshotRequest":
             self = .snapshotRequest(invoker: try container.decode(Int.self, forKey: .invoker))
         case let other:
@@ -142,6 +165,13 @@ public enum AddressMapPublication: Hashable, Sendable, Codable {
             try container.encode("snapshot", forKey: .type)
             try container.encode(namespace, forKey: .namespace)
             try container.encode(version, forKey: .version)
+            try container.encode(entries, forKey: .entries)
+        case .snapshotPart(let namespace, let version, let part, let parts, let entries):
+            try container.encode("snapshotPart", forKey: .type)
+            try container.encode(namespace, forKey: .namespace)
+            try container.encode(version, forKey: .version)
+            try container.encode(part, forKey: .part)
+            try container.encode(parts, forKey: .parts)
             try container.encode(entries, forKey: .entries)
         case .snapshotRequest(let invoker):
             try container.encode("snapshotRequest", forKey: .type)

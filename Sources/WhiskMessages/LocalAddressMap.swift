@@ -158,11 +158,29 @@ public struct GlobalAddressMap: Sendable {
 }
 
 /// An invoker's copy of one namespace's map, fed by the controller's publications; pure state.
+///
+/// Deltas ahead of the replica's version (one was lost, or arrived after a later one) wait in a
+/// bounded buffer and are applied once a snapshot closes the gap; snapshot parts are collected
+/// until the whole map of their version is there.
 public struct NamespaceMapReplica: Sendable, Equatable {
     public private(set) var version: UInt64 = 0
     public private(set) var entries: [InstanceID: AddressEntry] = [:]
     /// Whether a delta was skipped for a gap; a snapshot repairs it.
     public private(set) var stale = false
+
+    struct Delta: Sendable, Equatable {
+        var added: [AddressEntry]
+        var removed: [InstanceID]
+    }
+    struct PartialSnapshot: Sendable, Equatable {
+        var version: UInt64
+        var parts: Int
+        var received: [Int: [AddressEntry]] = [:]
+    }
+    private var ahead: [UInt64: Delta] = [:]
+    private var partial: PartialSnapshot?
+    /// Deltas kept while waiting for a snapshot; more are dropped (the snapshot covers them).
+    public static let aheadLimit = 1_024
 
     public init() {}
 
@@ -170,24 +188,64 @@ public struct NamespaceMapReplica: Sendable, Equatable {
     public mutating func apply(_ publication: AddressMapPublication) -> Bool {
         switch publication {
         case .snapshot(_, let version, let newEntries):
+            return install(version: version, entries: newEntries)
+        case .snapshotPart(_, let version, let part, let parts, let newEntries):
             guard version >= self.version else { return false }
-            let map = Dictionary(newEntries.map { ($0.instanceID, $0) }, uniquingKeysWith: { _, last in last })
-            let changed = map != entries || version != self.version
-            self.version = version
-            entries = map
-            stale = false
-            return changed
-        case .delta(_, let version, let added, let removed):
-            guard version == self.version + 1 else {
-                if version > self.version + 1 { stale = true }
+            var collecting = partial ?? PartialSnapshot(version: version, parts: parts)
+            if collecting.version > version { return false }  // a late part of an older snapshot
+            if collecting.version < version || collecting.parts != parts {
+                collecting = PartialSnapshot(version: version, parts: parts)
+            }
+            collecting.received[part] = newEntries
+            guard collecting.received.count == parts else {
+                partial = collecting
                 return false
             }
-            for id in removed { entries[id] = nil }
-            for entry in added { entries[entry.instanceID] = entry }
+            partial = nil
+            return install(version: version, entries: (0..<parts).flatMap { collecting.received[$0] ?? [] })
+        case .delta(_, let version, let added, let removed):
+            guard version == self.version + 1 else {
+                if version > self.version + 1 {
+                    stale = true
+                    if ahead.count < Self.aheadLimit { ahead[version] = Delta(added: added, removed: removed) }
+                }
+                return false
+            }
+            apply(Delta(added: added, removed: removed))
             self.version = version
+            replayAhead()
             return true
         case .snapshotRequest:
             return false
         }
+    }
+
+    private mutating func install(version: UInt64, entries newEntries: [AddressEntry]) -> Bool {
+        guard version >= self.version else { return false }
+        let map = Dictionary(newEntries.map { ($0.instanceID, $0) }, uniquingKeysWith: { _, last in last })
+        var changed = map != entries || version != self.version
+        self.version = version
+        entries = map
+        stale = false
+        if let partial, partial.version <= version { self.partial = nil }
+        let before = self.version
+        replayAhead()
+        changed = changed || self.version != before
+        return changed
+    }
+
+    private mutating func apply(_ delta: Delta) {
+        for id in delta.removed { entries[id] = nil }
+        for entry in delta.added { entries[entry.instanceID] = entry }
+    }
+
+    /// Applies buffered deltas that now follow on, and forgets those already covered.
+    private mutating func replayAhead() {
+        while let next = ahead.removeValue(forKey: version + 1) {
+            apply(next)
+            version += 1
+        }
+        ahead = ahead.filter { $0.key > version }
+        stale = !ahead.isEmpty
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import Testing
 @testable import WhiskKafka
 
@@ -91,6 +92,29 @@ struct KafkaMockClusterTests {
         let report = try await producer.send(topic: "mock-big", string: "small")
         #expect(report.offset >= 0)
         await producer.close()
+    }
+
+    @Test func detachedSendsKeepTheirOrderAndReportDelivery() async throws {
+        let producer = try mockProducer()
+        let reports = Mutex<[Int64]>([])
+        // One key, so all land on one partition, where their order must hold.
+        for index in 0..<50 {
+            try producer.sendDetached(topic: "mock-detached", key: Array("k".utf8), value: Array("\(index)".utf8)) { result in
+                if case .success(let report) = result { reports.withLock { $0.append(report.offset) } }
+            }
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while reports.withLock({ $0.count }) < 50 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        let offsets = reports.withLock { $0 }
+        #expect(offsets.count == 50)
+        #expect(offsets == offsets.sorted(), "delivery order is enqueue order on one partition")
+        #expect(throws: KafkaError.self) {
+            try producer.sendDetached(topic: "mock-detached", value: [UInt8](repeating: 1, count: 2_000_000)) { _ in Issue.record("no report for a rejected message") }
+        }
+        await producer.close()
+        #expect(throws: KafkaError.self) {
+            try producer.sendDetached(topic: "mock-detached", value: Array("late".utf8)) { _ in }
+        }
     }
 
     @Test func sendAfterCloseFails() async throws {

@@ -170,6 +170,11 @@ struct GlobalAddressMapTests {
     }
 }
 
+/// `#expect` cannot call a mutating method; this applies outside the macro.
+private func apply(_ replica: inout NamespaceMapReplica, _ publication: AddressMapPublication) -> Bool {
+    replica.apply(publication)
+}
+
 @Suite("Invoker's namespace replica")
 struct NamespaceMapReplicaTests {
     @Test func deltasInOrderSnapshotsRepairGaps() {
@@ -190,6 +195,41 @@ struct NamespaceMapReplicaTests {
         let result15 = replica.apply(.delta(namespace: "guest", version: 4, added: [], removed: [a.instanceID]))
         #expect(result15)
         #expect(Array(replica.entries.keys) == [b.instanceID])
+    }
+
+    @Test func earlyDeltasWaitForTheSnapshotThenApply() {
+        var replica = NamespaceMapReplica()
+        let a = entry("a"), b = entry("b"), c = entry("c")
+        // Deltas 6 and 7 overtake snapshot 5 (published concurrently, or a retry reordered them).
+        #expect(!apply(&replica, .delta(namespace: "guest", version: 7, added: [c], removed: [])))
+        #expect(!apply(&replica, .delta(namespace: "guest", version: 6, added: [b], removed: [a.instanceID])))
+        #expect(replica.stale && replica.entries.isEmpty)
+        #expect(apply(&replica, .snapshot(namespace: "guest", version: 5, entries: [a])))
+        #expect(replica.version == 7 && !replica.stale)
+        #expect(Set(replica.entries.keys) == [b.instanceID, c.instanceID])
+    }
+
+    @Test func largeSnapshotsTravelInPartsAndApplyWhenComplete() throws {
+        let entries = (0..<5).map { entry("i\($0)") }
+        let parts = AddressMapPublication.snapshot(namespace: "guest", version: 9, entries: entries, partSize: 2)
+        #expect(parts.count == 3)
+        #expect(AddressMapPublication.snapshot(namespace: "guest", version: 9, entries: entries, partSize: 5).count == 1)
+        var replica = NamespaceMapReplica()
+        // Out of order, with a duplicate and a stale part of an older snapshot in between.
+        #expect(!apply(&replica, parts[2]))
+        #expect(!apply(&replica, .snapshotPart(namespace: "guest", version: 8, part: 0, parts: 2, entries: [entry("old")])))
+        #expect(!apply(&replica, parts[0]))
+        #expect(!apply(&replica, parts[0]))
+        #expect(replica.entries.isEmpty, "nothing applies before every part is there")
+        #expect(apply(&replica, parts[1]))
+        #expect(replica.version == 9 && replica.entries.count == 5)
+        for part in parts {
+            #expect(try WhiskMessageCoding.decode(AddressMapPublication.self, from: try WhiskMessageCoding.encode(part)) == part)
+        }
+        #expect(throws: WhiskMessageError.self) {
+            try WhiskMessageCoding.decode(AddressMapPublication.self,
+                                          from: Data(#"{"type":"snapshotPart","namespace":"guest","version":1,"part":3,"parts":2,"entries":[]}"#.utf8))
+        }
     }
 
     @Test func publicationsAndMapFileCoding() throws {
