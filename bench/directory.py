@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import whiskbench as wb  # noqa: E402
 
 SIMULATED_INVOKERS = 10
-SCALES = [100, 1000, 10000]
+SCALES = [int(s) for s in os.environ.get("WHISK_BENCH_SCALES", "100,1000,10000").split(",")]
 CHURN_PER_SECOND = 10  # per simulated invoker: 100 updates/s in all
 CHURN_SECONDS = 20
 NAMESPACE = "guest"
@@ -214,6 +214,8 @@ def main():
             sim.start()
         try:
             controller = wb.ProcessSampler(stack.pid("controller"))
+            broker = wb.ProcessSampler(stack.pid("broker"))
+            simulators = [wb.ProcessSampler(sim.pid) for sim in sims]
             for scale in SCALES:
                 for q in commands:
                     q.put(("target", scale // SIMULATED_INVOKERS))
@@ -221,6 +223,7 @@ def main():
                 time.sleep(3)
                 wb.log("%d instances: churning for %d s" % (scale, CHURN_SECONDS))
                 cpu_before, started = controller.cpu(), time.time()
+                broker_before, sims_before = broker.cpu(), sum(p.cpu() for p in simulators)
                 for q in commands:
                     q.put(("churn", True))
                 time.sleep(CHURN_SECONDS)
@@ -228,12 +231,15 @@ def main():
                     q.put(("churn", False))
                 ended = time.time()
                 cpu = controller.cpu() - cpu_before
+                others = {"brokerCpuPercent": round((broker.cpu() - broker_before) / (ended - started) * 100, 1),
+                          "simulatorsCpuPercent": round((sum(p.cpu() for p in simulators) - sims_before) / (ended - started) * 100, 1)}
                 sent = {}
                 for _ in sims:
                     index, items = reports.get(timeout=30)
                     sent.update(dict(items))
                 time.sleep(2)
                 results.append(measure(scale, observer, sent, started, ended, cpu / (ended - started), controller.rss_mib()))
+                results[-1]["summary"].update(others)
                 wb.log("  %s" % json.dumps(results[-1]["summary"]))
         finally:
             for q in commands:
@@ -255,7 +261,7 @@ def measure(scale, observer, sent, started, ended, cpu_share, rss):
     latencies = [seen[i] - t for i, t in sent.items() if i in seen]
     in_window = [e for e in events if e[0] < ended]
     deltas = [e for e in in_window if e[1] == "addressmap" and e[3] == "delta"]
-    snapshots = [e for e in in_window if e[1] == "addressmap" and e[3] == "snapshot"]
+    snapshots = [e for e in in_window if e[1] == "addressmap" and e[3] in ("snapshot", "snapshotPart")]
     updates = [e for e in in_window if e[1] == "health" and e[3] == "update"]
     seconds = ended - started
     summary = {

@@ -8,7 +8,12 @@ final class AddressMapHub: Sendable {
     static let topic = "addressmap"
 
     private struct State {
-        var map = GlobalAddressMap()
+        var map = GlobalAddressMap(baseVersion: GlobalAddressMap.baseVersion())
+        /// Namespaces an invoker asked to resync (its replica saw a gap, or it just started).
+        var resync: Set<String> = []
+        var resyncAll = false
+        var lastSnapshot: [String: ContinuousClock.Instant] = [:]
+        var lastFullSnapshot = ContinuousClock.now
         var lastHeartbeat: [Int: ContinuousClock.Instant] = [:]
         /// Live instance IDs: claimed at invoke, released when the activation completes.
         var claims: [InstanceKey: ActivationId] = [:]
@@ -78,9 +83,33 @@ final class AddressMapHub: Sendable {
         }
     }
 
-    func snapshots() -> [AddressMapPublication] {
+    /// An invoker's request for snapshots (`*`: every namespace); served on the next tick.
+    func requestResync(_ namespaces: [String]) {
         state.withLock { state in
-            state.map.versions.keys.sorted().flatMap {
+            for namespace in namespaces.prefix(1_000) {
+                if namespace == "*" { state.resyncAll = true } else { state.resync.insert(namespace) }
+            }
+        }
+    }
+
+    /// Snapshots due now: the namespaces asked for (each at most once per second) and, every
+    /// `fullInterval`, all of them. Nothing while nobody asks: steady traffic is deltas only,
+    /// so it does not grow with the size of the map.
+    func snapshots(fullInterval: Duration, now: ContinuousClock.Instant = .now) -> [AddressMapPublication] {
+        state.withLock { state in
+            var due: Set<String>
+            if state.resyncAll || now - state.lastFullSnapshot >= fullInterval {
+                due = Set(state.map.versions.keys)
+                state.lastFullSnapshot = now
+            } else {
+                due = state.resync.filter { state.map.versions[$0] != nil }
+            }
+            due = due.filter { namespace in state.lastSnapshot[namespace].map { now - $0 >= .seconds(1) } ?? true }
+            state.resyncAll = false
+            state.resync.subtract(due)
+            state.resync = state.resync.filter { state.map.versions[$0] != nil }
+            for namespace in due { state.lastSnapshot[namespace] = now }
+            return due.sorted().flatMap {
                 AddressMapPublication.snapshot(namespace: $0, version: state.map.version(namespace: $0), entries: state.map.entries(namespace: $0))
             }
         }
@@ -126,6 +155,13 @@ extension Controller {
     /// Handles the address-map part of a ping.
     func handleAddressMap(of ping: PingMessage) async {
         let invoker = ping.name.instance
+        if let request = ping.extensions[AddressMapUpdate.resyncField] {
+            if case .array(let items) = request, items.allSatisfy({ $0.stringValue != nil }) {
+                addressMap.requestResync(items.compactMap(\.stringValue))
+            } else {
+                logger.warning("unreadable address map resync request skipped", metadata: ["invoker": "\(invoker)"])
+            }
+        }
         guard let field = ping.extensions[AddressMapUpdate.pingField] else {
             await publish(addressMap.heartbeat(from: invoker))
             return

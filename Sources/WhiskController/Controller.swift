@@ -217,15 +217,12 @@ public final class Controller: Sendable {
             group.addTask { await self.consume(completions) { await self.handleAcknowledgement($0) } }
             group.addTask { await self.consume(pings) { await self.handlePing($0) } }
             group.addTask {
-                // Entries of silent invokers go; full snapshots let new or lagging invokers converge.
-                var ticks = 0
+                // Entries of silent invokers go; snapshots answer invokers' resync requests (new
+                // or lagging replicas) and, rarely, refresh everything.
                 while !Task.isCancelled {
                     await self.publish(self.addressMap.expire(timeout: self.configuration.addressMapTimeout))
-                    ticks += 1
-                    if ticks % max(1, Int(self.configuration.addressMapSnapshotInterval / .milliseconds(250))) == 0 {
-                        await self.publish(self.addressMap.snapshots())
-                    }
-                    try? await Task.sleep(for: .milliseconds(250))
+                    await self.publish(self.addressMap.snapshots(fullInterval: self.configuration.addressMapSnapshotInterval))
+                    try? await Task.sleep(for: .milliseconds(100))
                 }
             }
             group.addTask {

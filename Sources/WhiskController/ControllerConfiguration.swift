@@ -29,8 +29,9 @@ public struct ControllerConfiguration: Sendable {
     public var maxSequenceLength = 50
     /// An invoker silent this long has its address-map entries dropped.
     public var addressMapTimeout: Duration = .seconds(3)
-    /// How often every namespace's full map is published.
-    public var addressMapSnapshotInterval: Duration = .seconds(2)
+    /// How often every namespace's full map is published anyway (anti-entropy); invokers ask
+    /// for the snapshots they need, so this can be long.
+    public var addressMapSnapshotInterval: Duration = .seconds(30)
     public var defaultKind = "python:3"
     public var supportedKinds: Set<String> = ["python:3", "sequence"]
 

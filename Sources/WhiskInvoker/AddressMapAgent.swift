@@ -14,6 +14,8 @@ final class AddressMapAgent: Sendable {
     let trigger = HeartbeatTrigger()
     private let local: Mutex<LocalAddressMap>
     private let replicas = Mutex([String: NamespaceMapReplica]())
+    /// Whether any publication arrived yet; until then every ping asks for all snapshots.
+    private let synced = Atomic<Bool>(false)
     /// Which activation runs in which container, and containers that died while running.
     private let running = Mutex((active: [String: ActivationId](), died: Set<String>()))
     private let logger: Logger
@@ -63,6 +65,13 @@ final class AddressMapAgent: Sendable {
         running.withLock { $0.died.contains(containerID) }
     }
 
+    /// Namespaces whose replica needs a snapshot (`*` for all, before anything arrived); the
+    /// heartbeat asks the controller for them in the ping's `addressMapResync` field.
+    func resyncRequest() -> [String] {
+        guard synced.load(ordering: .acquiring) else { return ["*"] }
+        return replicas.withLock { $0.filter(\.value.stale).map(\.key).sorted() }
+    }
+
     /// The field to piggyback on the next ping, if anything changed.
     func nextUpdate() -> AddressMapUpdate? {
         local.withLock { $0.nextUpdate() }
@@ -83,12 +92,16 @@ final class AddressMapAgent: Sendable {
             local.withLock { $0.requestSnapshot() }
             trigger.kick()
         case .delta(let namespace, _, _, _), .snapshot(let namespace, _, _), .snapshotPart(let namespace, _, _, _, _):
-            let file: AddressMapFile? = replicas.withLock { replicas in
+            synced.store(true, ordering: .releasing)
+            let (file, becameStale): (AddressMapFile?, Bool) = replicas.withLock { replicas in
                 var replica = replicas[namespace] ?? NamespaceMapReplica()
+                let wasStale = replica.stale
                 let changed = replica.apply(publication)
                 replicas[namespace] = replica  // also unchanged: it may hold parts or early deltas
-                return changed ? AddressMapFile(namespace: namespace, version: replica.version, entries: replica.entries.values) : nil
+                return (changed ? AddressMapFile(namespace: namespace, version: replica.version, entries: replica.entries.values) : nil,
+                        replica.stale && !wasStale)
             }
+            if becameStale { trigger.kick() }  // ask for the snapshot now, not at the next ping
             if let file {
                 do {
                     try writer.write(file)
@@ -104,12 +117,9 @@ final class AddressMapAgent: Sendable {
         var consumerConfiguration = KafkaConsumerConfiguration(
             client: kafka, groupID: configuration.topic("addressmap-invoker\(configuration.instance)"), topics: [configuration.topic(Self.topic)]
         )
-        // A group of its own, so every invoker gets every publication. A new group starts at
-        // the end: old publications are superseded by the periodic snapshots, which also cover
-        // the seconds a group join takes.
-        consumerConfiguration.autoOffsetReset = .latest
-        consumerConfiguration.sessionTimeout = .seconds(10)
-        consumerConfiguration.heartbeatInterval = .seconds(1)
+        // Every invoker reads every publication, from the end and without a group (a join takes
+        // seconds on some brokers): what came before is covered by the snapshots it asks for.
+        consumerConfiguration.assignment = .init(partitions: [0], fromEnd: true)
         consumerConfiguration.fetchMaxWait = .milliseconds(5)
         let consumer: KafkaConsumer
         do {

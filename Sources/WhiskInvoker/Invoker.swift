@@ -196,6 +196,9 @@ public final class Invoker: Service, Sendable {
             if let update = agent?.nextUpdate(), let field = try? JSONDecoder().decode(JSONValue.self, from: WhiskMessageCoding.encode(update)) {
                 ping.extensions[AddressMapUpdate.pingField] = field
             }
+            if let resync = agent?.resyncRequest(), !resync.isEmpty {
+                ping.extensions[AddressMapUpdate.resyncField] = .array(resync.map { .string($0) })
+            }
             do {
                 try await producer.send(topic: configuration.topic("health"), value: try WhiskMessageCoding.encode(ping))
             } catch {

@@ -83,6 +83,8 @@ public struct AddressEntry: Hashable, Sendable, Codable {
 /// a delta or a full snapshot, numbered per invoker incarnation.
 public struct AddressMapUpdate: Hashable, Sendable, Codable {
     public static let pingField = "addressMap"
+    /// Ping field in which an invoker asks for snapshots: namespace names, or "*" for all.
+    public static let resyncField = "addressMapResync"
 
     /// Random per invoker process: a restarted invoker is a new incarnation.
     public var incarnation: String

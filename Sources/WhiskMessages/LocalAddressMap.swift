@@ -1,3 +1,5 @@
+import Foundation
+
 /// An invoker's own instances and what it has told the controller about them; pure state.
 ///
 /// Changes are tracked per key (dirty set) and published as the net difference since the last
@@ -82,8 +84,20 @@ public struct GlobalAddressMap: Sendable {
     private var invokers: [Int: InvokerState] = [:]
     public private(set) var namespaces: [String: [InstanceID: AddressEntry]] = [:]
     public private(set) var versions: [String: UInt64] = [:]
+    /// Where every namespace's version starts. A controller passes a value above anything an
+    /// earlier controller can have published (its start time × 1000), so invokers' replicas
+    /// take a restarted controller's map as newer instead of ignoring it as old.
+    public let baseVersion: UInt64
 
-    public init() {}
+    public init(baseVersion: UInt64 = 0) {
+        self.baseVersion = baseVersion
+    }
+
+    /// A base version for a controller starting now: epoch milliseconds × 1000 (below 2^53, so
+    /// JSON readers in any language keep it exact).
+    public static func baseVersion(now: Date = Date()) -> UInt64 {
+        UInt64(max(0, now.timeIntervalSince1970 * 1000)) * 1000
+    }
 
     /// One namespace's net change.
     public struct Change: Sendable, Equatable {
@@ -130,7 +144,7 @@ public struct GlobalAddressMap: Sendable {
         (namespaces[namespace] ?? [:]).values.sorted { $0.instanceID < $1.instanceID }
     }
 
-    public func version(namespace: String) -> UInt64 { versions[namespace] ?? 0 }
+    public func version(namespace: String) -> UInt64 { versions[namespace] ?? baseVersion }
 
     /// Applies adds and removes of one invoker; an entry is only removed by the invoker that owns it.
     private mutating func record(invoker: Int, added: [AddressEntry], removed: [InstanceKey]) -> [Change] {
@@ -148,7 +162,7 @@ public struct GlobalAddressMap: Sendable {
         }
         var changes: [Change] = []
         for (namespace, change) in perNamespace.sorted(by: { $0.key < $1.key }) where !change.added.isEmpty || !change.removed.isEmpty {
-            let version = (versions[namespace] ?? 0) + 1
+            let version = (versions[namespace] ?? baseVersion) + 1
             versions[namespace] = version
             if namespaces[namespace]?.isEmpty == true { namespaces[namespace] = nil }
             changes.append(Change(namespace: namespace, version: version, added: change.added, removed: change.removed))

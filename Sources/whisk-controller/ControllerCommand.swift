@@ -21,7 +21,7 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(help: "Seconds a blocking invoke waits before answering 202.") var blockingTimeout = 60.0
     @Option(help: "Largest invoke payload in bytes.") var payloadLimit = 1_048_576
     @Option(help: "Seconds without a ping before an invoker's address-map entries are dropped.") var addressMapTimeout = 3.0
-    @Option(help: "Seconds between full address-map snapshots.") var addressMapSnapshotInterval = 2.0
+    @Option(help: "Seconds between full address-map refreshes (invokers ask for snapshots when they need one).") var addressMapSnapshotInterval = 30.0
     @Option(help: "Log level.") var logLevel = "info"
 
     func run() async throws {

@@ -14,6 +14,29 @@ struct AddressMapHubTests {
         #expect(hub.heartbeat(from: 2) == [], "a known invoker is not asked")
     }
 
+    @Test func snapshotsGoOutOnRequestAndOnTheFullIntervalOnly() {
+        let hub = AddressMapHub()
+        let entry = { (id: String, namespace: String) in
+            AddressEntry(namespace: namespace, instanceID: InstanceID(id)!, ip: "10.128.0.9", invoker: 0, activationId: .generate(), since: 0)
+        }
+        let deltas = hub.apply(AddressMapUpdate(incarnation: "i", seq: 1, snapshot: true, added: [entry("a", "alpha"), entry("b", "beta")], removed: []), from: 0)
+        #expect(deltas.count == 2)
+        guard case .delta(_, let version, _, _) = deltas[0] else { Issue.record("expected a delta"); return }
+        #expect(version > GlobalAddressMap.baseVersion() - 60_000_000, "versions start above any earlier controller's")
+        let start = ContinuousClock.now
+        #expect(hub.snapshots(fullInterval: .seconds(30), now: start).isEmpty, "nobody asked: deltas only")
+        hub.requestResync(["beta", "nonexistent"])
+        let answered = hub.snapshots(fullInterval: .seconds(30), now: start + .milliseconds(100))
+        #expect(answered.map(\.namespaceName) == ["beta"])
+        hub.requestResync(["beta"])
+        #expect(hub.snapshots(fullInterval: .seconds(30), now: start + .milliseconds(200)).isEmpty, "at most once a second per namespace")
+        #expect(hub.snapshots(fullInterval: .seconds(30), now: start + .milliseconds(1200)).map(\.namespaceName) == ["beta"], "then served")
+        hub.requestResync(["*"])
+        #expect(hub.snapshots(fullInterval: .seconds(30), now: start + .seconds(3)).map(\.namespaceName) == ["alpha", "beta"])
+        #expect(hub.snapshots(fullInterval: .seconds(30), now: start + .seconds(5)).isEmpty)
+        #expect(hub.snapshots(fullInterval: .seconds(30), now: start + .seconds(34)).count == 2, "the full refresh")
+    }
+
     @Test func claimsAreExclusiveUntilReleased() {
         let hub = AddressMapHub()
         let key = InstanceKey(namespace: "guest", instanceID: InstanceID("a")!)
@@ -24,5 +47,14 @@ struct AddressMapHubTests {
         #expect(hub.claim(key, for: second) == first)
         hub.release(activationId: first)
         #expect(hub.claim(key, for: second) == nil)
+    }
+}
+
+extension AddressMapPublication {
+    var namespaceName: String? {
+        switch self {
+        case .delta(let namespace, _, _, _), .snapshot(let namespace, _, _), .snapshotPart(let namespace, _, _, _, _): namespace
+        case .snapshotRequest: nil
+        }
     }
 }
