@@ -1,0 +1,101 @@
+"""Benchmark 5, concurrent cold starts: 25, 50, 100 and 200 simultaneous invocations of a fresh
+action in one namespace, each with its own instance ID (so every container is also attached to the
+namespace's overlay and announced in the map). Reports failures (target 0) and latency p50/p99, plus
+the wait and init times from the activation records. Invokers restart between levels, so every
+level starts from an empty pool.
+
+    scripts/bench coldstarts
+"""
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import whiskbench as wb  # noqa: E402
+
+LEVELS = [int(s) for s in os.environ.get("WHISK_BENCH_LEVELS", "25,50,100,200").split(",")]
+CODE = '''
+import whiskmesh
+def main(args):
+    return {"me": whiskmesh.my_id(), "ip": whiskmesh.my_ip()}
+'''
+
+
+def level(stack, n):
+    name = "cold-%d" % n
+    stack.request("PUT", "/namespaces/_/actions/%s?overwrite=true" % name,
+                  {"exec": {"kind": "python:3", "code": CODE}, "limits": {"memory": 128, "timeout": 300000}})
+
+    def one(i):
+        started = time.perf_counter()
+        try:
+            status, record = stack.invoke(name, {}, instance="c%d-%d" % (n, i))
+        except Exception as error:  # a refused or broken HTTP exchange is a failure too
+            return {"ok": False, "latency": time.perf_counter() - started, "error": str(error)[:300]}
+        latency = time.perf_counter() - started
+        response = record.get("response", {}) if isinstance(record, dict) else {}
+        ok = status == 200 and response.get("success") is True and response.get("result", {}).get("ip")
+        return {"ok": bool(ok), "latency": latency, "status": status, "wait": wb.annotation(record, "waitTime"),
+                "init": wb.annotation(record, "initTime"), "duration": record.get("duration"),
+                "error": None if ok else str(record)[:300]}
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def main():
+    results = {}
+    with wb.Stack("coldstarts", user_memory="32768 MB") as stack:
+        for n in LEVELS:
+            stack.restart_invokers()
+            started = time.time()
+            samples = level(stack, n)
+            results[n] = samples
+            failures = [s for s in samples if not s["ok"]]
+            wb.log("%d concurrent cold starts: %d failed, p50 %.2f s, p99 %.2f s, wall %.1f s" % (
+                n, len(failures), wb.percentile([s["latency"] for s in samples], 50),
+                wb.percentile([s["latency"] for s in samples], 99), time.time() - started))
+            for failure in failures[:3]:
+                wb.log("  failure: %s" % failure.get("error"))
+    report(results)
+
+
+def report(results):
+    rows, table = [], []
+    for n, samples in results.items():
+        ok = [s for s in samples if s["ok"]]
+        lat = wb.summary([s["latency"] for s in samples])
+        wait = wb.summary([s["wait"] for s in ok if s.get("wait") is not None])
+        init = wb.summary([s["init"] for s in ok if s.get("init") is not None])
+        failures = len(samples) - len(ok)
+        rows.append([n, failures, lat["p50"], lat["p99"], lat["max"], wait.get("p50"), wait.get("p99"), init.get("p50"), init.get("p99")])
+        table.append([n, failures, wb.fmt_seconds(lat["p50"]), wb.fmt_seconds(lat["p99"]), wb.fmt_seconds(lat["max"]),
+                      "%s / %s" % (wait.get("p50", "-"), wait.get("p99", "-")), "%s / %s" % (init.get("p50", "-"), init.get("p99", "-"))])
+    wb.write_csv("coldstarts", ["concurrent", "failures", "latency_p50_s", "latency_p99_s", "latency_max_s",
+                                "wait_p50_ms", "wait_p99_ms", "init_p50_ms", "init_p99_ms"], rows)
+    path = wb.save("coldstarts", {"samples": results})
+    import json
+    info = json.load(open(path))["machine"]
+    text = ["Machine: %s. Two invokers, each creating at most 10 containers and attaching at most 16 at a time; "
+            "every invocation owns an instance ID; latency is the client's (blocking invoke). Raw data: "
+            "`docs/benchmarks/coldstarts.json`, `coldstarts.csv`; plot `coldstarts.png`." % wb.machine_line(info),
+            "", wb.table(["concurrent", "failures", "latency p50", "latency p99", "max", "wait ms p50 / p99", "init ms p50 / p99"], table),
+            "", "![coldstarts](benchmarks/coldstarts.png)"]
+    wb.update_doc("coldstarts", "\n".join(text))
+    plt = wb.pyplot()
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for n, samples in results.items():
+        ordered = sorted(s["latency"] for s in samples)
+        axis.plot(ordered, [(i + 1) / len(ordered) for i in range(len(ordered))], label="%d concurrent" % n)
+    axis.set_xlabel("seconds (client latency)")
+    axis.set_ylabel("fraction of invocations")
+    axis.set_title("Concurrent cold starts (CDF)")
+    axis.grid(True, alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(os.path.join(wb.RESULTS, "coldstarts.png"), dpi=110)
+
+
+if __name__ == "__main__":
+    wb.run_benchmark(main)
