@@ -124,16 +124,41 @@ class Stack:
 
     def wait_invokers(self, timeout=90):
         deadline = time.time() + timeout
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(self.api + "/invokers", timeout=5) as response:
-                    states = json.loads(response.read())
-                if all(states.get("invoker%d/%d" % (i, i)) in ("up", "healthy") for i in range(self.invoker_count)):
-                    return
-            except Exception:
-                pass
+        while not self.invokers_up():
+            if time.time() > deadline:
+                raise RuntimeError("invokers did not come up: see %s" % self.dir)
             time.sleep(0.25)
-        raise RuntimeError("invokers did not come up: see %s" % self.dir)
+        self.wait_consumer_groups()
+
+    def invokers_up(self):
+        try:
+            with urllib.request.urlopen(self.api + "/invokers", timeout=5) as response:
+                states = json.loads(response.read())
+        except (OSError, ValueError):
+            return False
+        return all(states.get("invoker%d/%d" % (i, i)) in ("up", "healthy") for i in range(self.invoker_count))
+
+    def wait_consumer_groups(self, timeout=60):
+        """An invoker pings before its consumer joined its group (3-6 s on Tansu): wait for the
+        join, since an invoker stopped in the middle of it stalls its topic for minutes."""
+        if not self.invoker_count:
+            return
+        from confluent_kafka.admin import AdminClient
+        admin = AdminClient({"bootstrap.servers": self.brokers})
+        groups = [self.prefix + "invoker%d" % i for i in range(self.invoker_count)]
+        time.sleep(1)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            states = []
+            for future in admin.describe_consumer_groups(groups, request_timeout=5).values():
+                try:
+                    states.append(future.result().state.name)
+                except Exception:
+                    states.append("UNKNOWN")
+            if all(state == "STABLE" for state in states):
+                return
+            time.sleep(0.25)
+        raise RuntimeError("the invokers' consumer groups did not settle: see %s" % self.dir)
 
     def map_dir(self, invoker):
         return os.path.join(self.dir, "addressmap", "invoker%d" % invoker)
@@ -178,7 +203,7 @@ class Stack:
 
     # -- REST ------------------------------------------------------------------------------------
 
-    def request(self, method, path, body=None, timeout=330):
+    def request(self, method, path, body=None, timeout=90):
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.api + "/api/v1" + path, data=data, method=method)
         request.add_header("Authorization", "Basic " + base64.b64encode(GUEST_AUTH.encode()).decode())
@@ -212,7 +237,8 @@ class Stack:
         params = dict(params or {})
         if instance is not None:
             params["instanceID"] = instance
-        status, body = self.request("POST", "/namespaces/_/actions/%s?blocking=%s" % (name, "true" if blocking else "false"), params)
+        status, body = self.request("POST", "/namespaces/_/actions/%s?blocking=%s" % (name, "true" if blocking else "false"), params,
+                                    timeout=90)
         if blocking and status == 202:
             return 200, self.wait_activation(body["activationId"])
         return status, body
