@@ -13,8 +13,8 @@ import whiskbench as wb  # noqa: E402
 
 REDIS_IMAGE = "whiskmesh/redis:bookworm"
 TRANSPORTS = ["tcp", "sdk", "redis", "redis-poll"]
-COUNTS = [(1, 30), (10, 20), (100, 10), (1000, 5), (10000, 3)]
-SIZES = [(64, 30), (1 << 10, 30), (16 << 10, 20), (256 << 10, 10), (4 << 20, 5), (32 << 20, 5), (128 << 20, 5)]
+COUNTS = [(1, 200), (10, 50), (100, 20), (1000, 5), (10000, 3)]
+SIZES = [(64, 200), (1 << 10, 200), (16 << 10, 100), (256 << 10, 30), (4 << 20, 10), (32 << 20, 5), (128 << 20, 5)]
 # Polling every 100 ms makes a round trip cost ~100 ms: 10,000 of them would take ~17 minutes.
 POLL_COUNTS = [(1, 10), (10, 5), (100, 3)]
 POLL_SIZES = [(size, 3) for size, _ in SIZES]
