@@ -128,7 +128,6 @@ class Stack:
             if time.time() > deadline:
                 raise RuntimeError("invokers did not come up: see %s" % self.dir)
             time.sleep(0.25)
-        self.wait_consumer_groups()
 
     def invokers_up(self):
         try:
@@ -137,28 +136,6 @@ class Stack:
         except (OSError, ValueError):
             return False
         return all(states.get("invoker%d/%d" % (i, i)) in ("up", "healthy") for i in range(self.invoker_count))
-
-    def wait_consumer_groups(self, timeout=60):
-        """An invoker pings before its consumer joined its group (3-6 s on Tansu): wait for the
-        join, since an invoker stopped in the middle of it stalls its topic for minutes."""
-        if not self.invoker_count:
-            return
-        from confluent_kafka.admin import AdminClient
-        admin = AdminClient({"bootstrap.servers": self.brokers})
-        groups = [self.prefix + "invoker%d" % i for i in range(self.invoker_count)]
-        time.sleep(1)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            states = []
-            for future in admin.describe_consumer_groups(groups, request_timeout=5).values():
-                try:
-                    states.append(future.result().state.name)
-                except Exception:
-                    states.append("UNKNOWN")
-            if all(state == "STABLE" for state in states):
-                return
-            time.sleep(0.25)
-        raise RuntimeError("the invokers' consumer groups did not settle: see %s" % self.dir)
 
     def map_dir(self, invoker):
         return os.path.join(self.dir, "addressmap", "invoker%d" % invoker)

@@ -250,7 +250,7 @@ public final class Controller: Sendable {
         var configuration = KafkaConsumerConfiguration(client: configuration.kafka, groupID: configuration.topic(group), topics: [topic])
         configuration.sessionTimeout = .seconds(10)
         configuration.heartbeatInterval = .seconds(1)
-        if assigned { configuration.assignment = .init(partitions: [0], fromEnd: true) }
+        if assigned { configuration.assignment = .init(partitions: [0], start: .end) }
         return try KafkaConsumer(configuration: configuration, logger: logger)
     }
 

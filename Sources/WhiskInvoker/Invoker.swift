@@ -130,8 +130,10 @@ public final class Invoker: Service, Sendable {
         var consumerConfiguration = KafkaConsumerConfiguration(
             client: configuration.kafka, groupID: configuration.topic(configuration.instanceId.topic), topics: [configuration.topic(configuration.instanceId.topic)]
         )
-        consumerConfiguration.sessionTimeout = .seconds(10)
-        consumerConfiguration.heartbeatInterval = .seconds(1)
+        // Invoker N is its topic's only reader by design, so it reads partition 0 directly and
+        // resumes after the offset committed for its group: no group join, which takes 3-6 s on
+        // Tansu and, when an invoker stopped in the middle of it, stalled the topic for minutes.
+        consumerConfiguration.assignment = .init(partitions: [0], start: .committed)
         return try KafkaConsumer(configuration: consumerConfiguration, logger: logger)
     }
 

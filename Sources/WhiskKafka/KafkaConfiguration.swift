@@ -45,18 +45,28 @@ public struct KafkaConsumerConfiguration: Sendable {
     /// Largest message the consumer fetches.
     public var fetchMaxBytes: Int = 52_428_800
     /// Partitions to read without joining a group (no rebalance wait: Tansu takes 3-6 s to
-    /// admit a new member). For broadcast topics that every reader needs whole, such as pings.
-    /// nil subscribes as a member of `groupID`.
+    /// admit a new member, and a member that vanishes while joining can stall the group). For
+    /// broadcast topics that every reader needs whole, such as pings, and for topics with one
+    /// reader by design, such as `invokerN`. nil subscribes as a member of `groupID`.
     public var assignment: Assignment?
 
-    public struct Assignment: Sendable {
+    public struct Assignment: Sendable, Equatable {
         public var partitions: [Int32]
-        /// Start at the end (only what is new) or at the beginning.
-        public var fromEnd: Bool
+        public var start: Start
 
-        public init(partitions: [Int32] = [0], fromEnd: Bool = true) {
+        /// Where reading starts.
+        public enum Start: Sendable, Equatable {
+            /// Only what is new.
+            case end
+            case beginning
+            /// After the offset last committed for `groupID` (commits work without membership),
+            /// or where `autoOffsetReset` says when there is none.
+            case committed
+        }
+
+        public init(partitions: [Int32] = [0], start: Start = .end) {
             self.partitions = partitions
-            self.fromEnd = fromEnd
+            self.start = start
         }
     }
 

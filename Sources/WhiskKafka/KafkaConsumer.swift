@@ -50,7 +50,11 @@ public final class KafkaConsumer: Sendable {
             for topic in configuration.topics {
                 for partition in assignment.partitions {
                     let entry = rd_kafka_topic_partition_list_add(list, topic, partition)
-                    entry?.pointee.offset = assignment.fromEnd ? Int64(RD_KAFKA_OFFSET_END) : Int64(RD_KAFKA_OFFSET_BEGINNING)
+                    switch assignment.start {
+                    case .end: entry?.pointee.offset = Int64(RD_KAFKA_OFFSET_END)
+                    case .beginning: entry?.pointee.offset = Int64(RD_KAFKA_OFFSET_BEGINNING)
+                    case .committed: entry?.pointee.offset = Int64(RD_KAFKA_OFFSET_STORED)
+                    }
                 }
             }
             error = rd_kafka_assign(client.handle, list)
@@ -99,9 +103,10 @@ public final class KafkaConsumer: Sendable {
     }
 
     /// Commits `message` as processed: after a restart the group resumes at the next one.
-    /// A consumer with a fixed assignment keeps no group position: this is a no-op for it.
+    /// A consumer with a fixed assignment that starts at the end or the beginning keeps no
+    /// position: this is a no-op for it.
     public func commit(_ message: KafkaConsumerMessage) async throws {
-        guard configuration.assignment == nil else { return }
+        if let assignment = configuration.assignment, assignment.start != .committed { return }
         let client = self.client
         let error = try await runOnWorker {
             let list = rd_kafka_topic_partition_list_new(1)

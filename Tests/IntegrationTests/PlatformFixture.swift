@@ -93,6 +93,14 @@ final class Platform: @unchecked Sendable {
         }
     }
 
+    /// Stops an invoker the way an operator does (SIGTERM: it drains and removes its containers).
+    func terminate(invoker id: Int) {
+        if let process = invokers[id], process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+    }
+
     func kill(invoker id: Int) {
         if let process = invokers[id], process.isRunning {
             Foundation.kill(process.processIdentifier, SIGKILL)

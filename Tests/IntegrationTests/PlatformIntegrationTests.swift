@@ -125,6 +125,26 @@ struct PlatformIntegrationTests {
         }
     }
 
+    @Test func invokerRestartedRightAfterStartingKeepsItsTopicAndLosesNothing() async throws {
+        try await withPlatform(invokers: 1) { platform in
+            try await platform.createAction("greet", code: Self.greet)
+            // Stopped within a second of starting (with a consumer group this was in the middle
+            // of the join, and the topic then stalled for minutes on Tansu).
+            platform.terminate(invoker: 0)
+            let queued = try await platform.invoke("greet", ["name": "queued"], blocking: false)
+            #expect(queued.status == 202)
+            let activationId = try #require(queued.json["activationId"]?.stringValue)
+            try platform.startInvoker(0)
+            try await waitUntil("the activation sent while the invoker was down ran", timeout: .seconds(60)) {
+                (try? await platform.request("GET", "/api/v1/namespaces/_/activations/\(activationId)"))?.status == 200
+            }
+            let record = try await platform.request("GET", "/api/v1/namespaces/_/activations/\(activationId)")
+            #expect(record.json["response"]?["result"] == ["greeting": "Hello queued"])
+            let reply = try await platform.invoke("greet", ["name": "after restart"], result: true)
+            #expect(reply.json == ["greeting": "Hello after restart"])
+        }
+    }
+
     @Test func actionExceedingItsTimeoutFailsAndItsContainerIsRemoved() async throws {
         try await withPlatform(invokers: 1) { platform in
             try await platform.createAction("sleepy", code: "import time\ndef main(args):\n    time.sleep(30)\n    return {}\n", timeout: 1000)

@@ -94,6 +94,37 @@ struct KafkaMockClusterTests {
         await producer.close()
     }
 
+    @Test func assignedConsumerResumesAfterItsCommittedOffsetWithoutJoining() async throws {
+        let producer = try mockProducer()
+        for index in 0..<4 { try await producer.send(topic: "mock-assigned", key: Array("k".utf8), value: Array("m\(index)".utf8)) }
+        let servers = try #require(producer.mockClusterBootstrapServers)
+        func reader() throws -> KafkaConsumer {
+            var configuration = KafkaConsumerConfiguration(
+                client: KafkaClientConfiguration(bootstrapServers: [servers]), groupID: "mock-assigned-group", topics: ["mock-assigned"]
+            )
+            configuration.assignment = .init(partitions: [0, 1, 2, 3], start: .committed)
+            return try KafkaConsumer(configuration: configuration, logger: logger)
+        }
+        let first = try reader()
+        var seen: [String] = []
+        for try await message in first.messages {
+            seen.append(String(decoding: message.value, as: UTF8.self))
+            try await first.commit(message)
+            if seen.count == 2 { break }
+        }
+        #expect(seen == ["m0", "m1"])
+        await first.close()
+        let second = try reader()
+        seen = []
+        for try await message in second.messages {
+            seen.append(String(decoding: message.value, as: UTF8.self))
+            if seen.count == 2 { break }
+        }
+        #expect(seen == ["m2", "m3"], "the second reader starts after the first one's commit")
+        await second.close()
+        await producer.close()
+    }
+
     @Test func detachedSendsKeepTheirOrderAndReportDelivery() async throws {
         let producer = try mockProducer()
         let reports = Mutex<[Int64]>([])
