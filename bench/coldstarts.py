@@ -6,6 +6,7 @@ level starts from an empty pool.
 
     scripts/bench coldstarts
 """
+import json
 import os
 import sys
 import time
@@ -75,7 +76,6 @@ def report(results):
     wb.write_csv("coldstarts", ["concurrent", "failures", "latency_p50_s", "latency_p99_s", "latency_max_s",
                                 "wait_p50_ms", "wait_p99_ms", "init_p50_ms", "init_p99_ms"], rows)
     path = wb.save("coldstarts", {"samples": results})
-    import json
     info = json.load(open(path))["machine"]
     text = ["Machine: %s. Two invokers, each creating at most 10 containers and attaching at most 16 at a time; "
             "every invocation owns an instance ID; latency is the client's (blocking invoke). Raw data: "

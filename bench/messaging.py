@@ -4,6 +4,7 @@ raw TCP between the same containers, Redis with BLPOP, and Redis polled every 10
 
     bench/run messaging
 """
+import json
 import os
 import sys
 import time
@@ -114,7 +115,6 @@ def report(results):
                                   wb.fmt_ratio(ratio_redis), wb.fmt_ratio(ratio_poll), wb.fmt_ratio(ratio_tcp)])
     wb.write_csv("messaging", ["transport", "kind", "x", "trials", "p50_seconds", "p95_seconds"], rows)
     path = wb.save("messaging", {"results": results})
-    import json
     info = json.load(open(path))["machine"]
     header = ["", "SDK p50 / p95", "raw TCP", "Redis BLPOP", "Redis 100 ms poll", "Redis / SDK", "poll / SDK", "SDK / TCP"]
     md = ["Machine: %s. Raw data: `docs/benchmarks/messaging.json`, `messaging.csv`; plot `messaging.png`." % wb.machine_line(info),

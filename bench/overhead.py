@@ -6,6 +6,7 @@ end-to-end latency is the client's. Passes alternate off/on to spread drift over
 
     scripts/bench overhead
 """
+import json
 import os
 import sys
 import time
@@ -89,7 +90,6 @@ def report(samples):
     wb.write_csv("overhead", ["phase", "concurrency", "overlay", "n", "failures", "latency_p50_s", "latency_p95_s",
                               "wait_p50_ms", "init_p50_ms", "run_p50_ms"], rows)
     path = wb.save("overhead", {"samples": samples})
-    import json
     info = json.load(open(path))["machine"]
 
     def totals(phase):

@@ -5,6 +5,7 @@ entry is gone from those files. Watchers poll their file every millisecond.
 
     scripts/bench propagation
 """
+import json
 import os
 import sys
 import time
@@ -77,7 +78,6 @@ def report(probes, watchers):
             rows.append([probe["id"], watcher["invoker"], seen["invoker"], where, appear, disappear])
     wb.write_csv("propagation", ["instance", "watcher_invoker", "probe_invoker", "where", "appear_s", "disappear_s"], rows)
     path = wb.save("propagation", {"probes": probes, "watchers": watchers, "summary": {k: wb.summary(v) for k, v in series.items()}})
-    import json
     info = json.load(open(path))["machine"]
     labels = {"appear-same": "appears, watcher on the same invoker", "appear-other": "appears, watcher on the other invoker",
               "disappear-same": "disappears, same invoker", "disappear-other": "disappears, other invoker"}

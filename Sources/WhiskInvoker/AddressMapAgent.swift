@@ -14,7 +14,8 @@ final class AddressMapAgent: Sendable {
     let trigger = HeartbeatTrigger()
     private let local: Mutex<LocalAddressMap>
     private let replicas = Mutex([String: NamespaceMapReplica]())
-    /// Whether any publication arrived yet; until then every ping asks for all snapshots.
+    /// Whether a snapshot arrived yet (the answer to "*"); until then every ping asks for all of
+    /// them, since a delta alone says nothing about quiet namespaces.
     private let synced = Atomic<Bool>(false)
     /// Which activation runs in which container, and containers that died while running.
     private let running = Mutex((active: [String: ActivationId](), died: Set<String>()))
@@ -65,7 +66,7 @@ final class AddressMapAgent: Sendable {
         running.withLock { $0.died.contains(containerID) }
     }
 
-    /// Namespaces whose replica needs a snapshot (`*` for all, before anything arrived); the
+    /// Namespaces whose replica needs a snapshot (`*` for all, before any snapshot arrived); the
     /// heartbeat asks the controller for them in the ping's `addressMapResync` field.
     func resyncRequest() -> [String] {
         guard synced.load(ordering: .acquiring) else { return ["*"] }
@@ -92,7 +93,7 @@ final class AddressMapAgent: Sendable {
             local.withLock { $0.requestSnapshot() }
             trigger.kick()
         case .delta(let namespace, _, _, _), .snapshot(let namespace, _, _), .snapshotPart(let namespace, _, _, _, _):
-            synced.store(true, ordering: .releasing)
+            if publication.isSnapshot { synced.store(true, ordering: .releasing) }
             let (file, becameStale): (AddressMapFile?, Bool) = replicas.withLock { replicas in
                 var replica = replicas[namespace] ?? NamespaceMapReplica()
                 let wasStale = replica.stale

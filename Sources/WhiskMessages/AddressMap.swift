@@ -121,6 +121,14 @@ public enum AddressMapPublication: Hashable, Sendable, Codable {
     /// Entries per snapshot message: ~200 bytes each keeps a message far below Kafka's 1 MB default.
     public static let snapshotPartSize = 2_000
 
+    /// Whether this is (part of) a namespace's whole map.
+    public var isSnapshot: Bool {
+        switch self {
+        case .snapshot, .snapshotPart: true
+        case .delta, .snapshotRequest: false
+        }
+    }
+
     /// A namespace's whole map as one `snapshot`, or as `snapshotPart`s when it is large.
     public static func snapshot(namespace: String, version: UInt64, entries: [AddressEntry], partSize: Int = snapshotPartSize) -> [AddressMapPublication] {
         guard entries.count > partSize else { return [.snapshot(namespace: namespace, version: version, entries: entries)] }
