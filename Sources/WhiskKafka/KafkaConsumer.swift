@@ -105,16 +105,20 @@ public final class KafkaConsumer: Sendable {
     /// Commits `message` as processed: after a restart the group resumes at the next one.
     /// A consumer with a fixed assignment that starts at the end or the beginning keeps no
     /// position: this is a no-op for it.
+    ///
+    /// The commit is handed to librdkafka without waiting for the broker (a round trip per
+    /// message would serialise the consumer behind the broker); librdkafka keeps commits in
+    /// order and a failed one is logged. A crash can therefore re-deliver the last few messages,
+    /// which at-least-once consumption allows anyway.
     public func commit(_ message: KafkaConsumerMessage) async throws {
         if let assignment = configuration.assignment, assignment.start != .committed { return }
-        let client = self.client
-        let error = try await runOnWorker {
-            let list = rd_kafka_topic_partition_list_new(1)
-            defer { rd_kafka_topic_partition_list_destroy(list) }
-            let partition = rd_kafka_topic_partition_list_add(list, message.topic, message.partition)
-            partition?.pointee.offset = message.offset + 1
-            return rd_kafka_commit(client.handle, list, 0)
-        }
+        guard !closed.load(ordering: .acquiring) else { throw KafkaError(.closed, "the consumer is closed") }
+        let list = rd_kafka_topic_partition_list_new(1)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let partition = rd_kafka_topic_partition_list_add(list, message.topic, message.partition)
+        partition?.pointee.offset = message.offset + 1
+        // Asynchronous: only enqueues the request, never blocks the calling thread.
+        let error = rd_kafka_commit(client.handle, list, 1)
         guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
             throw KafkaError.fromRDKafka(.commit, error, context: "cannot commit \(message.topic)[\(message.partition)]@\(message.offset)")
         }
@@ -132,15 +136,6 @@ public final class KafkaConsumer: Sendable {
         let client = self.client
         _ = try? await worker.runIfActive { rd_kafka_consumer_close(client.handle) }
         try? await worker.shutdownGracefully()
-    }
-
-    private func runOnWorker<T: Sendable>(_ body: @escaping @Sendable () -> T) async throws -> T {
-        guard !closed.load(ordering: .acquiring) else { throw KafkaError(.closed, "the consumer is closed") }
-        do {
-            return try await worker.runIfActive(body)
-        } catch {
-            throw KafkaError(.closed, "the consumer is closed")
-        }
     }
 
     /// The consumer's messages as an AsyncSequence.

@@ -50,6 +50,14 @@ final class RDKafkaClient: @unchecked Sendable {
                 metadata: ["error": "\(String(cString: rd_kafka_err2name(rd_kafka_resp_err_t(error))))", "reason": "\(reason.map { String(cString: $0) } ?? "")"]
             )
         }
+        if type == RD_KAFKA_CONSUMER {
+            // Results of asynchronous commits: only failures are worth a line.
+            rd_kafka_conf_set_offset_commit_cb(conf) { _, error, _, opaque in
+                guard let opaque, error != RD_KAFKA_RESP_ERR_NO_ERROR, error != RD_KAFKA_RESP_ERR__NO_OFFSET else { return }
+                let callbacks = Unmanaged<RDKafkaCallbacks>.fromOpaque(opaque).takeUnretainedValue()
+                callbacks.logger.warning("offset commit failed", metadata: ["error": "\(String(cString: rd_kafka_err2name(error)))"])
+            }
+        }
         if callbacks.deliveryReport != nil {
             rd_kafka_conf_set_dr_msg_cb(conf) { _, message, opaque in
                 guard let opaque, let message else { return }
