@@ -83,19 +83,8 @@ def report(results):
             "", wb.table(["concurrent", "failures", "latency p50", "latency p99", "max", "wait ms p50 / p99", "init ms p50 / p99"], table),
             "", "![coldstarts](benchmarks/coldstarts.png)"]
     wb.update_doc("coldstarts", "\n".join(text))
-    plt = wb.pyplot()
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    for n, samples in results.items():
-        ordered = sorted(s["latency"] for s in samples)
-        axis.plot(ordered, [(i + 1) / len(ordered) for i in range(len(ordered))], label="%d concurrent" % n)
-    axis.set_xlabel("seconds (client latency)")
-    axis.set_ylabel("fraction of invocations")
-    axis.set_title("Concurrent cold starts (CDF)")
-    axis.grid(True, alpha=0.3)
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(os.path.join(wb.RESULTS, "coldstarts.png"), dpi=110)
-
+    wb.plot_cdf("coldstarts", {"%d concurrent" % n: [s["latency"] for s in samples] for n, samples in results.items()},
+                "seconds (client latency)", "fraction of invocations", "Concurrent cold starts (CDF)")
 
 if __name__ == "__main__":
     wb.run_benchmark(main)

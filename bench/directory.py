@@ -36,16 +36,21 @@ def kafka_config(brokers, **extra):
     return dict(config, **extra)
 
 
-def assign_from_end(consumer, topic):
+def assign_from_end(consumer, *topics):
+    """Reads every partition of `topics` from its end, without a group (waits for the topics)."""
     from confluent_kafka import OFFSET_END, TopicPartition
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        metadata = consumer.list_topics(topic, timeout=5).topics.get(topic)
-        if metadata is not None and metadata.error is None and metadata.partitions:
-            consumer.assign([TopicPartition(topic, p, OFFSET_END) for p in metadata.partitions])
-            return
-        time.sleep(0.2)
-    raise RuntimeError("topic %s not found" % topic)
+    partitions = []
+    for topic in topics:
+        deadline = time.time() + 30
+        while True:
+            metadata = consumer.list_topics(topic, timeout=5).topics.get(topic)
+            if metadata is not None and metadata.error is None and metadata.partitions:
+                partitions += [TopicPartition(topic, p, OFFSET_END) for p in metadata.partitions]
+                break
+            if time.time() > deadline:
+                raise RuntimeError("topic %s not found" % topic)
+            time.sleep(0.2)
+    consumer.assign(partitions)
 
 
 def simulated_invoker(index, brokers, prefix, commands, reports):
@@ -146,19 +151,7 @@ class Observer(threading.Thread):
         from confluent_kafka import Consumer
         self.consumer = Consumer(kafka_config(stack.brokers, **{"group.id": stack.prefix + "observer", "enable.auto.commit": False}))
         self.topics = (stack.prefix + "addressmap", stack.prefix + "health")
-        from confluent_kafka import OFFSET_END, TopicPartition
-        partitions = []
-        for topic in self.topics:
-            deadline = time.time() + 30
-            while True:
-                metadata = self.consumer.list_topics(topic, timeout=5).topics.get(topic)
-                if metadata is not None and metadata.error is None and metadata.partitions:
-                    partitions += [TopicPartition(topic, p, OFFSET_END) for p in metadata.partitions]
-                    break
-                if time.time() > deadline:
-                    raise RuntimeError("topic %s not found" % topic)
-                time.sleep(0.2)
-        self.consumer.assign(partitions)
+        assign_from_end(self.consumer, *self.topics)
         self.lock = threading.Lock()
         self.events = []  # (time, topic kind, bytes, publication type, added ids)
         self.running = True

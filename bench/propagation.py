@@ -92,20 +92,8 @@ def report(probes, watchers):
             "`propagation.png`." % (wb.machine_line(info), len(probes), missing),
             "", wb.table(["", "samples", "p50", "p99", "max"], table), "", "![propagation](benchmarks/propagation.png)"]
     wb.update_doc("propagation", "\n".join(text))
-    plt = wb.pyplot()
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    for key, values in series.items():
-        if values:
-            ordered = sorted(v * 1000 for v in values)
-            axis.plot(ordered, [(i + 1) / len(ordered) for i in range(len(ordered))], label=labels[key])
-    axis.set_xlabel("milliseconds")
-    axis.set_ylabel("fraction of trials")
-    axis.set_title("Address-map propagation (CDF)")
-    axis.grid(True, alpha=0.3)
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(os.path.join(wb.RESULTS, "propagation.png"), dpi=110)
-
+    wb.plot_cdf("propagation", {labels[key]: [v * 1000 for v in values] for key, values in series.items()},
+                "milliseconds", "fraction of trials", "Address-map propagation (CDF)")
 
 if __name__ == "__main__":
     wb.run_benchmark(main)

@@ -328,12 +328,6 @@ class ProcessSampler:
                     return int(line.split()[1]) / 1024
         return None
 
-    def hwm_mib(self):
-        with open("/proc/%d/status" % self.pid) as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        return None
 
 
 DOC = os.path.join(ROOT, "docs", "benchmarks.md")
@@ -397,3 +391,20 @@ def run_benchmark(main):
     except KeyboardInterrupt:
         log("interrupted")
         sys.exit(130)
+
+
+def plot_cdf(name, series, xlabel, ylabel, title):
+    """A CDF per series ({label: values}) into docs/benchmarks/NAME.png."""
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for label, values in series.items():
+        if values:
+            ordered = sorted(values)
+            axis.plot(ordered, [(i + 1) / len(ordered) for i in range(len(ordered))], label=label)
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
+    axis.grid(True, alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(os.path.join(RESULTS, name + ".png"), dpi=110)
