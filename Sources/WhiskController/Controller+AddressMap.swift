@@ -92,20 +92,23 @@ final class AddressMapHub: Sendable {
         }
     }
 
-    /// Snapshots due now: the namespaces asked for (each at most once per second) and, every
-    /// `fullInterval`, all of them. Nothing while nobody asks: steady traffic is deltas only,
+    /// Snapshots due now: the namespaces asked for (each at most once per second), all of them
+    /// when an invoker asked for everything (at most every 2 s), and all of them every `fullInterval`. Nothing while nobody asks: steady traffic is deltas only,
     /// so it does not grow with the size of the map.
     func snapshots(fullInterval: Duration, now: ContinuousClock.Instant = .now) -> [AddressMapPublication] {
         state.withLock { state in
             var due: Set<String>
-            if state.resyncAll || now - state.lastFullSnapshot >= fullInterval {
+            // "*" (an invoker that has no snapshot yet) is served at most every 2 s: an invoker
+            // that keeps asking must not turn the whole map into steady traffic.
+            let sinceFull = now - state.lastFullSnapshot
+            if sinceFull >= fullInterval || (state.resyncAll && sinceFull >= .seconds(2)) {
                 due = Set(state.map.versions.keys)
                 state.lastFullSnapshot = now
+                state.resyncAll = false
             } else {
                 due = state.resync.filter { state.map.versions[$0] != nil }
             }
             due = due.filter { namespace in state.lastSnapshot[namespace].map { now - $0 >= .seconds(1) } ?? true }
-            state.resyncAll = false
             state.resync.subtract(due)
             state.resync = state.resync.filter { state.map.versions[$0] != nil }
             for namespace in due { state.lastSnapshot[namespace] = now }
