@@ -60,3 +60,29 @@ stop_pidfile() {
   fi
   rm -f "$pidfile"
 }
+
+# Builds image $1 from the folder $2 (a Dockerfile and its files) on top of image $3 (passed as
+# the build argument BASE), unless the image already carries the hash of those files and of the
+# base's id as its label org.whiskmesh.hash: rebuilt exactly when something it is made of changed.
+build_image() {
+  local image=$1 context=$2 base=$3 hash
+  hash=$( (cd "$context" && find . -type f | LC_ALL=C sort | xargs sha256sum; docker image inspect --format '{{.Id}}' "$base") \
+    | sha256sum | cut -c1-16)
+  if [ "$(docker image inspect --format '{{index .Config.Labels "org.whiskmesh.hash"}}' "$image" 2>/dev/null)" != "$hash" ]; then
+    log "building image $image"
+    # The legacy builder's notice that BuildKit is missing is noise; real errors are kept.
+    docker build -q --build-arg BASE="$base" --label "org.whiskmesh.hash=$hash" -t "$image" "$context" \
+      2> >(grep -vE 'DEPRECATED|legacy builder|buildx|docs.docker.com/go/buildx|^\s*$' >&2) >/dev/null
+  fi
+}
+
+# Imports a minimal Debian bookworm with the comma-separated packages $2 as image $1 (mmdebstrap
+# reads this machine's apt sources), unless the image already lists exactly those packages.
+import_debian_image() {
+  local image=$1 packages=$2
+  if [ "$(docker image inspect --format '{{index .Config.Labels "org.whiskmesh.packages"}}' "$image" 2>/dev/null)" != "$packages" ]; then
+    log "building image $image with mmdebstrap"
+    mmdebstrap --quiet --variant=essential --include="$packages" bookworm - \
+      | docker import --change "LABEL $WHISK_LABEL=true" --change "LABEL org.whiskmesh.packages=$packages" - "$image" >/dev/null
+  fi
+}
