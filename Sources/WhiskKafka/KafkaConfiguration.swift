@@ -5,6 +5,12 @@ public struct KafkaClientConfiguration: Sendable {
     public var clientID: String
     /// Extra librdkafka properties, applied last (they win over the typed settings).
     public var extraProperties: [String: String]
+    /// The least time any consumer of this client lets the broker hold a fetch, whatever the
+    /// consumer asks for. Zero on the memory broker; a broker whose reads are slower than a short
+    /// wait needs more: Tansu on S3 answers a fetch whose wait ran out before its storage read
+    /// finished with no data, so a consumer polling at 5-10 ms while SeaweedFS took 50-100 ms
+    /// (2 cores, three Docker hosts busy) received nothing at all and fell behind for good.
+    public var minimumFetchWait: Duration = .zero
 
     public init(bootstrapServers: [String], clientID: String = "whiskmesh", extraProperties: [String: String] = [:]) {
         self.bootstrapServers = bootstrapServers
@@ -121,7 +127,7 @@ extension KafkaConsumerConfiguration {
         properties["max.poll.interval.ms"] = String(maxPollInterval.milliseconds)
         properties["fetch.max.bytes"] = String(fetchMaxBytes)
         properties["enable.partition.eof"] = "false"
-        properties["fetch.wait.max.ms"] = String(fetchMaxWait.milliseconds)
+        properties["fetch.wait.max.ms"] = String(max(fetchMaxWait, client.minimumFetchWait).milliseconds)
         properties.merge(client.extraProperties) { _, extra in extra }
         return properties
     }

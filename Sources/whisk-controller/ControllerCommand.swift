@@ -15,6 +15,7 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(help: "Port of the REST API.") var port = 3233
     @Option(help: "Controller id (names the completed<id> topic).") var id = "0"
     @Option(help: "Kafka bootstrap servers.") var kafka = ProcessInfo.processInfo.environment["WHISK_KAFKA_BROKERS"] ?? "127.0.0.1:9092"
+    @Option(help: "Least milliseconds a consumer lets the broker hold a fetch (raise it for a broker with slow storage, e.g. Tansu on S3).") var kafkaMinFetchWait = Int(ProcessInfo.processInfo.environment["WHISK_KAFKA_MIN_FETCH_WAIT_MS"] ?? "0") ?? 0
     @Option(help: "SQLite database file (':memory:' keeps everything in memory).") var database = ".local/controller.db"
     @Option(help: "Prefix for every topic name (tests).") var topicPrefix = ProcessInfo.processInfo.environment["WHISK_TOPIC_PREFIX"] ?? ""
     @Option(help: "Seconds without a ping before an invoker is offline.") var invokerTimeout = 10.0
@@ -38,6 +39,8 @@ struct ControllerCommand: AsyncParsableCommand {
             kafka: KafkaClientConfiguration(bootstrapServers: kafka.split(separator: ",").map(String.init), clientID: "controller\(id)"),
             internalToken: token
         )
+        guard kafkaMinFetchWait >= 0 else { throw ValidationError("--kafka-min-fetch-wait must not be negative") }
+        configuration.kafka.minimumFetchWait = .milliseconds(kafkaMinFetchWait)
         configuration.host = host
         configuration.port = port
         configuration.controllerID = id

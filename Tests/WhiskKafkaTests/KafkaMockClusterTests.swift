@@ -44,6 +44,18 @@ struct KafkaMockClusterTests {
         #expect(properties["session.timeout.ms"] == "30000")
     }
 
+    @Test func aClientsMinimumFetchWaitRaisesEveryConsumersWait() {
+        var client = KafkaClientConfiguration(bootstrapServers: ["127.0.0.1:1"])
+        var configuration = KafkaConsumerConfiguration(client: client, groupID: "g", topics: ["t"])
+        configuration.fetchMaxWait = .milliseconds(5)
+        #expect(configuration.librdkafkaProperties["fetch.wait.max.ms"] == "5")
+        client.minimumFetchWait = .milliseconds(100)
+        configuration.client = client
+        #expect(configuration.librdkafkaProperties["fetch.wait.max.ms"] == "100")
+        configuration.fetchMaxWait = .milliseconds(500)
+        #expect(configuration.librdkafkaProperties["fetch.wait.max.ms"] == "500", "a longer wait than the floor stays")
+    }
+
     @Test func invalidPropertyIsAClearError() {
         let configuration = KafkaProducerConfiguration(
             client: KafkaClientConfiguration(bootstrapServers: ["x"], extraProperties: ["no.such.property": "1"])
