@@ -154,3 +154,18 @@ def test_a_dead_hosts_entries_leave_the_other_maps_and_new_work_runs_elsewhere(c
         # The host comes back: its engine restarts the invoker (restart policy), which rejoins.
         __import__("subprocess").run(["docker", "start", victim_host], capture_output=True)
     wait_until(f"invoker{victim} is up again", lambda: cluster.invoker_states().get(f"invoker{victim}/{victim}") == "up", timeout=120)
+
+
+def test_the_teardown_playbook_removes_what_the_deployment_created(cluster):
+    """Last: it takes the deployment down (the hosts stay for scripts/cluster down)."""
+    run = cluster.ansible("teardown.yml")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    for host in cluster.addresses:
+        for kind in ("ps -a", "volume ls", "network ls"):
+            left = cluster.host(host, "sh", "-c", f"docker {kind} -q --filter label=org.whiskmesh.managed=true").stdout.split()
+            assert left == [], f"{host}: docker {kind} still lists {left}"
+        images = cluster.host(host, "docker", "images", "-q", "whiskmesh/*").stdout.split()
+        assert images == [], f"{host}: images left {images}"
+        assert cluster.host(host, "docker", "info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip() == "inactive"
+        assert cluster.host(host, "test", "-e", "/var/lib/whiskmesh", check=False).returncode == 1
+    assert not os.path.exists(os.path.join(cluster.state, "wskprops"))
