@@ -156,6 +156,23 @@ def test_a_dead_hosts_entries_leave_the_other_maps_and_new_work_runs_elsewhere(c
     wait_until(f"invoker{victim} is up again", lambda: cluster.invoker_states().get(f"invoker{victim}/{victim}") == "up", timeout=120)
 
 
+def test_stopping_an_invokers_container_removes_its_action_containers(cluster, guest):
+    invoker, host = 1, cluster.invoker_hosts[1]
+    reply = cluster.invoke(guest.on(invoker), {"role": "echo", "n": 1}, cluster.guest)
+    assert reply.status_code == 200, reply.text
+
+    def action_containers():
+        return cluster.host(host, "docker", "ps", "-aq", "--filter", f"label=org.whiskmesh.invoker={invoker}").stdout.split()
+
+    assert action_containers(), "positive control: the invoker has action containers before it stops"
+    cluster.host(host, "docker", "stop", f"whiskmesh-invoker{invoker}", timeout=180)
+    try:
+        assert action_containers() == [], "the invoker's action containers outlived its container"
+    finally:
+        cluster.host(host, "docker", "start", f"whiskmesh-invoker{invoker}")
+    wait_until(f"invoker{invoker} is up again", lambda: cluster.invoker_states().get(f"invoker{invoker}/{invoker}") == "up", timeout=120)
+
+
 def test_the_teardown_playbook_removes_what_the_deployment_created(cluster):
     """Last: it takes the deployment down (the hosts stay for scripts/cluster down)."""
     run = cluster.ansible("teardown.yml")
