@@ -82,6 +82,24 @@ def test_a_namespace_cannot_reach_another_namespaces_instance_on_another_host(cl
     assert from_b.json()["response"]["result"]["reached"] is False, from_b.json()["response"]["result"]
 
 
+def test_a_peer_on_the_overlay_cannot_drive_another_instances_action_proxy(cluster, guest):
+    tag = uuid.uuid4().hex[:6]
+    target = f"proxy-{tag}"
+    hold = cluster.invoke(guest.on(0), {"role": "hold", "instanceID": target, "seconds": 30}, cluster.guest, blocking=False)
+    assert hold.status_code == 202, hold.text
+    entry = wait_until(f"{target} is in the map", lambda: next(
+        (e for e in cluster.address_map(cluster.guest)["instances"] if e["id"] == target), None), timeout=30)
+
+    def probe(port, instance):
+        reply = cluster.invoke(guest.on(1), {"role": "probe", "ip": entry["ip"], "port": port, "instanceID": instance}, cluster.guest)
+        assert reply.status_code == 200, reply.text
+        return reply.json()["response"]["result"]
+
+    assert probe(7070, f"control-{tag}")["reached"] is True, "positive control: the instance's own port is reachable"
+    refused = probe(8080, f"intruder-{tag}")
+    assert refused["reached"] is False, "the action proxy (/init, /run) answers on the overlay"
+
+
 def test_every_activation_accepted_across_a_broker_restart_ends_with_a_record(cluster, guest):
     action = guest.on(0)
     accepted, refused = [], []

@@ -11,6 +11,7 @@ import base64
 import io
 import json
 import os
+import socket
 import sys
 import threading
 import traceback
@@ -136,9 +137,26 @@ class Handler(BaseHTTPRequestHandler):
         print(SENTINEL, file=sys.stderr, flush=True)
 
 
+def invoker_facing_address():
+    """The address to serve /init and /run on: the container's address on the network it was
+    created on (the invoker's action bridge), which Docker writes into /etc/hosts for the
+    container's host name. The namespace's overlay is attached after the proxy started, so other
+    instances of the namespace, which reach this container only over the overlay, find nothing
+    listening on port 8080 there: only the invoker can drive /init and /run.
+    PROXY_BIND overrides it (0.0.0.0 for all interfaces)."""
+    configured = os.environ.get("PROXY_BIND")
+    if configured:
+        return configured
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError as error:
+        print("actionproxy: cannot find the container's address (%s); serving on all interfaces" % error, file=sys.stderr, flush=True)
+        return "0.0.0.0"
+
+
 def main():
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    server = ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "8080"))), Handler)
+    server = ThreadingHTTPServer((invoker_facing_address(), int(os.environ.get("PORT", "8080"))), Handler)
     server.daemon_threads = True
     server.serve_forever()
 

@@ -8,6 +8,16 @@ atomically, so every read sees a whole map:
 
 Messages are framed with an 8-byte big-endian length. Receiving reads straight into one
 buffer of the final size (no quadratic growth), sending writes from a memoryview (no copies).
+
+Failure modes, so that a caller never reads garbage or waits without end:
+- `connect(peer)` and `accept()` start with a handshake that carries both instance IDs, so a
+  connection reaches the instance it asked for (an address reused after the peer died fails with
+  MeshError instead of reaching a stranger);
+- a frame announcing more than `max_message` bytes (WHISKMESH_MAX_MESSAGE, default 1 GiB) is
+  refused before anything is allocated;
+- a timeout or error in the middle of a frame marks the connection broken: every later call fails
+  at once with MeshError (a timeout before the first byte of a frame leaves it usable);
+- a collective operation has one deadline for the whole operation, not one per socket call.
 """
 import json
 import os
@@ -17,11 +27,25 @@ import time
 
 DEFAULT_PORT = 7070
 _HEADER = struct.Struct(">Q")
-MAX_MESSAGE = 1 << 40
+PROTOCOL = "whiskmesh/1"
+# The handshake's frames are small JSON objects; anything longer is not a WhiskMesh peer.
+_HELLO_LIMIT = 4096
+
+
+def default_max_message():
+    """The longest frame a connection accepts unless told otherwise (WHISKMESH_MAX_MESSAGE)."""
+    try:
+        return int(os.environ.get("WHISKMESH_MAX_MESSAGE", 1 << 30))
+    except ValueError:
+        return 1 << 30
 
 
 class MeshError(Exception):
-    """A peer is missing, unreachable or gone."""
+    """A peer is missing, unreachable or gone, or a connection can no longer be used."""
+
+
+class MeshTimeout(MeshError, TimeoutError):
+    """A deadline passed (also a `socket.timeout`, so older `except socket.timeout` still works)."""
 
 
 def map_path():
@@ -65,14 +89,18 @@ def wait_for(ids, timeout=30.0, poll=0.002):
 
 
 class Connection:
-    """A framed, bidirectional message stream to one peer."""
+    """A framed, bidirectional message stream to one peer (`peer` is its instance ID when the
+    connection came from `connect` or `accept`)."""
 
     # Below this size the header and the payload leave in one write (one segment with
     # TCP_NODELAY, one wake-up at the peer); above it the payload is sent from its own memory.
     COALESCE = 64 << 10
 
-    def __init__(self, sock):
+    def __init__(self, sock, max_message=None, peer=None):
         self.sock = sock
+        self.peer = peer
+        self.max_message = default_max_message() if max_message is None else max_message
+        self._broken = None  # why the stream can no longer be used, once it cannot
         self._timeout = sock.gettimeout()
         self._stage = bytearray(64 << 10)
         self._view = memoryview(self._stage)
@@ -84,29 +112,74 @@ class Connection:
             except OSError:
                 pass
 
-    def send(self, data):
+    @property
+    def broken(self):
+        """Why this connection can no longer be used, or None."""
+        return self._broken
+
+    def _check(self):
+        if self._broken is not None:
+            raise MeshError("connection to %s is broken: %s" % (self.peer or "peer", self._broken))
+
+    def _break(self, error):
+        """Marks the stream unusable and returns the MeshError to raise for `error`."""
+        self._broken = str(error) or type(error).__name__
+        self.close()
+        if isinstance(error, MeshError):
+            return error
+        if isinstance(error, TimeoutError):
+            return MeshTimeout("timed out in the middle of a message to or from %s" % (self.peer or "peer"))
+        return MeshError("connection to %s failed: %s" % (self.peer or "peer", error))
+
+    def _set_timeout(self, timeout):
+        if timeout != self._timeout:
+            self.sock.settimeout(timeout)  # a system call: only when the timeout changes
+            self._timeout = timeout
+
+    def send(self, data, timeout=None):
+        """Sends one message; a timeout or error leaves the peer with part of a frame, so it
+        breaks the connection."""
+        self._check()
         view = memoryview(data).cast("B")
         header = _HEADER.pack(len(view))
-        if len(view) <= self.COALESCE:
-            self.sock.sendall(header + view)
-        else:
-            self.sock.sendall(header)
-            self.sock.sendall(view)
+        self._set_timeout(timeout)
+        try:
+            if len(view) <= self.COALESCE:
+                self.sock.sendall(header + view)
+            else:
+                self.sock.sendall(header)
+                self.sock.sendall(view)
+        except OSError as error:
+            raise self._break(error) from error
 
     def recv(self, timeout=None, into=None):
         """One whole message: a new bytearray, or, when `into` (a writable buffer at least as large
         as the message) is given, a memoryview of the message received into it (no allocation).
 
         Reads go through a 64 KiB staging buffer, so a small message and its header usually take
-        one system call; the body of a large one is received straight into its destination."""
-        if timeout != self._timeout:
-            self.sock.settimeout(timeout)  # a system call: only when the timeout changes
-            self._timeout = timeout
-        self._fill(_HEADER.size)
+        one system call; the body of a large one is received straight into its destination.
+
+        A timeout before the whole header arrived leaves the connection usable (what came is
+        kept); any failure after that breaks it."""
+        self._check()
+        self._set_timeout(timeout)
+        try:
+            self._fill(_HEADER.size)
+        except TimeoutError as error:
+            raise MeshTimeout("no message from %s within %s s" % (self.peer or "peer", timeout)) from error
+        except (OSError, MeshError) as error:
+            raise self._break(error) from error
         (length,) = _HEADER.unpack_from(self._stage, self._start)
         self._start += _HEADER.size
-        if length > MAX_MESSAGE:
-            raise MeshError("message of %d bytes announced: not a WhiskMesh peer?" % length)
+        if length > self.max_message:
+            raise self._break(MeshError("a message of %d bytes was announced, more than the limit of %d: "
+                                        "not a WhiskMesh peer, or raise max_message" % (length, self.max_message)))
+        try:
+            return self._body(length, into)
+        except (OSError, MeshError) as error:
+            raise self._break(error) from error
+
+    def _body(self, length, into):
         if into is not None:
             view = memoryview(into).cast("B")
             if len(view) < length:
@@ -142,6 +215,8 @@ class Connection:
             self._end += read
 
     def close(self):
+        if self._broken is None:
+            self._broken = "closed"
         try:
             self.sock.close()
         except OSError:
@@ -154,6 +229,18 @@ class Connection:
         self.close()
 
 
+def _hello(connection, deadline, fields):
+    """Sends this side's handshake frame and returns the other side's (a dict)."""
+    connection.send(json.dumps(dict(fields, hello=PROTOCOL)).encode(), timeout=max(0.01, deadline - time.monotonic()))
+    try:
+        reply = json.loads(bytes(connection.recv(timeout=max(0.01, deadline - time.monotonic()))))
+    except ValueError:
+        reply = None
+    if not isinstance(reply, dict) or reply.get("hello") != PROTOCOL:
+        raise MeshError("the other side did not answer the WhiskMesh handshake: not a WhiskMesh peer")
+    return reply
+
+
 def listen(port=DEFAULT_PORT, backlog=128):
     """A listening socket on this instance's overlay address."""
     address = my_ip() or "0.0.0.0"
@@ -164,30 +251,68 @@ def listen(port=DEFAULT_PORT, backlog=128):
     return listener
 
 
-def accept(listener, timeout=30.0):
-    listener.settimeout(timeout)
-    try:
-        sock, _ = listener.accept()
-    except socket.timeout:
-        raise MeshError("no peer connected within %.1f s" % timeout)
-    sock.settimeout(None)
-    return Connection(sock)
-
-
-def connect(peer_id, port=DEFAULT_PORT, timeout=30.0):
-    """Connects to instance `peer_id`, waiting for it to appear in the map and to listen."""
+def accept(listener, timeout=30.0, me=None, max_message=None):
+    """The next peer that connects and completes the handshake (`connection.peer` is its ID).
+    Connections that do not (a stray client, a peer that asked for another instance) are closed
+    and skipped until `timeout` runs out."""
+    me = my_id() if me is None else str(me)
     deadline = time.monotonic() + timeout
-    ip = wait_for([peer_id], timeout=timeout)[str(peer_id)]
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise MeshTimeout("no peer connected within %.1f s" % timeout)
+        listener.settimeout(remaining)
+        try:
+            sock, _ = listener.accept()
+        except socket.timeout:
+            continue
+        connection = Connection(sock, max_message=_HELLO_LIMIT)
+        try:
+            hello = json.loads(bytes(connection.recv(timeout=min(5.0, max(0.01, deadline - time.monotonic())))))
+            if not isinstance(hello, dict) or hello.get("hello") != PROTOCOL:
+                raise MeshError("not a WhiskMesh handshake")
+            if me is not None and hello.get("to") not in (None, me):
+                connection.send(json.dumps({"hello": PROTOCOL, "id": me, "error": "this is %s, not %s" % (me, hello.get("to"))}).encode(),
+                                timeout=1.0)
+                raise MeshError("a peer asked for %s" % hello.get("to"))
+            connection.send(json.dumps({"hello": PROTOCOL, "id": me}).encode(), timeout=min(5.0, max(0.01, deadline - time.monotonic())))
+        except (MeshError, OSError, ValueError):
+            connection.close()
+            continue
+        connection.peer = hello.get("from")
+        connection.max_message = default_max_message() if max_message is None else max_message
+        connection._set_timeout(None)
+        return connection
+
+
+def connect(peer_id, port=DEFAULT_PORT, timeout=30.0, me=None, max_message=None):
+    """Connects to instance `peer_id`, waiting for it to appear in the map and to listen, and
+    checks in a handshake that the instance answering at its address is `peer_id`."""
+    peer_id = str(peer_id)
+    me = my_id() if me is None else str(me)
+    deadline = time.monotonic() + timeout
+    ip = wait_for([peer_id], timeout=timeout)[peer_id]
     last_error = None
     while time.monotonic() < deadline:
         try:
             sock = socket.create_connection((ip, port), timeout=max(0.1, deadline - time.monotonic()))
-            sock.settimeout(None)
-            return Connection(sock)
         except OSError as error:
             last_error = error
             time.sleep(0.01)
-            ip = peers().get(str(peer_id), ip)
+            ip = peers().get(peer_id, ip)
+            continue
+        connection = Connection(sock, max_message=_HELLO_LIMIT, peer=peer_id)
+        try:
+            reply = _hello(connection, deadline, {"from": me, "to": peer_id})
+        except MeshError as error:
+            connection.close()
+            raise MeshError("instance %s at %s:%d: %s" % (peer_id, ip, port, error))
+        if reply.get("id") != peer_id:
+            connection.close()
+            raise MeshError("%s:%d is instance %s, not %s (the address was reused?)" % (ip, port, reply.get("id"), peer_id))
+        connection.max_message = default_max_message() if max_message is None else max_message
+        connection._set_timeout(None)
+        return connection
     raise MeshError("cannot connect to instance %s at %s:%d: %s" % (peer_id, ip, port, last_error))
 
 
@@ -227,9 +352,7 @@ class Group:
         if self.is_root:
             self._accept_members(port, timeout)
         else:
-            connection = connect(self.root, port=port, timeout=timeout)
-            connection.send(self.me.encode())
-            self.peers[self.root] = connection
+            self.peers[self.root] = connect(self.root, port=port, timeout=timeout, me=self.me)
 
     @property
     def is_root(self):
@@ -249,10 +372,10 @@ class Group:
                     missing = [i for i in self.ids if i != self.me and i not in self.peers]
                     raise MeshError("instances %s did not join the group within %.1f s" % (missing, timeout))
                 try:
-                    connection = accept(listener, timeout=remaining)
+                    connection = accept(listener, timeout=remaining, me=self.me)
                 except MeshError:
                     continue
-                member = bytes(connection.recv(timeout=remaining)).decode()
+                member = connection.peer
                 if member not in self.ids or member in self.peers or member == self.me:
                     connection.close()
                     continue
@@ -263,80 +386,92 @@ class Group:
         finally:
             listener.close()
 
-    def _recv(self, member, timeout):
+    @staticmethod
+    def _left(deadline):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise MeshTimeout("the operation's deadline passed")
+        return remaining
+
+    def _recv(self, member, deadline):
         try:
-            return self.peers[member].recv(timeout=timeout)
-        except socket.timeout:
-            raise MeshError("instance %s did not answer within %.1f s" % (member, timeout))
+            return self.peers[member].recv(timeout=self._left(deadline))
+        except MeshTimeout:
+            raise MeshTimeout("instance %s did not answer before the operation's deadline" % member)
         except (OSError, MeshError) as error:
             raise MeshError("instance %s is gone: %s" % (member, error))
 
-    def _send(self, member, data):
+    def _send(self, member, data, deadline):
         try:
-            self.peers[member].send(data)
-        except OSError as error:
+            self.peers[member].send(data, timeout=self._left(deadline))
+        except (OSError, MeshError) as error:
             raise MeshError("cannot send to instance %s: %s" % (member, error))
 
-    def _guard(self, operation):
+    def _guard(self, operation, timeout):
+        """Runs operation(deadline): one deadline for the whole operation, whatever the group's size."""
+        deadline = time.monotonic() + (timeout or self.timeout)
         try:
-            return operation()
+            return operation(deadline)
         except MeshError:
             self.close()  # the others see the group end instead of waiting for us
             raise
 
+    # Each operation is a `run(deadline)` for `_guard`; barrier and allreduce chain two of them
+    # under one deadline.
+
+    def _broadcast(self, data, deadline):
+        if self.is_root:
+            for member in self.peers:
+                self._send(member, data, deadline)
+            return data
+        return self._recv(self.root, deadline)
+
+    def _gather(self, data, deadline):
+        if self.is_root:
+            return [data if member == self.me else self._recv(member, deadline) for member in self.ids]
+        self._send(self.root, data, deadline)
+        return None
+
     def broadcast(self, data=None, timeout=None):
         """The root's bytes, on every member."""
-        timeout = timeout or self.timeout
-
-        def run():
-            if self.is_root:
-                for member in self.peers:
-                    self._send(member, data)
-                return data
-            return self._recv(self.root, timeout)
-        return self._guard(run)
+        return self._guard(lambda deadline: self._broadcast(data, deadline), timeout)
 
     def scatter(self, chunks=None, timeout=None):
         """Member i gets chunks[i] (the root passes one chunk per member, in group order)."""
-        timeout = timeout or self.timeout
-
-        def run():
+        def run(deadline):
             if self.is_root:
                 if chunks is None or len(chunks) != len(self.ids):
                     raise MeshError("scatter needs %d chunks at the root" % len(self.ids))
                 for index, member in enumerate(self.ids):
                     if member != self.me:
-                        self._send(member, chunks[index])
+                        self._send(member, chunks[index], deadline)
                 return chunks[self.rank]
-            return self._recv(self.root, timeout)
-        return self._guard(run)
+            return self._recv(self.root, deadline)
+        return self._guard(run, timeout)
 
     def gather(self, data, timeout=None):
         """At the root: every member's bytes in group order; elsewhere: None."""
-        timeout = timeout or self.timeout
-
-        def run():
-            if self.is_root:
-                return [data if member == self.me else self._recv(member, timeout) for member in self.ids]
-            self._send(self.root, data)
-            return None
-        return self._guard(run)
+        return self._guard(lambda deadline: self._gather(data, deadline), timeout)
 
     def barrier(self, timeout=None):
         """Returns once every member has reached it."""
-        self.gather(b"", timeout=timeout)
-        self.broadcast(b"", timeout=timeout)
+        def run(deadline):
+            self._gather(b"", deadline)
+            self._broadcast(b"", deadline)
+        self._guard(run, timeout)
 
     def allreduce(self, value, op=_sum, timeout=None):
         """Every member gets op folded over all members' JSON values (default: sum, elementwise for lists)."""
-        gathered = self.gather(json.dumps(value).encode(), timeout=timeout)
-        if self.is_root:
-            values = [json.loads(bytes(item)) for item in gathered]
-            result = values[0]
-            for item in values[1:]:
-                result = op(result, item)
-            return json.loads(bytes(self.broadcast(json.dumps(result).encode(), timeout=timeout)))
-        return json.loads(bytes(self.broadcast(timeout=timeout)))
+        def run(deadline):
+            gathered = self._gather(json.dumps(value).encode(), deadline)
+            if self.is_root:
+                values = [json.loads(bytes(item)) for item in gathered]
+                result = values[0]
+                for item in values[1:]:
+                    result = op(result, item)
+                return json.loads(bytes(self._broadcast(json.dumps(result).encode(), deadline)))
+            return json.loads(bytes(self._broadcast(None, deadline)))
+        return self._guard(run, timeout)
 
     def close(self):
         for connection in self.peers.values():
