@@ -45,10 +45,11 @@ def fnv1a(text):
 
 
 def named_for(invoker, prefix, count=3):
-    """An action name whose home invoker (the controller's hash of namespace/action) is `invoker`."""
+    """A guest action name whose home invoker is `invoker`: the controller hashes
+    "<namespace>/<fully qualified name>" (see ShardingBalancer.schedule)."""
     for i in range(1000):
         name = "%s-%d" % (prefix, i)
-        if fnv1a("guest/" + name) % count == invoker:
+        if fnv1a("guest/guest/" + name) % count == invoker:
             return name
     raise RuntimeError("no name found")
 
@@ -143,6 +144,9 @@ def message_passing(cluster):
     for label, pair in pairs.items():
         result = exchange(cluster, pair, "sdk", [{"kind": "count", "n": 10, "trials": 1}], None)
         placements[label] = result["placement"]
+        invokers = set(result["placement"].values())
+        if len(invokers) != (1 if label == "same host" else 2):
+            raise RuntimeError("the %s pair ran on invokers %s" % (label, result["placement"]))
     wb.log("placements: %s" % placements)
     # Redis on the third host, attached to the namespace's overlay like the actions.
     image = subprocess.run(["docker", "save", REDIS_IMAGE], capture_output=True, check=True).stdout
