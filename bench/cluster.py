@@ -15,13 +15,13 @@ import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import whiskbench as wb  # noqa: E402
 import messaging  # noqa: E402
+import propagation as propagation_bench  # noqa: E402
 
 NAME = "wmbench"
 REDIS_IMAGE = messaging.REDIS_IMAGE
@@ -166,46 +166,17 @@ def message_passing(cluster):
 # -- 2. propagation ---------------------------------------------------------------------------------
 
 def propagation(cluster):
+    """Benchmark 3's measurement (bench/propagation.py) with watchers on host 1 and host 2 and the
+    probe on host 1."""
     watch = wb.action_code("watch.py")
-    watchers = {0: named_for(0, "xw"), 1: named_for(1, "xw")}
-    probe = named_for(0, "xp")
-    for name in watchers.values():
+    watchers = [named_for(0, "xw"), named_for(1, "xw")]
+    for name in watchers:
         cluster.put_action(name, watch, timeout=300_000)
-    cluster.put_action(probe, "import time\ndef main(args):\n    time.sleep(float(args.get('sleep', 0.05)))\n    return {}\n", timeout=10_000)
-    cluster.invoke(probe, {"sleep": 0}, instance="warmup")
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = [pool.submit(cluster.invoke, name, {"seconds": 280}, True, "watch-%d" % i) for i, name in watchers.items()]
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            current = {i["id"] for i in cluster.get("/namespaces/_/addressmap").get("instances", [])}
-            if {"watch-0", "watch-1"} <= current:
-                break
-            time.sleep(0.1)
-        time.sleep(1)
-        probes = []
-        for i in range(PROBES):
-            status, record = cluster.invoke(probe, {"sleep": 0.05}, instance="probe-%d" % i)
-            if status != 200 or not record["response"]["success"]:
-                raise RuntimeError("probe %d failed: %s %s" % (i, status, record))
-            probes.append({"id": "probe-%d" % i, "start": record["start"] / 1000, "end": record["end"] / 1000})
-            time.sleep(0.05)
-        time.sleep(2)
-        cluster.invoke(probe, {"sleep": 1}, instance="stop")
-        results = [future.result()[1]["response"]["result"] for future in futures]
-    series = {"appear|same host": [], "appear|two hosts": [], "disappear|same host": [], "disappear|two hosts": []}
-    missing = 0
-    for p in probes:
-        for watcher in results:
-            seen = watcher["seen"].get(p["id"])
-            if seen is None:
-                missing += 1
-                continue
-            where = "same host" if seen["invoker"] == watcher["invoker"] else "two hosts"
-            series["appear|" + where].append(seen["t"] - p["start"])
-            gone = watcher["gone"].get(p["id"])
-            if gone is not None:
-                series["disappear|" + where].append(gone - p["end"])
-    return {"series": series, "missing": missing, "probes": len(probes)}
+    probes, results = propagation_bench.measure(cluster, watchers, named_for(0, "xp"), PROBES)
+    series, _, missing = propagation_bench.classify(probes, results)
+    names = {"same": "same host", "other": "two hosts"}
+    return {"series": {"%s|%s" % (key.split("-")[0], names[key.split("-")[1]]): values for key, values in series.items()},
+            "missing": missing, "probes": len(probes)}
 
 
 # -- 3. the durable broker's cost -------------------------------------------------------------------

@@ -23,42 +23,43 @@ def main(args):
 '''
 
 
-def main():
-    with wb.Stack("propagation") as stack:
-        watch = wb.action_code("watch.py")
-        stack.put_action("left", watch, timeout=300_000)
-        stack.put_action("right", watch, timeout=300_000)
-        stack.put_action("probe", PROBE, timeout=10_000)
-        # Creates the overlay and warms the probe's container.
-        stack.invoke("probe", {"sleep": 0}, instance="warmup")
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            watchers = [pool.submit(stack.invoke, name, {"seconds": 280}, True, "watch-" + name) for name in ("left", "right")]
-            deadline = time.time() + 60
-            while time.time() < deadline:
-                current = {i["id"] for i in stack.get("/namespaces/_/addressmap").get("instances", [])}
-                if {"watch-left", "watch-right"} <= current:
-                    break
-                time.sleep(0.1)
-            time.sleep(1)
-            probes = []
-            for i in range(TRIALS):
-                status, record = stack.invoke("probe", {"sleep": 0.05}, instance="probe-%d" % i)
-                if status != 200 or not record["response"]["success"]:
-                    raise RuntimeError("probe %d failed: %s %s" % (i, status, record))
-                probes.append({"id": "probe-%d" % i, "start": record["start"] / 1000, "end": record["end"] / 1000})
-                time.sleep(0.05)
-            time.sleep(2)
-            stack.invoke("probe", {"sleep": 1}, instance="stop")
-            results = []
-            for future in watchers:
-                status, record = future.result()
-                if status != 200 or not record["response"]["success"]:
-                    raise RuntimeError("watcher failed: %s" % record)
-                results.append(record["response"]["result"])
-    report(probes, results)
+def measure(stack, watchers, probe, trials):
+    """Runs a watcher action per name in `watchers` (instance "watch-NAME") and `trials` probe
+    activations of action `probe`, one after another; returns (probes, the watchers' results)."""
+    stack.put_action(probe, PROBE, timeout=10_000)
+    # Creates the overlay and warms the probe's container.
+    stack.invoke(probe, {"sleep": 0}, instance="warmup")
+    with ThreadPoolExecutor(max_workers=len(watchers)) as pool:
+        futures = [pool.submit(stack.invoke, name, {"seconds": 280}, True, "watch-" + name) for name in watchers]
+        wanted = {"watch-" + name for name in watchers}
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            current = {i["id"] for i in stack.get("/namespaces/_/addressmap").get("instances", [])}
+            if wanted <= current:
+                break
+            time.sleep(0.1)
+        time.sleep(1)
+        probes = []
+        for i in range(trials):
+            status, record = stack.invoke(probe, {"sleep": 0.05}, instance="probe-%d" % i)
+            if status != 200 or not record["response"]["success"]:
+                raise RuntimeError("probe %d failed: %s %s" % (i, status, record))
+            probes.append({"id": "probe-%d" % i, "start": record["start"] / 1000, "end": record["end"] / 1000})
+            time.sleep(0.05)
+        time.sleep(2)
+        stack.invoke(probe, {"sleep": 1}, instance="stop")
+        results = []
+        for future in futures:
+            status, record = future.result()
+            if status != 200 or not record["response"]["success"]:
+                raise RuntimeError("watcher failed: %s" % record)
+            results.append(record["response"]["result"])
+    return probes, results
 
 
-def report(probes, watchers):
+def classify(probes, watchers):
+    """(series {"appear-same"|"appear-other"|"disappear-…": seconds}, rows, entries never seen):
+    "same" when the watcher ran on the probe's invoker."""
     series = {"appear-same": [], "appear-other": [], "disappear-same": [], "disappear-other": []}
     missing = 0
     rows = []
@@ -76,6 +77,20 @@ def report(probes, watchers):
             if disappear is not None:
                 series["disappear-" + where].append(disappear)
             rows.append([probe["id"], watcher["invoker"], seen["invoker"], where, appear, disappear])
+    return series, rows, missing
+
+
+def main():
+    with wb.Stack("propagation") as stack:
+        watch = wb.action_code("watch.py")
+        stack.put_action("left", watch, timeout=300_000)
+        stack.put_action("right", watch, timeout=300_000)
+        probes, results = measure(stack, ["left", "right"], "probe", TRIALS)
+    report(probes, results)
+
+
+def report(probes, watchers):
+    series, rows, missing = classify(probes, watchers)
     wb.write_csv("propagation", ["instance", "watcher_invoker", "probe_invoker", "where", "appear_s", "disappear_s"], rows)
     path = wb.save("propagation", {"probes": probes, "watchers": watchers, "summary": {k: wb.summary(v) for k, v in series.items()}})
     info = json.load(open(path))["machine"]
