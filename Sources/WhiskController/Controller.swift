@@ -39,7 +39,9 @@ public final class Controller: Sendable {
         }
         self.controllerInstance = instance
         self.health = Mutex(InvokerHealth(offlineTimeout: configuration.invokerOfflineTimeout))
-        self.producer = try KafkaProducer(configuration: KafkaProducerConfiguration(client: configuration.kafka), logger: logger)
+        var producerConfiguration = KafkaProducerConfiguration(client: configuration.kafka)
+        producerConfiguration.partition = 0  // the platform's topics have one partition (see KafkaProducerConfiguration)
+        self.producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
         (jobs, jobsContinuation) = AsyncStream.makeStream(of: (@Sendable () async -> Void).self)
         if try await store.namespace(named: configuration.guest.name) == nil {
             _ = try await store.createNamespace(configuration.guest.name, identity: configuration.guest)

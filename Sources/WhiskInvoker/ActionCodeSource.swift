@@ -33,6 +33,14 @@ public struct InvokerAction: Sendable, Codable, Hashable {
 /// Where the invoker gets action code; upstream reads it from CouchDB, so it is pluggable.
 public protocol ActionCodeSource: Sendable {
     func action(_ name: FullyQualifiedEntityName, revision: String?) async throws -> InvokerAction
+    /// Whether the activation already has its record: asked before running again an activation
+    /// that an earlier run of this invoker may have run (it re-reads what it had not committed).
+    func hasRecord(namespace: String, activationId: ActivationId) async throws -> Bool
+}
+
+extension ActionCodeSource {
+    /// Sources that keep no records (test fakes) run every redelivered activation.
+    public func hasRecord(namespace: String, activationId: ActivationId) async throws -> Bool { false }
 }
 
 /// An action that cannot be run: missing, or its code unavailable.
@@ -79,5 +87,16 @@ public final class ControllerCodeSource: ActionCodeSource {
         }
         cache.withLock { $0[key] = action }
         return action
+    }
+
+    public func hasRecord(namespace: String, activationId: ActivationId) async throws -> Bool {
+        let path = "\(namespace)/\(activationId.rawValue)".addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? ""
+        let response = try await http.perform(HTTPRequest(method: "GET", url: "\(baseURL)/internal/v1/activations/\(path)",
+                                                          headers: ["X-Whisk-Internal-Token: \(token)"], timeout: .seconds(30)))
+        switch response.status {
+        case 200: return true
+        case 404: return false
+        default: throw ActionSourceError(message: "the controller answered \(response.status) about activation \(activationId)", isNotFound: false)
+        }
     }
 }

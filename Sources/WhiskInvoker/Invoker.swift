@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Logging
 import ServiceLifecycle
 import WhiskDocker
@@ -15,6 +16,9 @@ public final class Invoker: Service, Sendable {
     let http: CurlHTTPClient
     let pool: ContainerPool
     let runner: ActivationRunner
+    let codeSource: any ActionCodeSource
+    /// What of `invokerN` may be committed: only what finished, in offset order.
+    let watermark = Mutex(KafkaCommitWatermark())
     let producer: KafkaProducer
     let overlays: OverlayNetworks?
     let agent: AddressMapAgent?
@@ -33,8 +37,11 @@ public final class Invoker: Service, Sendable {
         self.overlays = overlays
         self.agent = agent
         self.pool = ContainerPool(docker: docker, configuration: configuration, overlays: overlays, writer: agent?.writer, logger: logger)
-        self.producer = try KafkaProducer(configuration: KafkaProducerConfiguration(client: configuration.kafka), logger: logger)
+        var producerConfiguration = KafkaProducerConfiguration(client: configuration.kafka)
+        producerConfiguration.partition = 0  // the platform's topics have one partition (see KafkaProducerConfiguration)
+        self.producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
         let source = codeSource ?? ControllerCodeSource(baseURL: configuration.controllerURL, token: configuration.internalToken, http: http)
+        self.codeSource = source
         self.runner = ActivationRunner(configuration: configuration, pool: pool, docker: docker, http: http, codeSource: source,
                                        overlays: overlays, agent: agent, logger: logger)
     }
@@ -42,7 +49,17 @@ public final class Invoker: Service, Sendable {
     public func run() async throws {
         try await prepare()
         let consumer = try activationConsumer()
-        logger.info("invoker ready", metadata: ["topic": "\(configuration.topic(configuration.instanceId.topic))"])
+        let topic = configuration.topic(configuration.instanceId.topic)
+        // What is on the topic now may include activations an earlier run started and did not
+        // commit (it crashed): those are checked against the store before they run again.
+        let replayEnd: Int64?
+        do {
+            replayEnd = try await consumer.highWatermark(topic: topic, partition: 0)
+        } catch {
+            logger.warning("cannot read the topic's end; redelivered activations are not checked", metadata: ["error": "\(error)"])
+            replayEnd = nil
+        }
+        logger.info("invoker ready", metadata: ["topic": "\(topic)"])
         await withDiscardingTaskGroup { group in
             group.addTask { await self.heartbeat() }
             group.addTask { await self.maintainPool() }
@@ -53,7 +70,15 @@ public final class Invoker: Service, Sendable {
             // Activations run in their own group, which drains before shutdown completes.
             await withDiscardingTaskGroup { activations in
                 await withGracefulShutdownHandler {
-                    await self.consume(consumer) { message in activations.addTask { await self.handle(message) } }
+                    await self.consume(consumer) { record, message in
+                        self.watermark.withLock { $0.start(record.offset) }
+                        activations.addTask {
+                            if let message {
+                                await self.handle(message, mayHaveRun: replayEnd.map { record.offset < $0 } ?? false)
+                            }
+                            self.finished(record, consumer: consumer)
+                        }
+                    }
                 } onGracefulShutdown: {
                     consumer.stopConsuming()
                 }
@@ -137,17 +162,18 @@ public final class Invoker: Service, Sendable {
         return try KafkaConsumer(configuration: consumerConfiguration, logger: logger)
     }
 
-    /// Reads activation messages until shutdown. A malformed one is logged, committed and skipped.
-    func consume(_ consumer: KafkaConsumer, start: (ActivationMessage) -> Void) async {
+    /// Reads activation messages until shutdown and hands each to `start` (nil for a malformed
+    /// one, which is logged and skipped). Nothing is committed here: see ``finished(_:consumer:)``.
+    func consume(_ consumer: KafkaConsumer, start: (KafkaConsumerMessage, ActivationMessage?) -> Void) async {
         while !Task.isCancelled {
             do {
                 guard let record = try await consumer.next() else { return }
                 do {
-                    start(try WhiskMessageCoding.decode(ActivationMessage.self, from: record.value))
+                    start(record, try WhiskMessageCoding.decode(ActivationMessage.self, from: record.value))
                 } catch {
                     logger.error("malformed activation message skipped", metadata: ["offset": "\(record.offset)", "error": "\(error)"])
+                    start(record, nil)
                 }
-                try await consumer.commit(record)
             } catch {
                 logger.error("consumer error; continuing", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: .milliseconds(200))
@@ -155,7 +181,34 @@ public final class Invoker: Service, Sendable {
         }
     }
 
-    func handle(_ message: ActivationMessage) async {
+    /// Commits up to where every activation read has finished (run and acknowledged, or skipped),
+    /// so an invoker that dies re-reads exactly what it had not finished (at-least-once).
+    /// The commit is enqueued under the lock (it does not wait for the broker), so positions reach
+    /// librdkafka in increasing order even when activations finish at the same moment.
+    func finished(_ record: KafkaConsumerMessage, consumer: KafkaConsumer) {
+        do {
+            try watermark.withLock { watermark in
+                guard let position = watermark.finish(record.offset) else { return }
+                try consumer.commit(topic: record.topic, partition: record.partition, nextOffset: position)
+            }
+        } catch {
+            logger.error("cannot commit", metadata: ["offset": "\(record.offset)", "error": "\(error)"])
+        }
+    }
+
+    /// Runs an activation and sends its acknowledgement. One that an earlier run of this invoker
+    /// may have run (`mayHaveRun`) and that already has its record is not run again.
+    func handle(_ message: ActivationMessage, mayHaveRun: Bool = false) async {
+        if mayHaveRun {
+            do {
+                if try await codeSource.hasRecord(namespace: message.user.namespace.name.rawValue, activationId: message.activationId) {
+                    logger.notice("redelivered activation already has its record: not run again", metadata: ["activationId": "\(message.activationId)"])
+                    return
+                }
+            } catch {
+                logger.warning("cannot tell whether a redelivered activation ran; running it", metadata: ["activationId": "\(message.activationId)", "error": "\(error)"])
+            }
+        }
         let activation = await runner.run(message)
         let ack = AcknowledgementMessage.combined(
             transid: message.transid, response: .activation(activation),

@@ -30,6 +30,11 @@ public struct KafkaProducerConfiguration: Sendable {
     public var messageTimeout: Duration = .seconds(30)
     /// Broker acknowledgements to wait for (OpenWhisk uses 1).
     public var acks: Int = 1
+    /// The partition every message goes to; nil lets librdkafka's partitioner choose. WhiskMesh's
+    /// topics have one partition and its readers read partition 0: a broker that auto-creates a
+    /// topic with more (Tansu's memory engine, restarted under running clients, made four) would
+    /// otherwise scatter pings and activations where nobody reads them.
+    public var partition: Int32?
 
     public init(client: KafkaClientConfiguration) { self.client = client }
 }

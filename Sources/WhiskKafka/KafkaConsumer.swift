@@ -111,17 +111,42 @@ public final class KafkaConsumer: Sendable {
     /// order and a failed one is logged. A crash can therefore re-deliver the last few messages,
     /// which at-least-once consumption allows anyway.
     public func commit(_ message: KafkaConsumerMessage) async throws {
+        try commit(topic: message.topic, partition: message.partition, nextOffset: message.offset + 1)
+    }
+
+    /// Commits `nextOffset` as the position to resume `topic`/`partition` at: every message
+    /// before it is processed. For readers that finish messages out of order and commit the
+    /// watermark below which all are done (``KafkaCommitWatermark``). Asynchronous like
+    /// ``commit(_:)``; a no-op for a fixed assignment that keeps no position.
+    public func commit(topic: String, partition: Int32, nextOffset: Int64) throws {
         if let assignment = configuration.assignment, assignment.start != .committed { return }
         guard !closed.load(ordering: .acquiring) else { throw KafkaError(.closed, "the consumer is closed") }
         let list = rd_kafka_topic_partition_list_new(1)
         defer { rd_kafka_topic_partition_list_destroy(list) }
-        let partition = rd_kafka_topic_partition_list_add(list, message.topic, message.partition)
-        partition?.pointee.offset = message.offset + 1
+        let entry = rd_kafka_topic_partition_list_add(list, topic, partition)
+        entry?.pointee.offset = nextOffset
         // Asynchronous: only enqueues the request, never blocks the calling thread.
         let error = rd_kafka_commit(client.handle, list, 1)
         guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
-            throw KafkaError.fromRDKafka(.commit, error, context: "cannot commit \(message.topic)[\(message.partition)]@\(message.offset)")
+            throw KafkaError.fromRDKafka(.commit, error, context: "cannot commit \(topic)[\(partition)]@\(nextOffset)")
         }
+    }
+
+    /// The partition's high watermark (the offset the next produced message will get), asked of
+    /// the broker on the consumer's own thread.
+    public func highWatermark(topic: String, partition: Int32, timeout: Duration = .seconds(10)) async throws -> Int64 {
+        let client = self.client
+        let milliseconds = Int32(timeout.milliseconds)
+        let (error, high) = try await worker.runIfActive { () -> (rd_kafka_resp_err_t, Int64) in
+            var low: Int64 = 0
+            var high: Int64 = 0
+            let error = rd_kafka_query_watermark_offsets(client.handle, topic, partition, &low, &high, milliseconds)
+            return (error, high)
+        }
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError.fromRDKafka(.consume, error, context: "cannot read the high watermark of \(topic)[\(partition)]")
+        }
+        return high
     }
 
     /// Makes `next()` return nil from now on without leaving the group; safe from any context

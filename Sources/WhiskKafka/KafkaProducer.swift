@@ -14,8 +14,10 @@ public final class KafkaProducer: Sendable {
     private let pollThread: NIOThreadPool
     private let running = RunFlag()
     private let logger: Logger
+    private let partition: Int32?
 
     public init(configuration: KafkaProducerConfiguration, logger: Logger) throws {
+        self.partition = configuration.partition
         let deliveries = DeliveryTracker()
         let callbacks = RDKafkaCallbacks(logger: logger) { id, result in
             deliveries.complete(id: id, with: result)
@@ -76,7 +78,7 @@ public final class KafkaProducer: Sendable {
         value.withUnsafeBytes { valueBuffer in
             topic.withCString { topicName in
                 withKeyBuffer(key) { keyBuffer in
-                    var values = [rd_kafka_vu_t](repeating: rd_kafka_vu_t(), count: 5)
+                    var values = [rd_kafka_vu_t](repeating: rd_kafka_vu_t(), count: 6)
                     values[0].vtype = RD_KAFKA_VTYPE_TOPIC
                     values[0].u.cstr = topicName
                     values[1].vtype = RD_KAFKA_VTYPE_VALUE
@@ -92,6 +94,11 @@ public final class KafkaProducer: Sendable {
                         values[4].u.mem.ptr = UnsafeMutableRawPointer(mutating: keyBuffer.baseAddress)
                         values[4].u.mem.size = keyBuffer.count
                         count = 5
+                    }
+                    if let partition {
+                        values[count].vtype = RD_KAFKA_VTYPE_PARTITION
+                        values[count].u.i32 = partition
+                        count += 1
                     }
                     guard let error = rd_kafka_produceva(client.handle, &values, count) else { return nil }
                     defer { rd_kafka_error_destroy(error) }

@@ -151,12 +151,12 @@ final class Platform: @unchecked Sendable {
         return FileManager.default.contents(atPath: path).flatMap { try? JSONDecoder().decode(AddressMapFile.self, from: $0) }
     }
 
-    func restartController() async throws {
+    func restartController(blockingTimeout: Double = 60) async throws {
         if let controller, controller.isRunning {
             controller.terminate()
             controller.waitUntilExit()
         }
-        try startController()
+        try startController(blockingTimeout: blockingTimeout)
         try await waitUntil("the controller answers again", timeout: .seconds(30)) {
             (try? await request("GET", "/ping", auth: nil))?.status == 200
         }

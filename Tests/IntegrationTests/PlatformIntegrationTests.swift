@@ -145,6 +145,45 @@ struct PlatformIntegrationTests {
         }
     }
 
+    /// Issue 10's scenario, scaled down: 100 non-blocking activations of a 200 ms action at
+    /// 10/s; the home invoker is SIGKILLed after 30 and started again after 60. Every accepted
+    /// activation ends with a record of its own run (the invoker commits only what finished, so
+    /// the restarted one re-reads what the dead one had taken up).
+    @Test func acceptedActivationsSurviveTheirInvokersCrash() async throws {
+        try await withPlatform { platform in
+            try await platform.createAction("steady", code: """
+            import socket, time
+            def main(args):
+                time.sleep(0.2)
+                return {"n": args["n"], "host": socket.gethostname()}
+            """)
+            let first = try await platform.invoke("steady", ["n": 0], result: true)
+            let host = try #require(first.json["host"]?.stringValue, "\(first.json)")
+            let victim = try #require(try await invokerOf(host: host).flatMap { Int($0) })
+            var accepted: [Int: String] = [:]
+            var refused = 0
+            for n in 1...100 {
+                if n == 31 { platform.kill(invoker: victim) }
+                if n == 61 { try platform.startInvoker(victim) }
+                let reply = try await platform.invoke("steady", ["n": .int(Int64(n))], blocking: false)
+                if reply.status == 202, let id = reply.json["activationId"]?.stringValue { accepted[n] = id } else { refused += 1 }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(accepted.count >= 90, "accepted \(accepted.count), refused \(refused)")
+            var missing = accepted
+            try await waitUntil("every accepted activation has its record", timeout: .seconds(120)) {
+                for (n, id) in missing where (try? await platform.request("GET", "/api/v1/namespaces/_/activations/\(id)"))?.status == 200 {
+                    missing[n] = nil
+                }
+                return missing.isEmpty
+            }
+            for (n, id) in accepted {
+                let record = try await platform.request("GET", "/api/v1/namespaces/_/activations/\(id)")
+                #expect(record.json["response"]?["result"]?["n"] == .int(Int64(n)), "activation \(n): \(record.json["response"] ?? .null)")
+            }
+        }
+    }
+
     @Test func actionExceedingItsTimeoutFailsAndItsContainerIsRemoved() async throws {
         try await withPlatform(invokers: 1) { platform in
             try await platform.createAction("sleepy", code: "import time\ndef main(args):\n    time.sleep(30)\n    return {}\n", timeout: 1000)
@@ -162,6 +201,68 @@ struct PlatformIntegrationTests {
                 return !containers.contains { $0.names.contains { $0.hasSuffix("_sleepy") } }
             }
             await docker.shutdown()
+        }
+    }
+
+    /// Garbage, truncated JSON, wrong types and 1 MiB of junk on every topic the platform
+    /// consumes besides `invokerN`: the consumers keep consuming, activations still run and the
+    /// address map still converges.
+    @Test func junkOnTheCompletionHealthAndAddressMapTopicsStopsNoConsumer() async throws {
+        try await withPlatform { platform in
+            try await platform.createAction("greet", code: Self.greet)
+            _ = try await platform.invoke("greet", ["name": "before"], result: true)
+            let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(client: try TestEnvironment.requireBrokers()), logger: TestEnvironment.logger)
+            let junk = String(repeating: "\u{1}junk", count: 200_000)  // 1 MB of it
+            let bad = ["", "not json", "{\"truncated\": ", "[1, 2, 3]", "{\"name\": 42, \"isEnabled\": \"yes\"}",
+                       "{\"type\": \"delta\", \"namespace\": 7}", "{\"response\": {\"activationId\": null}}", junk]
+            for topic in ["completed0", "health", "addressmap"] {
+                for text in bad { try await producer.send(topic: platform.prefix + topic, string: text) }
+            }
+            await producer.close()
+            // Every consumer is still at work: invokers stay up (health), results come back
+            // (completed0), and an instance appears in and leaves both invokers' map files (addressmap).
+            try await waitUntil("both invokers are up", timeout: .seconds(30)) {
+                let states = try? await platform.invokerStates()
+                return states?["invoker0/0"] == "up" && states?["invoker1/1"] == "up"
+            }
+            let reply = try await platform.invoke("greet", ["name": "after junk"], result: true)
+            #expect(reply.json == ["greeting": "Hello after junk"])
+            try await platform.createAction("nap", code: "import time\ndef main(args):\n    time.sleep(3)\n    return {}\n")
+            let nap = try await platform.invoke("nap", ["instanceID": "after-junk"], blocking: false)
+            #expect(nap.status == 202)
+            try await waitUntil("the instance is in both invokers' map files", timeout: .seconds(30)) {
+                [0, 1].allSatisfy { platform.mapFile(invoker: $0)?.instances.contains { $0.id == "after-junk" } == true }
+            }
+            try await waitUntil("and leaves them", timeout: .seconds(30)) {
+                [0, 1].allSatisfy { platform.mapFile(invoker: $0)?.instances.contains { $0.id == "after-junk" } == false }
+            }
+        }
+    }
+
+    @Test func noHealthyInvokerIs503AndABlockingWaitThatRunsOutIs202() async throws {
+        try await withPlatform(invokers: 1) { platform in
+            // Blocking, but longer than the controller waits (scripts start it with 60 s; this
+            // platform's controller is restarted with 2 s): the answer is 202 and the id. (The
+            // test controller's store is in memory: the action is created after the restart.)
+            try await platform.restartController(blockingTimeout: 2)
+            try await waitUntil("invoker0 is up for the new controller", timeout: .seconds(30)) {
+                (try? await platform.invokerStates())?["invoker0/0"] == "up"
+            }
+            try await platform.createAction("nap", code: "import time\ndef main(args):\n    time.sleep(float(args.get('s', 0)))\n    return {'slept': args.get('s', 0)}\n")
+            let slow = try await platform.invoke("nap", ["s": 6])
+            #expect(slow.status == 202, "\(slow.json)")
+            let id = try #require(slow.json["activationId"]?.stringValue)
+            try await waitUntil("the slow activation's record", timeout: .seconds(60)) {
+                (try? await platform.request("GET", "/api/v1/namespaces/_/activations/\(id)"))?.status == 200
+            }
+            // No invoker at all: 503 with OpenWhisk's error body, never a hang.
+            platform.kill(invoker: 0)
+            try await waitUntil("invoker0 is down", timeout: .seconds(30)) {
+                (try? await platform.invokerStates())?["invoker0/0"] != "up"
+            }
+            let refused = try await platform.invoke("nap", ["s": 0])
+            #expect(refused.status == 503, "\(refused.json)")
+            #expect(refused.json["error"]?.stringValue?.isEmpty == false)
         }
     }
 

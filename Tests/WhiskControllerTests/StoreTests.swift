@@ -60,4 +60,14 @@ struct StoreTests {
         #expect(try await store.activation(namespace: "guest", id: one.activationId) == one)
         #expect(try await store.activation(namespace: "other", id: one.activationId) == nil, "another namespace's activation is invisible")
     }
+
+    @Test func theFirstRecordOfAnActivationIsKept() async throws {
+        let store = try SQLiteEntityStore(path: nil)
+        let first = activation("x", start: 100)
+        var second = activation("x", start: 900)
+        second.activationId = first.activationId  // the same activation, run again after a crash
+        try await store.storeActivation(first)
+        try await store.storeActivation(second)
+        #expect(try await store.activation(namespace: "guest", id: first.activationId) == first)
+    }
 }

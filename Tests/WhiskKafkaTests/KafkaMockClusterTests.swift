@@ -9,11 +9,12 @@ import Testing
 struct KafkaMockClusterTests {
     let logger = Logger(label: "test.kafka.mock")
 
-    func mockProducer(messageMaxBytes: Int = 1_054_644) throws -> KafkaProducer {
+    func mockProducer(messageMaxBytes: Int = 1_054_644, partition: Int32? = nil) throws -> KafkaProducer {
         var configuration = KafkaProducerConfiguration(
             client: KafkaClientConfiguration(bootstrapServers: [], extraProperties: ["test.mock.num.brokers": "1"])
         )
         configuration.messageMaxBytes = messageMaxBytes
+        configuration.partition = partition
         return try KafkaProducer(configuration: configuration, logger: logger)
     }
 
@@ -42,6 +43,38 @@ struct KafkaMockClusterTests {
         #expect(properties["group.id"] == "g")
         #expect(properties["auto.offset.reset"] == "earliest")
         #expect(properties["session.timeout.ms"] == "30000")
+    }
+
+    @Test func aFixedPartitionHoldsEveryMessageOfAMultiPartitionTopic() async throws {
+        // The mock cluster auto-creates topics with several partitions, as Tansu's memory engine
+        // did after a restart: keyed messages spread over them unless the producer fixes one.
+        let spread = try mockProducer()
+        var partitions = Set<Int32>()
+        for index in 0..<16 { partitions.insert(try await spread.send(topic: "mock-spread", key: Array("k\(index)".utf8), value: Array("m".utf8)).partition) }
+        await spread.close()
+        #expect(partitions.count > 1, "positive control: without a fixed partition the messages spread")
+        let fixed = try mockProducer(partition: 0)
+        for index in 0..<16 {
+            let report = try await fixed.send(topic: "mock-fixed", key: Array("k\(index)".utf8), value: Array("m".utf8))
+            #expect(report.partition == 0)
+        }
+        await fixed.close()
+    }
+
+    @Test func theCommitWatermarkWaitsForTheLowestUnfinishedOffset() {
+        var watermark = KafkaCommitWatermark()
+        for offset in Int64(10)...12 { watermark.start(offset) }
+        #expect(watermark.finish(11) == nil, "10 is still running: committing 12 would skip it after a crash")
+        #expect(watermark.finish(12) == nil)
+        #expect(watermark.finish(10) == 13, "all three done: resume after 12")
+        watermark.start(13)
+        watermark.start(14)
+        #expect(watermark.finish(13) == 14)
+        #expect(watermark.pending == 1)
+        #expect(watermark.finish(13) == nil, "finishing twice changes nothing")
+        #expect(watermark.finish(99) == nil, "an offset never started changes nothing")
+        #expect(watermark.finish(14) == 15)
+        #expect(watermark.committed == 15)
     }
 
     @Test func aClientsMinimumFetchWaitRaisesEveryConsumersWait() {

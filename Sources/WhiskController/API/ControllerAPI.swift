@@ -57,6 +57,17 @@ public struct ControllerAPI: Sendable {
             }
             return try JSONResponse.make(encodable: action)
         }
+        // Whether an activation has its record: an invoker asks before running again an
+        // activation that it may have run before it crashed.
+        internalAPI.get("activations/{ns}/{id}") { request, context in
+            try requireInternalToken(request)
+            let namespace = try context.parameters.require("ns")
+            let id = try context.parameters.require("id")
+            guard let activationId = ActivationId(id), try await store.activation(namespace: namespace, id: activationId) != nil else {
+                throw APIError(.notFound, "The requested resource does not exist.")
+            }
+            return try JSONResponse.make(["activationId": .string(id)])
+        }
         internalAPI.put("namespaces/{ns}") { request, context in
             try requireInternalToken(request)
             let namespace = try context.parameters.require("ns")

@@ -140,10 +140,12 @@ public final class SQLiteEntityStore: EntityStore {
 
     // MARK: Activations
 
+    /// Keeps the first record of an activation: an activation that an invoker ran again after a
+    /// crash (at-least-once delivery) never replaces the record its first run left.
     public func storeActivation(_ activation: WhiskActivation) async throws {
         let record = try Self.encode(activation)
         try await database.write { db in
-            try db.execute(sql: "INSERT OR REPLACE INTO activation (id, namespace, name, start, record) VALUES (?, ?, ?, ?, ?)",
+            try db.execute(sql: "INSERT OR IGNORE INTO activation (id, namespace, name, start, record) VALUES (?, ?, ?, ?, ?)",
                            arguments: [activation.activationId.rawValue, activation.namespace.rawValue, activation.name.rawValue, activation.start, record])
         }
     }
