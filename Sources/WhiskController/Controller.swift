@@ -209,11 +209,15 @@ public final class Controller: Sendable {
             try await admin.createTopic(topic)
         }
         await admin.close()
-        let completions = try consumer(topic: configuration.topic(controllerInstance.completionTopic), group: "completed\(controllerInstance.asString)")
+        // Controller N is the only reader of completedN, so it reads the partition directly from
+        // its group's committed offset, like invoker N: a controller restarted while its group
+        // join was still under way stalled the topic on Tansu, and acks sat unread for minutes.
+        let completions = try consumer(topic: configuration.topic(controllerInstance.completionTopic), group: "completed\(controllerInstance.asString)",
+                                       start: .committed)
         // Pings are for every controller and only fresh ones matter: read the partition directly
         // from its end, without a group, so a restarted controller sees pings at once instead
         // of after a group join (3-6 s on Tansu), which is longer than the map may lag.
-        let pings = try consumer(topic: configuration.topic("health"), group: "health\(controllerInstance.asString)", assigned: true)
+        let pings = try consumer(topic: configuration.topic("health"), group: "health\(controllerInstance.asString)", start: .end)
         await cancelWhenGracefulShutdown {
           await withDiscardingTaskGroup { group in
             group.addTask { await self.consume(completions) { await self.handleAcknowledgement($0) } }
@@ -247,12 +251,12 @@ public final class Controller: Sendable {
         await producer.close()
     }
 
-    private func consumer(topic: String, group: String, assigned: Bool = false) throws -> KafkaConsumer {
+    private func consumer(topic: String, group: String, start: KafkaConsumerConfiguration.Assignment.Start) throws -> KafkaConsumer {
         // Groups carry the topic prefix too: stacks sharing a broker must not share groups.
         var configuration = KafkaConsumerConfiguration(client: configuration.kafka, groupID: configuration.topic(group), topics: [topic])
         configuration.sessionTimeout = .seconds(10)
         configuration.heartbeatInterval = .seconds(1)
-        if assigned { configuration.assignment = .init(partitions: [0], start: .end) }
+        configuration.assignment = .init(partitions: [0], start: start)
         return try KafkaConsumer(configuration: configuration, logger: logger)
     }
 
