@@ -54,8 +54,9 @@ stop_pidfile() {
   if kill -0 "$pid" 2>/dev/null; then
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    # Invokers drain and remove their containers on SIGTERM: give them time.
-    for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    # Invokers drain (30 s by default, --shutdown-grace) and remove their containers on SIGTERM:
+    # give them that and the removals.
+    for _ in $(seq 1 450); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
   fi
   rm -f "$pidfile"

@@ -15,6 +15,8 @@ struct ActivationRunner: Sendable {
     let codeSource: any ActionCodeSource
     let overlays: OverlayNetworks?
     let agent: AddressMapAgent?
+    /// Passed once a shutdown's drain period ran out and the invoker removes what still runs.
+    let drainOver: DrainFlag
     let logger: Logger
 
     func run(_ message: ActivationMessage) async -> WhiskActivation {
@@ -160,9 +162,13 @@ struct ActivationRunner: Sendable {
             // connection drops, so give it a second to report the exit.
             let exited = (try? await docker.waitContainer(container.id, timeout: .seconds(1))) != nil
             let died = exited || agent?.diedDuringRun(containerID: container.id) == true
-            response = .error(.developerError, .string(died
-                ? "The action's container died during the activation (killed or out of memory): \(error)"
-                : "The action did not produce a valid response and exited unexpectedly: \(error)"))
+            if drainOver.isSet {
+                response = .error(.whiskError, .string("The invoker shut down before the activation finished: its drain period of \(configuration.shutdownGrace) ran out."))
+            } else {
+                response = .error(.developerError, .string(died
+                    ? "The action's container died during the activation (killed or out of memory): \(error)"
+                    : "The action did not produce a valid response and exited unexpectedly: \(error)"))
+            }
         }
         let logs = timedOut ? [] : Self.limit(await collectLogs(&container), toBytes: action.limits.logs * 1024 * 1024)
         await pool.release(container, reusable: reusable)

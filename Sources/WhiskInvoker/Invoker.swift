@@ -19,6 +19,7 @@ public final class Invoker: Service, Sendable {
     let codeSource: any ActionCodeSource
     /// What of `invokerN` may be committed: only what finished, in offset order.
     let watermark = Mutex(KafkaCommitWatermark())
+    let drainOver = DrainFlag()
     let producer: KafkaProducer
     let overlays: OverlayNetworks?
     let agent: AddressMapAgent?
@@ -43,7 +44,7 @@ public final class Invoker: Service, Sendable {
         let source = codeSource ?? ControllerCodeSource(baseURL: configuration.controllerURL, token: configuration.internalToken, http: http)
         self.codeSource = source
         self.runner = ActivationRunner(configuration: configuration, pool: pool, docker: docker, http: http, codeSource: source,
-                                       overlays: overlays, agent: agent, logger: logger)
+                                       overlays: overlays, agent: agent, drainOver: drainOver, logger: logger)
     }
 
     public func run() async throws {
@@ -64,6 +65,7 @@ public final class Invoker: Service, Sendable {
             group.addTask { await self.heartbeat() }
             group.addTask { await self.maintainPool() }
             group.addTask { await self.watchContainerDeaths() }
+            group.addTask { await self.endDrainAfterGrace() }
             if let agent = self.agent {
                 group.addTask { await agent.consume(kafka: self.configuration.kafka) }
             }
@@ -92,6 +94,22 @@ public final class Invoker: Service, Sendable {
         await docker.shutdown()
         await http.shutdown()
         logger.info("invoker stopped")
+    }
+
+    /// A shutdown drains running activations for `shutdownGrace`; then their containers go, so
+    /// each ends now with a record that says so, and is acknowledged. Cancelled (nothing to do)
+    /// once every activation finished.
+    func endDrainAfterGrace() async {
+        do {
+            try await gracefulShutdown()
+            try await Task.sleep(for: configuration.shutdownGrace)
+        } catch {
+            return
+        }
+        drainOver.set()
+        logger.warning("drain period over: removing the containers of the activations still running",
+                       metadata: ["grace": "\(configuration.shutdownGrace)"])
+        await pool.removeAll()
     }
 
     /// Removes leftovers of an earlier run, makes sure the action network and topics exist.

@@ -27,6 +27,9 @@ public struct InvokerConfiguration: Sendable {
     /// Extra labels on every container (tests label what they create).
     public var extraLabels: [String: String] = [:]
     public var heartbeatInterval: Duration = .seconds(1)
+    /// How long SIGTERM lets running activations finish before the invoker removes their
+    /// containers, records them as ended by the shutdown and acknowledges them.
+    public var shutdownGrace: Duration = .seconds(30)
 
     /// Attach every action container to its namespace's overlay and publish address maps.
     public var overlayEnabled = true

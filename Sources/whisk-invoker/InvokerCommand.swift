@@ -28,6 +28,7 @@ struct InvokerCommand: AsyncParsableCommand {
     @Option(help: "Concurrent overlay attaches.") var maxAttaches = 16
     @Option(help: "Concurrent container creations.") var maxCreates = 10
     @Flag(inversion: .prefixedNo, help: "Attach containers to namespace overlays and publish address maps.") var overlay = true
+    @Option(help: "Seconds SIGTERM lets running activations finish before their containers are removed.") var shutdownGrace = 30.0
     @Option(help: "Log level.") var logLevel = "info"
 
     func run() async throws {
@@ -52,6 +53,8 @@ struct InvokerCommand: AsyncParsableCommand {
         configuration.controllerURL = controller
         configuration.topicPrefix = topicPrefix
         configuration.idleTimeout = .milliseconds(Int(idleTimeout * 1000))
+        guard shutdownGrace >= 0 else { throw ValidationError("--shutdown-grace must not be negative") }
+        configuration.shutdownGrace = .milliseconds(Int(shutdownGrace * 1000))
         configuration.prewarmCount = ["python:3": prewarm]
         configuration.prewarmPerNamespace = prewarm
         configuration.overlayEnabled = overlay

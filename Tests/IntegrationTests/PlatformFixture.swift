@@ -77,10 +77,11 @@ final class Platform: @unchecked Sendable {
                                                      "--blocking-timeout", String(blockingTimeout), "--log-level", "info"], log: "controller.log")
     }
 
-    func startInvoker(_ id: Int, prewarm: Int = 0) throws {
+    func startInvoker(_ id: Int, prewarm: Int = 0, extra: [String] = []) throws {
         invokers[id] = try launch("whisk-invoker", ["--id", String(id), "--controller", apiHost, "--prewarm", String(prewarm),
                                                     "--address-map-directory", mapDirectory(invoker: id),
-                                                    "--container-labels", "org.whiskmesh.test=\(runLabel)", "--log-level", "info"], log: "invoker\(id).log")
+                                                    "--container-labels", "org.whiskmesh.test=\(runLabel)", "--log-level", "info"] + extra,
+                                  log: "invoker\(id).log")
     }
 
     /// Starts the controller and invokers and waits until all invokers are up.

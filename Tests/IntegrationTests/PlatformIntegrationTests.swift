@@ -184,6 +184,35 @@ struct PlatformIntegrationTests {
         }
     }
 
+    /// SIGTERM drains for the grace period (2 s here), then ends what still runs with a record
+    /// that says so, acknowledges it, removes every container and exits.
+    @Test func aShutdownEndsWhatOutlivesTheGracePeriodWithARecordAndLeavesNoContainer() async throws {
+        try await withPlatform(invokers: 1) { platform in
+            try await platform.createAction("long", code: "import time\ndef main(args):\n    time.sleep(120)\n    return {}\n", timeout: 300_000)
+            platform.terminate(invoker: 0)
+            try platform.startInvoker(0, extra: ["--shutdown-grace", "2"])
+            try await waitUntil("invoker0 is up", timeout: .seconds(60)) { (try? await platform.invokerStates())?["invoker0/0"] == "up" }
+            let reply = try await platform.invoke("long", ["instanceID": "long-runner"], blocking: false)
+            let id = try #require(reply.json["activationId"]?.stringValue, "\(reply.json)")
+            try await waitUntil("the activation runs", timeout: .seconds(60)) { platform.mapFile(invoker: 0)?.instances.contains { $0.id == "long-runner" } == true }
+            let started = ContinuousClock.now
+            platform.terminate(invoker: 0)
+            #expect(ContinuousClock.now - started < .seconds(30), "the invoker exits after its grace period, not after the action")
+            try await waitUntil("the cut-off activation's record", timeout: .seconds(30)) {
+                (try? await platform.request("GET", "/api/v1/namespaces/_/activations/\(id)"))?.status == 200
+            }
+            let record = try await platform.request("GET", "/api/v1/namespaces/_/activations/\(id)")
+            #expect(record.json["response"]?["status"] == "whisk internal error", "\(record.json["response"] ?? .null)")
+            #expect(record.json["response"]?["result"]?["error"]?.stringValue?.contains("shut down") == true)
+            var configuration = DockerClient.Configuration()
+            configuration.socketPath = TestEnvironment.dockerSocket
+            let docker = DockerClient(configuration: configuration, logger: TestEnvironment.logger)
+            let left = try await docker.listContainers(labels: ["org.whiskmesh.test=\(platform.runLabel)", "org.whiskmesh.invoker=0"])
+            await docker.shutdown()
+            #expect(left.isEmpty, "containers left: \(left.map(\.id))")
+        }
+    }
+
     @Test func actionExceedingItsTimeoutFailsAndItsContainerIsRemoved() async throws {
         try await withPlatform(invokers: 1) { platform in
             try await platform.createAction("sleepy", code: "import time\ndef main(args):\n    time.sleep(30)\n    return {}\n", timeout: 1000)
