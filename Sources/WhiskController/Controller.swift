@@ -251,11 +251,10 @@ public final class Controller: Sendable {
         await producer.close()
     }
 
+    /// Reads partition 0 of `topic` directly (no group join); the group, which carries the topic
+    /// prefix so that stacks sharing a broker never share one, only keeps committed offsets.
     private func consumer(topic: String, group: String, start: KafkaConsumerConfiguration.Assignment.Start) throws -> KafkaConsumer {
-        // Groups carry the topic prefix too: stacks sharing a broker must not share groups.
         var configuration = KafkaConsumerConfiguration(client: configuration.kafka, groupID: configuration.topic(group), topics: [topic])
-        configuration.sessionTimeout = .seconds(10)
-        configuration.heartbeatInterval = .seconds(1)
         configuration.assignment = .init(partitions: [0], start: start)
         return try KafkaConsumer(configuration: configuration, logger: logger)
     }
