@@ -29,6 +29,9 @@ public final class Controller: Sendable {
     let addressMap = AddressMapHub()
     /// Held while address-map publications are handed to the producer (keeps their order).
     let publishing = Mutex(())
+    /// Sequences this controller's tasks are running (any other pending sequence was cut short).
+    let runningSequences = Mutex(Set<ActivationId>())
+    private let started = ContinuousClock.now
 
     public init(configuration: ControllerConfiguration, store: any EntityStore, logger: Logger) async throws {
         self.configuration = configuration
@@ -97,6 +100,20 @@ public final class Controller: Sendable {
         }
         slotDeadlines.withLock {
             $0[activationId] = .now + .milliseconds(action.limits.timeout) + configuration.slotGrace
+        }
+        // Remembered until its record is stored, across controller restarts (see PendingVerdict).
+        let accepted = Self.nowMillis
+        let pending = PendingActivation(
+            activationId: activationId, kind: .action, namespace: identity.name, action: action.fullyQualifiedName, version: action.version,
+            invoker: invoker, controller: controllerInstance.asString, cause: cause, accepted: accepted,
+            deadline: accepted + Int64(action.limits.timeout) + configuration.slotGrace.inMilliseconds
+        )
+        do {
+            try await store.addPending(pending)
+        } catch {
+            release(activationId)
+            logger.error("cannot record a pending activation", metadata: ["activationId": "\(activationId)", "error": "\(error)"])
+            throw APIError(.serviceUnavailable, "The activation could not be scheduled: \(error)")
         }
         if blocking { waiters.register(activationId) }
         do {
@@ -196,6 +213,41 @@ public final class Controller: Sendable {
         }
     }
 
+    /// Gives up on accepted activations whose record is overdue (``PendingVerdict``): each gets a
+    /// provisional whisk-error record. Waits until invokers had time to ping a restarted controller.
+    func reconcilePending() async {
+        guard ContinuousClock.now - started > configuration.invokerOfflineTimeout + .seconds(2) else { return }
+        let now = Self.nowMillis
+        let due: [PendingActivation]
+        do {
+            due = try await store.pendingActivations(controller: controllerInstance.asString, dueBy: now)
+        } catch {
+            logger.error("cannot read pending activations", metadata: ["error": "\(error)"])
+            return
+        }
+        guard !due.isEmpty else { return }
+        let states = health.withLock { health in Dictionary(health.sorted.map { ($0.id.instance, $0.state) }) { a, _ in a } }
+        let running = runningSequences.withLock { $0 }
+        for pending in due {
+            let verdict = PendingVerdict.decide(pending, now: now, invoker: pending.invoker.flatMap { states[$0] },
+                                                sequenceRunning: running.contains(pending.activationId),
+                                                abandonAfter: configuration.abandonAfter.inMilliseconds)
+            guard case .giveUp(let message) = verdict else { continue }
+            guard let record = PendingVerdict.record(for: pending, message: message, now: now) else {
+                logger.error("pending activation has an invalid name; dropped", metadata: ["activationId": "\(pending.activationId)"])
+                continue
+            }
+            release(pending.activationId)
+            do {
+                try await store.storeActivation(record, provisional: true)
+                logger.warning("gave up waiting for an activation", metadata: ["activationId": "\(pending.activationId)", "reason": "\(message)"])
+            } catch {
+                logger.error("cannot store a give-up record", metadata: ["activationId": "\(pending.activationId)", "error": "\(error)"])
+            }
+            waiters.complete(record)
+        }
+    }
+
     /// Invoker states as `GET /invokers` shows them.
     public var invokerStates: [InvokerStatus] { health.withLock { $0.sorted } }
     public var freeMemory: [Int: Int] { balancer.withLock { $0.freeMemory } }
@@ -235,6 +287,12 @@ public final class Controller: Sendable {
                 while !Task.isCancelled {
                     self.tick()
                     try? await Task.sleep(for: .seconds(1))
+                }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    await self.reconcilePending()
+                    try? await Task.sleep(for: .seconds(2))
                 }
             }
             group.addTask {

@@ -19,6 +19,10 @@ public struct ControllerConfiguration: Sendable {
     public var invokerOfflineTimeout: Duration = .seconds(10)
     /// A reserved slot is released this long after the action's own timeout if no completion came.
     public var slotGrace: Duration = .seconds(60)
+    /// An activation still without a record this long after its deadline (timeout + slot grace)
+    /// gets a whisk-error record even if its invoker looks healthy; one on an offline invoker
+    /// gets it at the deadline.
+    public var abandonAfter: Duration = .seconds(300)
     /// Shared secret of the internal endpoints (code for invokers, namespace administration).
     public var internalToken: String
     /// The namespace that exists out of the box, with OpenWhisk's well-known guest key.

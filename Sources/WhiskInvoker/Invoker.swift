@@ -215,16 +215,18 @@ public final class Invoker: Service, Sendable {
     }
 
     /// Runs an activation and sends its acknowledgement. One that an earlier run of this invoker
-    /// may have run (`mayHaveRun`) and that already has its record is not run again.
+    /// may have run (`mayHaveRun`), or that waited longer than `recheckAfter` (the controller may
+    /// have given up on it), and that already has its record is not run.
     func handle(_ message: ActivationMessage, mayHaveRun: Bool = false) async {
-        if mayHaveRun {
+        let age = Int64(Date().timeIntervalSince1970 * 1000) - message.transid.start
+        if mayHaveRun || age > Int64(configuration.recheckAfter.milliseconds) {
             do {
                 if try await codeSource.hasRecord(namespace: message.user.namespace.name.rawValue, activationId: message.activationId) {
-                    logger.notice("redelivered activation already has its record: not run again", metadata: ["activationId": "\(message.activationId)"])
+                    logger.notice("activation already has its record: not run", metadata: ["activationId": "\(message.activationId)", "redelivered": "\(mayHaveRun)"])
                     return
                 }
             } catch {
-                logger.warning("cannot tell whether a redelivered activation ran; running it", metadata: ["activationId": "\(message.activationId)", "error": "\(error)"])
+                logger.warning("cannot tell whether an activation already has its record; running it", metadata: ["activationId": "\(message.activationId)", "error": "\(error)"])
             }
         }
         let activation = await runner.run(message)

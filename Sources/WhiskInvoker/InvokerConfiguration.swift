@@ -30,6 +30,9 @@ public struct InvokerConfiguration: Sendable {
     /// How long SIGTERM lets running activations finish before the invoker removes their
     /// containers, records them as ended by the shutdown and acknowledges them.
     public var shutdownGrace: Duration = .seconds(30)
+    /// An activation accepted longer ago than this (its transaction id's start) is checked
+    /// against the store before it runs: the controller may have given up on it and recorded why.
+    public var recheckAfter: Duration = .seconds(20)
 
     /// Attach every action container to its namespace's overlay and publish address maps.
     public var overlayEnabled = true

@@ -21,6 +21,8 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(help: "Seconds without a ping before an invoker is offline.") var invokerTimeout = 10.0
     @Option(help: "Seconds a blocking invoke waits before answering 202.") var blockingTimeout = 60.0
     @Option(help: "Largest invoke payload in bytes.") var payloadLimit = 1_048_576
+    @Option(help: "Seconds after an action's timeout at which its slot is released without a result; an activation whose invoker is offline then gets a whisk-error record.") var slotGrace = 60.0
+    @Option(help: "Seconds after that deadline at which an activation without a result gets a whisk-error record even if its invoker looks healthy.") var abandonAfter = 300.0
     @Option(help: "Seconds without a ping before an invoker's address-map entries are dropped.") var addressMapTimeout = 3.0
     @Option(help: "Seconds between full address-map refreshes (invokers ask for snapshots when they need one).") var addressMapSnapshotInterval = 30.0
     @Option(help: "Log level.") var logLevel = "info"
@@ -49,6 +51,9 @@ struct ControllerCommand: AsyncParsableCommand {
         configuration.invokerOfflineTimeout = .milliseconds(Int(invokerTimeout * 1000))
         configuration.blockingTimeout = .milliseconds(Int(blockingTimeout * 1000))
         configuration.payloadLimit = payloadLimit
+        guard slotGrace >= 0, abandonAfter >= 0 else { throw ValidationError("--slot-grace and --abandon-after must not be negative") }
+        configuration.slotGrace = .milliseconds(Int(slotGrace * 1000))
+        configuration.abandonAfter = .milliseconds(Int(abandonAfter * 1000))
         configuration.addressMapTimeout = .milliseconds(Int(addressMapTimeout * 1000))
         configuration.addressMapSnapshotInterval = .milliseconds(Int(addressMapSnapshotInterval * 1000))
 

@@ -72,9 +72,14 @@ final class Platform: @unchecked Sendable {
         return process
     }
 
+    /// Flags every later (re)start of the controller gets, e.g. a short `--slot-grace`.
+    var controllerFlags: [String] = []
+
+    /// The controller keeps its store in a file of the test's folder, so a restart keeps it.
     func startController(blockingTimeout: Double = 60) throws {
-        controller = try launch("whisk-controller", ["--port", String(port), "--database", ":memory:", "--invoker-timeout", "3",
-                                                     "--blocking-timeout", String(blockingTimeout), "--log-level", "info"], log: "controller.log")
+        controller = try launch("whisk-controller", ["--port", String(port), "--database", "\(logDirectory)/controller.db", "--invoker-timeout", "3",
+                                                     "--blocking-timeout", String(blockingTimeout), "--log-level", "info"] + controllerFlags,
+                                log: "controller.log")
     }
 
     func startInvoker(_ id: Int, prewarm: Int = 0, extra: [String] = []) throws {
@@ -136,6 +141,11 @@ final class Platform: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: logDirectory)
     }
 
+    /// One process's whole log.
+    func log(_ name: String) -> String {
+        (try? String(contentsOfFile: "\(logDirectory)/\(name)", encoding: .utf8)) ?? ""
+    }
+
     /// The processes' logs, for a failing test's report.
     func logs() -> String {
         ["controller.log", "invoker0.log", "invoker1.log"].map { name in
@@ -152,9 +162,10 @@ final class Platform: @unchecked Sendable {
         return FileManager.default.contents(atPath: path).flatMap { try? JSONDecoder().decode(AddressMapFile.self, from: $0) }
     }
 
-    func restartController(blockingTimeout: Double = 60) async throws {
+    /// Stops the controller (SIGTERM, or SIGKILL with `kill`) and starts it again on the same store.
+    func restartController(blockingTimeout: Double = 60, kill: Bool = false) async throws {
         if let controller, controller.isRunning {
-            controller.terminate()
+            if kill { Foundation.kill(controller.processIdentifier, SIGKILL) } else { controller.terminate() }
             controller.waitUntilExit()
         }
         try startController(blockingTimeout: blockingTimeout)
@@ -221,8 +232,9 @@ struct InvokerTestError: Error, CustomStringConvertible {
 }
 
 /// Runs `body` with a started platform; stops and cleans it up whatever happens.
-func withPlatform(invokers: Int = 2, prewarm: Int = 0, _ body: (Platform) async throws -> Void) async throws {
+func withPlatform(invokers: Int = 2, prewarm: Int = 0, controllerFlags: [String] = [], _ body: (Platform) async throws -> Void) async throws {
     let platform = try Platform()
+    platform.controllerFlags = controllerFlags
     do {
         try await platform.start(invokerCount: invokers, prewarm: prewarm)
         try await body(platform)

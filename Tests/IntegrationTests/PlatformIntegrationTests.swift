@@ -271,8 +271,7 @@ struct PlatformIntegrationTests {
     @Test func noHealthyInvokerIs503AndABlockingWaitThatRunsOutIs202() async throws {
         try await withPlatform(invokers: 1) { platform in
             // Blocking, but longer than the controller waits (scripts start it with 60 s; this
-            // platform's controller is restarted with 2 s): the answer is 202 and the id. (The
-            // test controller's store is in memory: the action is created after the restart.)
+            // platform's controller is restarted with 2 s): the answer is 202 and the id.
             try await platform.restartController(blockingTimeout: 2)
             try await waitUntil("invoker0 is up for the new controller", timeout: .seconds(30)) {
                 (try? await platform.invokerStates())?["invoker0/0"] == "up"

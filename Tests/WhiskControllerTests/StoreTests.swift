@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import WhiskController
 import WhiskMessages
@@ -69,5 +70,101 @@ struct StoreTests {
         try await store.storeActivation(first)
         try await store.storeActivation(second)
         #expect(try await store.activation(namespace: "guest", id: first.activationId) == first)
+    }
+
+    func pending(_ id: ActivationId, deadline: Int64, controller: String = "0") -> PendingActivation {
+        PendingActivation(activationId: id, kind: .action, namespace: "guest", action: "guest/x", version: SemVer(), invoker: 1,
+                          controller: controller, accepted: deadline - 1000, deadline: deadline)
+    }
+
+    @Test func aProvisionalRecordYieldsToARealOneButNotTheOtherWayRound() async throws {
+        let store = try SQLiteEntityStore(path: nil)
+        let real = activation("x", start: 100)
+        var givenUp = activation("x", start: 50)
+        givenUp.activationId = real.activationId
+        givenUp.response = .error(.whiskError, "gave up")
+        try await store.storeActivation(givenUp, provisional: true)
+        try await store.storeActivation(real)
+        #expect(try await store.activation(namespace: "guest", id: real.activationId) == real, "the late real record replaces the give-up")
+        try await store.storeActivation(givenUp, provisional: true)
+        #expect(try await store.activation(namespace: "guest", id: real.activationId) == real, "a give-up never replaces a real record")
+    }
+
+    @Test func pendingActivationsAreDueByDeadlinePerControllerAndGoWithTheirRecord() async throws {
+        let store = try SQLiteEntityStore(path: nil)
+        let (early, late, other) = (ActivationId.generate(), ActivationId.generate(), ActivationId.generate())
+        try await store.addPending(pending(late, deadline: 2000))
+        try await store.addPending(pending(early, deadline: 1000))
+        try await store.addPending(pending(other, deadline: 500, controller: "1"))
+        #expect(try await store.pendingActivations(controller: "0", dueBy: 999).isEmpty)
+        #expect(try await store.pendingActivations(controller: "0", dueBy: 5000).map(\.activationId) == [early, late])
+        var record = activation("x", start: 100)
+        record.activationId = early
+        try await store.storeActivation(record)
+        #expect(try await store.pendingActivations(controller: "0", dueBy: 5000) == [pending(late, deadline: 2000)])
+    }
+
+    @Test func pendingActivationsSurviveReopeningTheFile() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("whiskmesh-store-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("controller.db").path
+        let id = ActivationId.generate()
+        do {
+            let store = try SQLiteEntityStore(path: path)
+            try await store.addPending(pending(id, deadline: 1000))
+        }
+        let reopened = try SQLiteEntityStore(path: path)
+        #expect(try await reopened.pendingActivations(controller: "0", dueBy: 1000).map(\.activationId) == [id])
+    }
+}
+
+@Suite("Pending activations: when the controller gives up")
+struct PendingVerdictTests {
+    let action = PendingActivation(activationId: .generate(), kind: .action, namespace: "guest", action: "guest/x", version: SemVer(),
+                                   invoker: 2, controller: "0", accepted: 1_000, deadline: 10_000)
+
+    @Test func anActionWaitsUntilItsDeadlineWhateverItsInvoker() {
+        for state in [nil, InvokerState.offline, .healthy, .unhealthy] {
+            #expect(PendingVerdict.decide(action, now: 9_999, invoker: state, sequenceRunning: false, abandonAfter: 300_000) == .wait)
+        }
+    }
+
+    @Test func pastItsDeadlineAnOfflineOrUnknownInvokerMeansGivingUp() {
+        for state in [nil, InvokerState.offline] {
+            guard case .giveUp(let message) = PendingVerdict.decide(action, now: 10_000, invoker: state, sequenceRunning: false, abandonAfter: 300_000) else {
+                Issue.record("expected a give-up for \(String(describing: state))")
+                continue
+            }
+            #expect(message.contains("invoker2 went offline"))
+        }
+    }
+
+    @Test func aLiveInvokerGetsTheAbandonPeriodOnTop() {
+        #expect(PendingVerdict.decide(action, now: 309_999, invoker: .healthy, sequenceRunning: false, abandonAfter: 300_000) == .wait)
+        #expect(PendingVerdict.decide(action, now: 309_999, invoker: .unhealthy, sequenceRunning: false, abandonAfter: 300_000) == .wait)
+        guard case .giveUp(let message) = PendingVerdict.decide(action, now: 310_000, invoker: .healthy, sequenceRunning: false, abandonAfter: 300_000) else {
+            Issue.record("expected a give-up")
+            return
+        }
+        #expect(message.contains("within 300 s"))
+    }
+
+    @Test func aSequenceNobodyRunsWasCutShortByARestart() {
+        var sequence = action
+        sequence.kind = .sequence
+        sequence.invoker = nil
+        #expect(PendingVerdict.decide(sequence, now: 0, invoker: nil, sequenceRunning: true, abandonAfter: 0) == .wait)
+        #expect(PendingVerdict.decide(sequence, now: 0, invoker: nil, sequenceRunning: false, abandonAfter: 0)
+                == .giveUp("The controller restarted while this sequence was running; its remaining components did not run."))
+    }
+
+    @Test func theGiveUpRecordIsAWhiskErrorInTheCallersNamespace() throws {
+        var component = action
+        component.cause = .generate()
+        let record = try #require(PendingVerdict.record(for: component, message: "why", now: 12_000))
+        #expect(record.activationId == component.activationId)
+        #expect(record.namespace.rawValue == "guest" && record.name.rawValue == "x")
+        #expect(record.response == .error(.whiskError, "why"))
+        #expect(record.start == 1_000 && record.end == 12_000 && record.cause == component.cause)
     }
 }

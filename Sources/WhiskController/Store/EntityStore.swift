@@ -119,9 +119,65 @@ public protocol EntityStore: Sendable {
     func actions(namespace: String, limit: Int, skip: Int) async throws -> [ActionDocument]
     func deleteAction(namespace: String, name: String) async throws -> ActionDocument?
 
-    func storeActivation(_ activation: WhiskActivation) async throws
+    /// Stores an activation's record and forgets it as pending. The first record stays, except
+    /// that a `provisional` one (written by the controller when it gave up waiting) yields to a
+    /// real record that arrives later.
+    func storeActivation(_ activation: WhiskActivation, provisional: Bool) async throws
     func activation(namespace: String, id: ActivationId) async throws -> WhiskActivation?
     func activations(_ query: ActivationQuery) async throws -> [WhiskActivation]
+
+    /// Remembers an accepted activation until its record is stored, across controller restarts.
+    func addPending(_ pending: PendingActivation) async throws
+    /// The accepted activations of `controller` that have no record yet and whose deadline
+    /// (epoch milliseconds) is at or before `dueBy`.
+    func pendingActivations(controller: String, dueBy: Int64) async throws -> [PendingActivation]
+}
+
+extension EntityStore {
+    public func storeActivation(_ activation: WhiskActivation) async throws {
+        try await storeActivation(activation, provisional: false)
+    }
+}
+
+/// An accepted activation whose record has not been stored yet.
+public struct PendingActivation: Sendable, Equatable, Codable {
+    public enum Kind: String, Sendable, Codable {
+        /// Published to an invoker's topic.
+        case action
+        /// Run by the controller itself, component after component.
+        case sequence
+    }
+    public var activationId: ActivationId
+    public var kind: Kind
+    /// The caller's namespace (where the record goes).
+    public var namespace: String
+    /// The action's fully qualified name, `namespace/name`.
+    public var action: String
+    public var version: SemVer
+    /// The invoker it was published to (actions only).
+    public var invoker: Int?
+    /// The controller that accepted it.
+    public var controller: String
+    /// The sequence it is a component of.
+    public var cause: ActivationId?
+    /// Epoch milliseconds.
+    public var accepted: Int64
+    /// Epoch milliseconds after which the controller may give up waiting (see ``PendingVerdict``).
+    public var deadline: Int64
+
+    public init(activationId: ActivationId, kind: Kind, namespace: String, action: String, version: SemVer, invoker: Int?,
+                controller: String, cause: ActivationId? = nil, accepted: Int64, deadline: Int64) {
+        self.cause = cause
+        self.activationId = activationId
+        self.kind = kind
+        self.namespace = namespace
+        self.action = action
+        self.version = version
+        self.invoker = invoker
+        self.controller = controller
+        self.accepted = accepted
+        self.deadline = deadline
+    }
 }
 
 /// Filters of `GET /namespaces/{ns}/activations`.

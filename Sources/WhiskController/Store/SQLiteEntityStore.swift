@@ -13,7 +13,14 @@ public final class SQLiteEntityStore: EntityStore {
     public init(path: String?) throws {
         if let path {
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            database = try DatabaseQueue(path: path)
+            var configuration = Configuration()
+            // Every accepted activation is written twice (pending, then its record): WAL with
+            // NORMAL sync keeps those writes off fsync while staying safe across process crashes.
+            configuration.prepareDatabase { db in
+                try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            }
+            database = try DatabaseQueue(path: path, configuration: configuration)
+            try database.writeWithoutTransaction { db in _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") }
         } else {
             database = try DatabaseQueue()
         }
@@ -42,6 +49,18 @@ public final class SQLiteEntityStore: EntityStore {
                 t.column("record", .blob).notNull()
             }
             try db.create(index: "activation_by_namespace_start", on: "activation", columns: ["namespace", "start"])
+        }
+        migrator.registerMigration("v2: pending activations") { db in
+            try db.alter(table: "activation") { t in
+                t.add(column: "provisional", .boolean).notNull().defaults(to: false)
+            }
+            try db.create(table: "pending_activation") { t in
+                t.primaryKey("id", .text)
+                t.column("controller", .text).notNull()
+                t.column("deadline", .integer).notNull()
+                t.column("document", .blob).notNull()
+            }
+            try db.create(index: "pending_activation_by_deadline", on: "pending_activation", columns: ["controller", "deadline"])
         }
         return migrator
     }
@@ -141,12 +160,34 @@ public final class SQLiteEntityStore: EntityStore {
     // MARK: Activations
 
     /// Keeps the first record of an activation: an activation that an invoker ran again after a
-    /// crash (at-least-once delivery) never replaces the record its first run left.
-    public func storeActivation(_ activation: WhiskActivation) async throws {
+    /// crash (at-least-once delivery) never replaces the record its first run left. Only a
+    /// provisional record (the controller gave up waiting) is replaced, by a real one.
+    public func storeActivation(_ activation: WhiskActivation, provisional: Bool) async throws {
         let record = try Self.encode(activation)
         try await database.write { db in
-            try db.execute(sql: "INSERT OR IGNORE INTO activation (id, namespace, name, start, record) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [activation.activationId.rawValue, activation.namespace.rawValue, activation.name.rawValue, activation.start, record])
+            try db.execute(sql: """
+                INSERT INTO activation (id, namespace, name, start, record, provisional) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET namespace = excluded.namespace, name = excluded.name, start = excluded.start,
+                    record = excluded.record, provisional = excluded.provisional
+                WHERE activation.provisional AND NOT excluded.provisional
+                """, arguments: [activation.activationId.rawValue, activation.namespace.rawValue, activation.name.rawValue, activation.start, record, provisional])
+            try db.execute(sql: "DELETE FROM pending_activation WHERE id = ?", arguments: [activation.activationId.rawValue])
+        }
+    }
+
+    public func addPending(_ pending: PendingActivation) async throws {
+        let document = try Self.encode(pending)
+        try await database.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO pending_activation (id, controller, deadline, document) VALUES (?, ?, ?, ?)",
+                           arguments: [pending.activationId.rawValue, pending.controller, pending.deadline, document])
+        }
+    }
+
+    public func pendingActivations(controller: String, dueBy: Int64) async throws -> [PendingActivation] {
+        try await database.read { db in
+            try Data.fetchAll(db, sql: "SELECT document FROM pending_activation WHERE controller = ? AND deadline <= ? ORDER BY deadline",
+                              arguments: [controller, dueBy])
+                .map { try Self.decode(PendingActivation.self, $0) }
         }
     }
 
