@@ -80,17 +80,17 @@ struct ActivationRunner: Sendable {
                 break
             case .response(_, let body):
                 let logs = await collectLogs(&container)
-                await pool.release(container, reusable: false)
+                await pool.release(container, .failed(.initialization))
                 let error = Self.errorMessage(body) ?? "The action failed to initialize."
                 return record(message, action: action, start: start, end: Self.nowMillis, response: .error(.developerError, .string(error)),
                               logs: logs, annotations: annotations + [Parameter(key: "timeout", value: false)])
             case .timedOut:
-                await pool.release(container, reusable: false)
+                await pool.release(container, .failed(.timeout))
                 return record(message, action: action, start: start, end: Self.nowMillis,
                               response: .error(.developerError, .string("The action exceeded its time limits of \(action.limits.timeout) milliseconds during initialization.")),
                               logs: [], annotations: annotations + [Parameter(key: "timeout", value: true)])
             case .failed(let error):
-                await pool.release(container, reusable: false)
+                await pool.release(container, .failed(.initialization))
                 return record(message, action: action, start: start, end: Self.nowMillis,
                               response: .error(.developerError, .string("The action did not initialize: \(error)")),
                               logs: [], annotations: annotations + [Parameter(key: "timeout", value: false)])
@@ -102,12 +102,14 @@ struct ActivationRunner: Sendable {
                 container.overlayIP = try attached.get()
             } catch {
                 logger.error("overlay attach failed", metadata: ["namespace": "\(userNamespace)", "error": "\(error)"])
-                await pool.release(container, reusable: false)
+                await pool.release(container, .failed(.overlayAttach))
                 return record(message, action: action, start: start, end: Self.nowMillis,
                               response: .error(.whiskError, .string("Failed to attach the container to the overlay network of namespace '\(userNamespace)': \(error)")),
                               logs: [], annotations: annotations + [Parameter(key: "timeout", value: false)])
             }
         }
+
+        if needsInit { await pool.initialized(container) }
 
         // The instance owns its ID from before /run until the activation ends, however it ends.
         var entry: AddressEntry?
@@ -171,7 +173,7 @@ struct ActivationRunner: Sendable {
             }
         }
         let logs = timedOut ? [] : Self.limit(await collectLogs(&container), toBytes: action.limits.logs * 1024 * 1024)
-        await pool.release(container, reusable: reusable)
+        await pool.release(container, timedOut ? .failed(.timeout) : reusable ? .finished(reusable: true) : .failed(.run))
         return record(message, action: action, start: runStart, end: end, response: response, logs: logs,
                       annotations: annotations + [Parameter(key: "timeout", value: .bool(timedOut))])
     }

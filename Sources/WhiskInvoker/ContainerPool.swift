@@ -21,23 +21,24 @@ public struct ActionContainer: Sendable, Hashable {
     public var lastUsed: ContinuousClock.Instant
 }
 
-/// Containers by state: warm (initialised, idle, per action), prewarmed stem cells (per kind)
-/// and busy. Creation is bounded; idle containers are reaped. Docker calls happen outside the
-/// actor's state changes, so a slow create never blocks reuse.
+/// The invoker's action containers. Every container's life is a ``ContainerState`` and every
+/// choice (reuse, eviction, expiry, stem cells) a ``PoolState`` decision; this actor applies
+/// them and does the Docker work, outside its state changes, so a slow create never blocks reuse.
+/// A container that enters `removing` is removed from Docker, then forgotten.
 public actor ContainerPool {
     private let docker: DockerClient
     private let configuration: InvokerConfiguration
     private let logger: Logger
-    private var warm: [String: [ActionContainer]] = [:]
-    private var prewarmed: [String: [ActionContainer]] = [:]
-    private var busy: [String: ActionContainer] = [:]
+    private var state: PoolState
     private var creating = 0
     private var createWaiters: [CheckedContinuation<Void, Never>] = []
     private var sequence = 0
+    private var removals: Set<String> = []
     private let overlays: OverlayNetworks?
     private let writer: AddressMapFileWriter?
     /// Namespaces by the time of their last activation, for namespace stem cells.
     private var recentNamespaces: [String: ContinuousClock.Instant] = [:]
+    private static let placeholderPrefix = "creating-"
 
     public init(docker: DockerClient, configuration: InvokerConfiguration, overlays: OverlayNetworks? = nil,
                 writer: AddressMapFileWriter? = nil, logger: Logger) {
@@ -46,6 +47,7 @@ public actor ContainerPool {
         self.overlays = overlays
         self.writer = writer
         self.logger = logger
+        self.state = PoolState(budget: Int(configuration.userMemory.megabytes))
     }
 
     /// Stem-cell pools are per kind, and in overlay mode per kind and namespace.
@@ -53,194 +55,267 @@ public actor ContainerPool {
         overlays == nil ? kind : "\(kind)|\(namespace)"
     }
 
-    /// A container for `actionKey`: warm if one is idle, else a stem cell, else a new one.
-    /// - Returns: the container and whether it still needs `/init`.
+    /// A container for `actionKey`: warm if one is idle, else a stem cell with enough memory,
+    /// else a new one (evicting idle ones for memory).
+    /// - Returns: the container and whether it still needs `/init` (then report ``initialized(_:)``).
     public func acquire(actionKey: String, kind: String, memory: Int, namespace: String, action: String) async throws -> (ActionContainer, needsInit: Bool) {
-        if var container = warm[actionKey]?.popLast() {
-            container.lastUsed = .now
-            busy[container.id] = container
-            return (container, false)
-        }
-        recentNamespaces[namespace] = .now
+        defer { publishSnapshot() }
         let stem = stemKey(kind: kind, namespace: namespace)
-        if var container = prewarmed[stem]?.popLast(), container.memory >= memory {
-            container.actionKey = actionKey
-            busy[container.id] = container
-            return (container, true)
+        recentNamespaces[namespace] = .now
+        switch state.place(actionKey: actionKey, stemKey: stem, memory: memory) {
+        case .warm(let key):
+            return (claim(key, actionKey: actionKey), false)
+        case .stemCell(let key):
+            return (claim(key, actionKey: actionKey), true)
+        case .create:
+            // Decided again once a creation slot is free: the pool may have changed meanwhile.
+            await waitForCreateSlot()
+            defer { freeCreateSlot() }
+            switch state.place(actionKey: actionKey, stemKey: stem, memory: memory) {
+            case .warm(let key):
+                return (claim(key, actionKey: actionKey), false)
+            case .stemCell(let key):
+                return (claim(key, actionKey: actionKey), true)
+            case .create(let victims):
+                await evict(victims)
+                var container = try await create(kind: kind, memory: memory, namespace: namespace, action: action, stemKey: nil, attach: false)
+                container.actionKey = actionKey
+                state.update(container, key: container.id)
+                return (container, true)
+            }
         }
-        var container = try await create(kind: kind, memory: memory, namespace: namespace, action: action)
-        container.actionKey = actionKey
-        busy[container.id] = container
-        return (container, true)
     }
 
-    /// Returns a container after its activation: back to the warm pool, or destroyed.
-    public func release(_ container: ActionContainer, reusable: Bool) async {
-        busy[container.id] = nil
-        guard reusable, let key = container.actionKey else {
-            await destroy(container)
-            return
-        }
+    private func claim(_ key: String, actionKey: String) -> ActionContainer {
+        state.apply(.claimed, to: key)
+        var container = state.entries[key]!.container
+        container.actionKey = actionKey
+        container.lastUsed = .now
+        state.update(container, key: key)
+        return container
+    }
+
+    /// `/init` (and the overlay attach) succeeded: the container runs its activation.
+    public func initialized(_ container: ActionContainer) {
+        defer { publishSnapshot() }
+        state.update(container, key: container.id)
+        transition(container.id, .initialized)
+    }
+
+    /// Ends a container's part in an activation: `.finished(reusable:)` or `.failed(_:)`.
+    public func release(_ container: ActionContainer, _ event: ContainerEvent) async {
+        defer { publishSnapshot() }
         var container = container
         container.lastUsed = .now
-        warm[key, default: []].append(container)
-    }
-
-    /// Forgets a container Docker reported dead.
-    public func forget(containerID: String) {
-        busy[containerID] = nil
-        for key in warm.keys { warm[key]?.removeAll { $0.id == containerID } }
-        for key in prewarmed.keys { prewarmed[key]?.removeAll { $0.id == containerID } }
-    }
-
-    /// Removes idle containers past the idle timeout and tops up the stem cells.
-    public func maintain() async {
-        let cutoff = ContinuousClock.now - configuration.idleTimeout
-        var expired: [ActionContainer] = []
-        for key in warm.keys {
-            let (old, keep) = (warm[key] ?? []).partitioned { $0.lastUsed < cutoff }
-            warm[key] = keep.isEmpty ? nil : keep
-            expired += old
+        if let current = state.entries[container.id], current.state != .removing {
+            state.update(container, key: container.id)
         }
-        for container in expired { await destroy(container) }
-        if let overlays {
+        if transition(container.id, event) == .removing { await remove([container.id]) }
+    }
+
+    /// Docker reported the container dead.
+    public func forget(containerID: String) async {
+        defer { publishSnapshot() }
+        if transition(containerID, .died) == .removing { await remove([containerID]) }
+    }
+
+    /// Applies `event`; an event the lifecycle does not allow is logged and changes nothing.
+    @discardableResult
+    private func transition(_ key: String, _ event: ContainerEvent) -> ContainerState? {
+        guard let entry = state.entries[key] else { return nil }
+        guard let next = state.apply(event, to: key) else {
+            logger.error("container event not allowed in its state", metadata: ["container": "\(entry.container.name)", "state": "\(entry.state)", "event": "\(event)"])
+            return nil
+        }
+        return next
+    }
+
+    /// Removes idle containers past the idle timeout, retries failed removals and tops up (or
+    /// drops) the stem cells.
+    public func maintain() async {
+        defer { publishSnapshot() }
+        let expired = state.expired(before: .now - configuration.idleTimeout)
+        for key in expired { transition(key, .expired) }
+        let stuck = state.entries.filter { $0.value.state == .removing && !removals.contains($0.key) && !$0.key.hasPrefix(Self.placeholderPrefix) }.map(\.key)
+        await remove(expired + stuck)
+
+        var wanted: [String: Int] = [:]
+        var namespaceOf: [String: String] = [:]
+        var kindOf: [String: String] = [:]
+        if overlays != nil {
             // Stem cells for recently active namespaces: map mounted and overlay attached ahead of time.
             let window = ContinuousClock.now - configuration.prewarmNamespaceWindow
             recentNamespaces = recentNamespaces.filter { $0.value > window }
             let namespaces = recentNamespaces.sorted { $0.value > $1.value }.prefix(configuration.prewarmNamespaces).map(\.key)
-            let active = Set(namespaces.map { stemKey(kind: "python:3", namespace: $0) })
-            for (key, cells) in prewarmed where !active.contains(key) {
-                prewarmed[key] = nil
-                for cell in cells { await destroy(cell) }
-            }
-            for namespace in namespaces {
-                for (kind, _) in configuration.prewarmCount where configuration.prewarmPerNamespace > 0 {
+            for namespace in namespaces where configuration.prewarmPerNamespace > 0 {
+                for kind in configuration.prewarmCount.keys {
                     let key = stemKey(kind: kind, namespace: namespace)
-                    let missing = configuration.prewarmPerNamespace - (prewarmed[key]?.count ?? 0)
-                    for _ in 0..<max(0, missing) {
-                        do {
-                            var container = try await create(kind: kind, memory: 256, namespace: namespace, action: "prewarm")
-                            container.overlayIP = try await overlays.attach(containerID: container.id, namespace: namespace)
-                            prewarmed[key, default: []].append(container)
-                        } catch {
-                            logger.error("cannot create a namespace stem cell", metadata: ["namespace": "\(namespace)", "error": "\(error)"])
-                            break
-                        }
-                    }
+                    wanted[key] = configuration.prewarmPerNamespace
+                    namespaceOf[key] = namespace
+                    kindOf[key] = kind
                 }
             }
-            return
+        } else {
+            for (kind, count) in configuration.prewarmCount where count > 0 {
+                wanted[kind] = count
+                kindOf[kind] = kind
+            }
         }
-        for (kind, wanted) in configuration.prewarmCount {
-            let missing = wanted - (prewarmed[kind]?.count ?? 0)
-            guard missing > 0 else { continue }
+        let plan = state.stemCellPlan(wanted: wanted)
+        for key in plan.drop { transition(key, .expired) }
+        await remove(plan.drop)
+        for (key, missing) in plan.create.sorted(by: { $0.key < $1.key }) {
+            guard let kind = kindOf[key] else { continue }
             for _ in 0..<missing {
+                // Stem cells never push out warm containers: they wait for room.
+                guard state.victims(for: 256).isEmpty else { break }
+                await waitForCreateSlot()
+                defer { freeCreateSlot() }
                 do {
-                    let container = try await create(kind: kind, memory: 256, namespace: "prewarm", action: kind)
-                    prewarmed[kind, default: []].append(container)
+                    if let namespace = namespaceOf[key] {
+                        _ = try await create(kind: kind, memory: 256, namespace: namespace, action: "prewarm", stemKey: key, attach: true)
+                    } else {
+                        _ = try await create(kind: kind, memory: 256, namespace: "prewarm", action: kind, stemKey: key, attach: false)
+                    }
                 } catch {
-                    logger.error("cannot create a stem cell", metadata: ["kind": "\(kind)", "error": "\(error)"])
+                    logger.error("cannot create a stem cell", metadata: ["stemCells": "\(key)", "error": "\(error)"])
                     break
                 }
             }
         }
     }
 
-    /// Removes every container of the pool (shutdown).
+    /// Removes every container of the pool (shutdown, or a drain period that ran out).
     public func removeAll() async {
-        let all = warm.values.flatMap { $0 } + prewarmed.values.flatMap { $0 } + Array(busy.values)
-        warm = [:]
-        prewarmed = [:]
-        busy = [:]
-        for container in all { await destroy(container) }
+        defer { publishSnapshot() }
+        let keys = Array(state.entries.keys)
+        for key in keys { transition(key, .shutdown) }
+        await remove(keys)
     }
 
     public var counts: (warm: Int, prewarmed: Int, busy: Int) {
-        (warm.values.map(\.count).reduce(0, +), prewarmed.values.map(\.count).reduce(0, +), busy.count)
+        (state.count(.warm), state.count(.stemCell), state.count(.initializing) + state.count(.running))
     }
 
-    public func destroy(_ container: ActionContainer) async {
+    /// The Docker ids of every container the pool knows (for the no-leak invariant).
+    public var knownContainerIDs: Set<String> { state.containerIDs }
+
+    public var entries: [String: PoolEntry] { state.entries }
+
+    /// Writes the pool's containers and their states to `poolStateFile`, if one is configured.
+    private func publishSnapshot() {
+        guard let path = configuration.poolStateFile else { return }
+        var containers: [String: String] = [:]
+        for (key, entry) in state.entries { containers[key] = entry.state.rawValue }
         do {
-            try await docker.removeContainer(container.id)
+            let data = try JSONEncoder().encode(["containers": containers])
+            try data.write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
-            logger.warning("cannot remove container", metadata: ["container": "\(container.name)", "error": "\(error)"])
+            logger.warning("cannot write the pool state file", metadata: ["path": "\(path)", "error": "\(error)"])
+        }
+    }
+
+    /// Takes idle containers out for memory.
+    private func evict(_ keys: [String]) async {
+        let evicted = keys.filter { transition($0, .evicted) == .removing }
+        guard !evicted.isEmpty else { return }
+        logger.info("evicting idle containers for memory", metadata: ["count": "\(evicted.count)"])
+        await remove(evicted)
+    }
+
+    /// Removes containers in `removing` from Docker and forgets them; one that cannot be removed
+    /// stays (in `removing`) and is tried again by ``maintain()``. Placeholders of containers
+    /// still being created are left to their creator, which sees the state and removes it.
+    private func remove(_ keys: [String]) async {
+        for key in keys where state.entries[key]?.state == .removing && !key.hasPrefix(Self.placeholderPrefix) && !removals.contains(key) {
+            removals.insert(key)
+            defer { removals.remove(key) }
+            do {
+                try await docker.removeContainer(key)
+                state.removed(key)
+            } catch let error as DockerError where error.isNotFound {
+                state.removed(key)
+            } catch {
+                logger.warning("cannot remove container; will retry", metadata: ["container": "\(state.entries[key]?.container.name ?? key)", "error": "\(error)"])
+            }
         }
     }
 
     // MARK: Creation
 
-    private func create(kind: String, memory: Int, namespace: String, action: String) async throws -> ActionContainer {
-        guard let image = configuration.runtimeImages[kind] else {
-            throw InvokerError("no runtime image for kind '\(kind)'")
-        }
+    private func waitForCreateSlot() async {
         while creating >= configuration.maxConcurrentCreates {
             await withCheckedContinuation { createWaiters.append($0) }
         }
         creating += 1
-        await makeRoom(for: memory)
-        defer {
-            creating -= 1
-            if !createWaiters.isEmpty { createWaiters.removeFirst().resume() }
+    }
+
+    private func freeCreateSlot() {
+        creating -= 1
+        if !createWaiters.isEmpty { createWaiters.removeFirst().resume() }
+    }
+
+    /// Creates and starts a container (a stem cell under `stemKey`, or one for an activation),
+    /// attaching a namespace stem cell to its overlay when `attach` is set. The pool knows it
+    /// from the first moment, in `creating`; whatever fails, nothing is leaked.
+    private func create(kind: String, memory: Int, namespace: String, action: String, stemKey: String?, attach: Bool) async throws -> ActionContainer {
+        guard let image = configuration.runtimeImages[kind] else {
+            throw InvokerError("no runtime image for kind '\(kind)'")
         }
         sequence += 1
         let name = Self.containerName(invoker: configuration.instance, sequence: sequence, namespace: namespace, action: action)
+        let placeholder = "\(Self.placeholderPrefix)\(sequence)"
+        state.addCreating(ActionContainer(id: placeholder, name: name, address: "", kind: kind, memory: memory, namespace: nil, overlayIP: nil,
+                                          actionKey: nil, logCursor: nil, lastUsed: .now), key: placeholder, stemKey: stemKey)
         var spec = ContainerSpec(image: image, name: name)
         spec.labels = configuration.containerLabels.merging(["org.whiskmesh.kind": kind]) { $1 }
         spec.memoryBytes = Int64(memory) * 1024 * 1024
         spec.network = configuration.actionNetwork
         var mountedNamespace: String?
-        if overlays != nil, let writer {
-            // The namespace's map folder, read-only: the folder, not the file, so renames show.
-            try writer.prepare(namespace: namespace)
-            let hostRoot = configuration.addressMapHostDirectory ?? configuration.addressMapDirectory
-            spec.binds = ["\(hostRoot)/\(AddressMapFileWriter.folderName(namespace: namespace)):\(InvokerConfiguration.addressMapMountPoint):ro"]
-            spec.labels["org.whiskmesh.namespace"] = namespace
-            mountedNamespace = namespace
+        let id: String
+        do {
+            if overlays != nil, let writer {
+                // The namespace's map folder, read-only: the folder, not the file, so renames show.
+                try writer.prepare(namespace: namespace)
+                let hostRoot = configuration.addressMapHostDirectory ?? configuration.addressMapDirectory
+                spec.binds = ["\(hostRoot)/\(AddressMapFileWriter.folderName(namespace: namespace)):\(InvokerConfiguration.addressMapMountPoint):ro"]
+                spec.labels["org.whiskmesh.namespace"] = namespace
+                mountedNamespace = namespace
+            }
+            id = try await docker.createContainer(spec)
+        } catch {
+            state.removed(placeholder)
+            throw error
         }
-        let id = try await docker.createContainer(spec)
+        var container = ActionContainer(id: id, name: name, address: "", kind: kind, memory: memory, namespace: mountedNamespace, overlayIP: nil,
+                                        actionKey: nil, logCursor: nil, lastUsed: .now)
+        state.rekey(placeholder, to: container)
         do {
             try await docker.startContainer(id)
             let inspect = try await docker.inspectContainer(id)
             guard let address = inspect.ipAddress(onNetwork: configuration.actionNetwork) else {
                 throw InvokerError("container \(name) has no address on \(configuration.actionNetwork)")
             }
-            return ActionContainer(id: id, name: name, address: address, kind: kind, memory: memory, namespace: mountedNamespace, overlayIP: nil,
-                                   actionKey: nil, logCursor: nil, lastUsed: .now)
+            container.address = address
+            if attach, let overlays {
+                do {
+                    container.overlayIP = try await overlays.attach(containerID: id, namespace: namespace)
+                } catch {
+                    transition(id, .failed(.overlayAttach))
+                    throw error
+                }
+            }
+            guard state.entries[id]?.state == .creating else {
+                throw InvokerError("container \(name) was removed while it was being created (shutdown)")
+            }
+            state.update(container, key: id)
+            transition(id, .started(forActivation: stemKey == nil))
+            return container
         } catch {
-            // A container that failed to start is never leaked.
-            try? await docker.removeContainer(id)
+            transition(id, .failed(.create))
+            await remove([id])
             throw error
         }
-    }
-
-    /// Memory held by the pool's containers, in MB.
-    var usedMemory: Int {
-        (warm.values.flatMap { $0 } + prewarmed.values.flatMap { $0 } + Array(busy.values)).map(\.memory).reduce(0, +)
-    }
-
-    /// Keeps the pool within the invoker's user memory: idle warm containers go first, least
-    /// recently used first, then stem cells. Busy ones are never touched; the controller's slot
-    /// accounting keeps their sum within the budget.
-    private func makeRoom(for memory: Int) async {
-        let budget = Int(configuration.userMemory.megabytes)
-        var victims: [ActionContainer] = []
-        var idle = warm.values.flatMap { $0 }.sorted { $0.lastUsed < $1.lastUsed }
-        var stemCells = prewarmed.values.flatMap { $0 }
-        while usedMemory - victims.map(\.memory).reduce(0, +) + memory > budget {
-            if !idle.isEmpty {
-                victims.append(idle.removeFirst())
-            } else if !stemCells.isEmpty {
-                victims.append(stemCells.removeFirst())
-            } else {
-                break
-            }
-        }
-        guard !victims.isEmpty else { return }
-        let ids = Set(victims.map(\.id))
-        for key in warm.keys { warm[key]?.removeAll { ids.contains($0.id) } }
-        for key in prewarmed.keys { prewarmed[key]?.removeAll { ids.contains($0.id) } }
-        logger.info("evicting idle containers for memory", metadata: ["count": "\(victims.count)"])
-        for victim in victims { await destroy(victim) }
     }
 
     /// OpenWhisk's pattern `wsk{invoker}_{n}_{namespace}_{action}`, sanitised for Docker.

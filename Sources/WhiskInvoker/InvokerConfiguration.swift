@@ -33,6 +33,9 @@ public struct InvokerConfiguration: Sendable {
     /// An activation accepted longer ago than this (its transaction id's start) is checked
     /// against the store before it runs: the controller may have given up on it and recorded why.
     public var recheckAfter: Duration = .seconds(20)
+    /// When set, the pool writes the ids and states of its containers here after every change
+    /// (tests compare it with Docker: no leaked and no phantom containers).
+    public var poolStateFile: String?
 
     /// Attach every action container to its namespace's overlay and publish address maps.
     public var overlayEnabled = true

@@ -30,6 +30,7 @@ struct InvokerCommand: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Attach containers to namespace overlays and publish address maps.") var overlay = true
     @Option(help: "Seconds SIGTERM lets running activations finish before their containers are removed.") var shutdownGrace = 30.0
     @Option(help: "Seconds after its acceptance at which an activation is checked against the store before it runs (the controller may have recorded it as given up).") var recheckAfter = 20.0
+    @Option(help: "A file the pool rewrites after every change with its containers' ids and states (for tests and debugging).") var poolStateFile: String?
     @Option(help: "Log level.") var logLevel = "info"
 
     func run() async throws {
@@ -58,6 +59,7 @@ struct InvokerCommand: AsyncParsableCommand {
         configuration.shutdownGrace = .milliseconds(Int(shutdownGrace * 1000))
         guard recheckAfter >= 0 else { throw ValidationError("--recheck-after must not be negative") }
         configuration.recheckAfter = .milliseconds(Int(recheckAfter * 1000))
+        configuration.poolStateFile = poolStateFile
         configuration.prewarmCount = ["python:3": prewarm]
         configuration.prewarmPerNamespace = prewarm
         configuration.overlayEnabled = overlay

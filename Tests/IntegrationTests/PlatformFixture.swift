@@ -85,7 +85,8 @@ final class Platform: @unchecked Sendable {
     func startInvoker(_ id: Int, prewarm: Int = 0, extra: [String] = []) throws {
         invokers[id] = try launch("whisk-invoker", ["--id", String(id), "--controller", apiHost, "--prewarm", String(prewarm),
                                                     "--address-map-directory", mapDirectory(invoker: id),
-                                                    "--container-labels", "org.whiskmesh.test=\(runLabel)", "--log-level", "info"] + extra,
+                                                    "--container-labels", "org.whiskmesh.test=\(runLabel)", "--pool-state-file", poolStateFile(invoker: id),
+                                                    "--log-level", "info"] + extra,
                                   log: "invoker\(id).log")
     }
 
@@ -114,7 +115,43 @@ final class Platform: @unchecked Sendable {
         }
     }
 
+    func poolStateFile(invoker id: Int) -> String { "\(logDirectory)/pool\(id).json" }
+
+    /// The pool's invariant for invoker `id`: the containers Docker has with the invoker's labels
+    /// are exactly those its pool knows (none leaked, none phantom). Pools settle (stem cells
+    /// being made, removals under way), so this waits up to `patience` for it.
+    /// - Returns: nil when they agree, else what differs.
+    func poolDiscrepancy(invoker id: Int, patience: Duration = .seconds(20)) async -> String? {
+        var configuration = DockerClient.Configuration()
+        configuration.socketPath = TestEnvironment.dockerSocket
+        let docker = DockerClient(configuration: configuration, logger: TestEnvironment.logger)
+        defer { Task { await docker.shutdown() } }
+        let deadline = ContinuousClock.now + patience
+        while true {
+            let inDocker = Set(((try? await docker.listContainers(labels: ["org.whiskmesh.test=\(runLabel)", "org.whiskmesh.invoker=\(id)"])) ?? []).map(\.id))
+            let snapshot = FileManager.default.contents(atPath: poolStateFile(invoker: id))
+                .flatMap { try? JSONDecoder().decode([String: [String: String]].self, from: $0) }?["containers"] ?? [:]
+            let creating = snapshot.keys.contains { $0.hasPrefix("creating-") }
+            let inPool = Set(snapshot.keys.filter { !$0.hasPrefix("creating-") })
+            if !creating && inPool == inDocker { return nil }
+            if ContinuousClock.now > deadline {
+                return "only in Docker: \(inDocker.subtracting(inPool).sorted()), only in the pool: \(inPool.subtracting(inDocker).sorted()), creating: \(creating)"
+            }
+            try? await Task.sleep(for: .milliseconds(250))
+        }
+    }
+
+    /// Checks the pool invariant of every invoker still running (after every platform test).
+    func checkPoolsMatchDocker() async {
+        for (id, process) in invokers.sorted(by: { $0.key < $1.key }) where process.isRunning {
+            if let difference = await poolDiscrepancy(invoker: id) {
+                Issue.record("invoker\(id)'s pool and Docker disagree: \(difference)")
+            }
+        }
+    }
+
     func stop() async {
+        await checkPoolsMatchDocker()
         for process in Array(invokers.values) + [controller].compactMap({ $0 }) where process.isRunning {
             process.terminate()
         }

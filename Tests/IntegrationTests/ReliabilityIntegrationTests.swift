@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WhiskDocker
 import WhiskMessages
 
 /// What happens to accepted activations when an invoker never comes back, when the controller
@@ -139,6 +140,28 @@ extension PlatformIntegrationTests {
             let id = try #require(accepted.json["activationId"]?.stringValue, "\(accepted.json)")
             let record = try await waitForRecords(platform, [id], timeout: .seconds(60))[id]
             #expect(record?["response"]?["result"] == ["error": "refused at 10"], "\(record ?? .null)")
+        }
+    }
+
+    /// The invariant every platform test ends with, shown to catch what it is for: a container
+    /// with an invoker's labels that its pool does not know (a leak) is reported; once removed, not.
+    @Test func thePoolInvariantCatchesALeakedContainer() async throws {
+        try await withPlatform(invokers: 1) { platform in
+            try await platform.createAction("greet", code: Self.greet)
+            _ = try await platform.invoke("greet", ["name": "pool"], result: true)
+            #expect(await platform.poolDiscrepancy(invoker: 0) == nil, "a warm container, known to the pool")
+            var configuration = DockerClient.Configuration()
+            configuration.socketPath = TestEnvironment.dockerSocket
+            let docker = DockerClient(configuration: configuration, logger: TestEnvironment.logger)
+            var spec = ContainerSpec(image: TestEnvironment.testImage, name: "wsk0_stray_\(platform.runLabel)")
+            spec.labels = ["org.whiskmesh.test": platform.runLabel, "org.whiskmesh.invoker": "0"]
+            spec.command = ["sleep", "60"]
+            let stray = try await docker.createContainer(spec)
+            let found = await platform.poolDiscrepancy(invoker: 0, patience: .seconds(2))
+            #expect(found?.contains(stray) == true, "\(found ?? "no discrepancy found")")
+            try await docker.removeContainer(stray)
+            await docker.shutdown()
+            #expect(await platform.poolDiscrepancy(invoker: 0) == nil)
         }
     }
 }
