@@ -53,13 +53,14 @@ def tansu_binary():
 class Stack:
     """A private platform: its own broker port, topic prefix, overlay names, labels and temp dir."""
 
-    def __init__(self, name, invokers=2, invoker_args=(), controller_args=(), user_memory="8192 MB"):
+    def __init__(self, name, invokers=2, invoker_args=(), controller_args=(), user_memory="8192 MB", persistent=False):
         self.run = "%s-%s" % (name, secrets.token_hex(3))
         self.prefix = "bench%s." % self.run.replace("-", "")
         self.invoker_count = invokers
         self.invoker_args = list(invoker_args)
         self.controller_args = list(controller_args)
         self.user_memory = user_memory
+        self.persistent = persistent  # the controller's store in a file, so it survives a restart
         self.dir = tempfile.mkdtemp(prefix="whiskmesh-%s-" % self.run)
         self.processes = {}
         self.token = secrets.token_hex(16)
@@ -88,13 +89,24 @@ class Stack:
         self.launch("broker", [tansu_binary(), "broker", "--listener-url", "tcp://%s" % self.brokers,
                                "--advertised-listener-url", "tcp://%s" % self.brokers])
         wait_port(self.kafka_port)
-        self.launch("controller", [os.path.join(BIN, "whisk-controller"), "--port", str(self.api_port), "--database", ":memory:",
-                                   "--invoker-timeout", "3", "--log-level", "warning", *self.controller_args])
-        wait_port(self.api_port)
+        self.start_controller()
         for i in range(self.invoker_count):
             self.start_invoker(i)
         self.wait_invokers()
         return self
+
+    def start_controller(self):
+        database = os.path.join(self.dir, "controller.db") if self.persistent else ":memory:"
+        self.launch("controller", [os.path.join(BIN, "whisk-controller"), "--port", str(self.api_port), "--database", database,
+                                   "--invoker-timeout", "3", "--log-level", "warning", *self.controller_args])
+        wait_port(self.api_port)
+
+    def kill(self, name):
+        """SIGKILL, as a crash."""
+        process = self.processes.pop(name, None)
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
 
     def start_invoker(self, i, extra=()):
         self.launch("invoker%d" % i, [os.path.join(BIN, "whisk-invoker"), "--id", str(i), "--controller", self.api,

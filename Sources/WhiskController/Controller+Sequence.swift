@@ -56,7 +56,9 @@ extension Controller {
                 outcome = try await invoke(action, as: identity, parameters: input, blocking: true,
                                            waitFor: .milliseconds(action.limits.timeout) + .seconds(60), cause: id, transid: child)
             } catch {
-                response = .error(.whiskError, "Sequence failed.")
+                // e.g. no invoker available for the component: say which and why.
+                let reason = (error as? APIError)?.message ?? "\(error)"
+                response = .error(.whiskError, .string("Sequence failed: component \(component) could not be invoked: \(reason)"))
                 break
             }
             guard case .completed(let record) = outcome else {

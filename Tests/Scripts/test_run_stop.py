@@ -1,0 +1,83 @@
+"""scripts/run and scripts/stop as a user runs them, on ports, a state folder and overlay names of
+the test's own: stop leaves no process and no container running, even with an activation in the
+middle of a 120 s sleep (the invokers drain for their grace period, then remove what runs)."""
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is not running: scripts/run's processes are not our children, so this is rare.
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def docker(*args):
+    return subprocess.run(["docker", *args], capture_output=True, text=True).stdout.split()
+
+
+def test_stop_leaves_nothing_running_even_mid_activation():
+    state = tempfile.mkdtemp(prefix="whiskmesh-runstop-")
+    tag = secrets.token_hex(3)
+    action = "sleeper%s" % tag
+    env = dict(os.environ, WHISK_STATE=state, WHISK_KAFKA_PORT=str(free_port()), WHISK_API_PORT=str(free_port()),
+               WHISK_OVERLAY_NAME_PREFIX="wmrunstop-%s-" % tag, WSK_CONFIG_FILE=os.path.join(state, "wskprops"))
+    pids = {}
+    try:
+        subprocess.run([os.path.join(ROOT, "scripts", "run")], env=env, check=True, timeout=900, capture_output=True)
+        for name in ("broker", "controller", "invoker0", "invoker1"):
+            with open(os.path.join(state, name + ".pid")) as f:
+                pids[name] = int(f.read())
+        assert all(alive(pid) for pid in pids.values()), "scripts/run started everything"
+        wsk = os.path.join(subprocess.run(["swift", "build", "--show-bin-path"], cwd=ROOT, capture_output=True, text=True,
+                                          check=True).stdout.strip(), "wsk")
+        code = os.path.join(state, "sleeper.py")
+        with open(code, "w") as f:
+            f.write("import time\ndef main(args):\n    time.sleep(120)\n    return {}\n")
+        subprocess.run([wsk, "action", "create", action, code, "--timeout", "300000"], env=env, check=True, capture_output=True)
+        invoked = subprocess.run([wsk, "action", "invoke", action], env=env, check=True, capture_output=True, text=True)
+        assert "ok: invoked" in invoked.stdout, invoked.stdout
+        deadline = time.time() + 60
+        running = []
+        while time.time() < deadline and not running:
+            running = [c for c in docker("ps", "--format", "{{.Names}}") if c.endswith("_" + action)]
+            time.sleep(0.5)
+        assert running, "positive control: the activation's container runs before the stop"
+        started = time.time()
+        subprocess.run([os.path.join(ROOT, "scripts", "stop")], env=env, check=True, timeout=300, capture_output=True)
+        assert time.time() - started < 120, "the stop did not wait for the 120 s action"
+        left = [name for name, pid in pids.items() if alive(pid)]
+        assert not left, "still running after scripts/stop: %s" % left
+        remaining = [c for c in docker("ps", "-a", "--format", "{{.Names}}") if c.endswith("_" + action)]
+        assert not remaining, "containers left by scripts/stop: %s" % remaining
+    finally:
+        for pid in pids.values():
+            if alive(pid):
+                os.kill(pid, 9)
+        for name in docker("ps", "-a", "--format", "{{.Names}}"):
+            if name.endswith("_" + action):
+                subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+        for network in docker("network", "ls", "--format", "{{.Name}}"):
+            if network.startswith("wmrunstop-%s-" % tag):
+                subprocess.run(["docker", "network", "rm", network], capture_output=True)
+        shutil.rmtree(state, ignore_errors=True)
