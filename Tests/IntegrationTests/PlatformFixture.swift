@@ -178,6 +178,16 @@ final class Platform: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: logDirectory)
     }
 
+    /// Waits until instance `id` is in the map files of `invokers`, then until it has left them.
+    func waitForInstanceToComeAndGo(_ id: String, invokers: [Int] = [0, 1]) async throws {
+        try await waitUntil("instance \(id) is in the map files of invokers \(invokers)", timeout: .seconds(30)) {
+            invokers.allSatisfy { self.mapFile(invoker: $0)?.instances.contains { $0.id == id } == true }
+        }
+        try await waitUntil("and leaves them", timeout: .seconds(30)) {
+            invokers.allSatisfy { self.mapFile(invoker: $0)?.instances.contains { $0.id == id } == false }
+        }
+    }
+
     /// One process's whole log.
     func log(_ name: String) -> String {
         (try? String(contentsOfFile: "\(logDirectory)/\(name)", encoding: .utf8)) ?? ""

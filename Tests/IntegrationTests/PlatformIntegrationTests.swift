@@ -259,12 +259,7 @@ struct PlatformIntegrationTests {
             try await platform.createAction("nap", code: "import time\ndef main(args):\n    time.sleep(3)\n    return {}\n")
             let nap = try await platform.invoke("nap", ["instanceID": "after-junk"], blocking: false)
             #expect(nap.status == 202)
-            try await waitUntil("the instance is in both invokers' map files", timeout: .seconds(30)) {
-                [0, 1].allSatisfy { platform.mapFile(invoker: $0)?.instances.contains { $0.id == "after-junk" } == true }
-            }
-            try await waitUntil("and leaves them", timeout: .seconds(30)) {
-                [0, 1].allSatisfy { platform.mapFile(invoker: $0)?.instances.contains { $0.id == "after-junk" } == false }
-            }
+            try await platform.waitForInstanceToComeAndGo("after-junk")
         }
     }
 

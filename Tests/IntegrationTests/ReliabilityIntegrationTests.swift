@@ -95,12 +95,7 @@ extension PlatformIntegrationTests {
             }
             let fresh = try await platform.invoke("nap", ["instanceID": "after-kill"], blocking: false)
             #expect(fresh.status == 202, "\(fresh.json)")
-            try await waitUntil("the new instance is in both invokers' map files", timeout: .seconds(30)) {
-                [0, 1].allSatisfy { platform.mapFile(invoker: $0)?.instances.contains { $0.id == "after-kill" } == true }
-            }
-            try await waitUntil("and leaves them", timeout: .seconds(30)) {
-                [0, 1].allSatisfy { platform.mapFile(invoker: $0)?.instances.contains { $0.id == "after-kill" } == false }
-            }
+            try await platform.waitForInstanceToComeAndGo("after-kill")
         }
     }
 
