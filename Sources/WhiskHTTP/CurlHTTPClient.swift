@@ -174,7 +174,8 @@ final class BodySink: @unchecked Sendable {
     }
 }
 
-/// Set once to stop a streaming transfer.
+/// A flag set once and read from any thread (stops a streaming transfer; marks an invoker's drain
+/// period as over).
 public final class CancelFlag: Sendable {
     private let value = Atomic<Bool>(false)
     public init() {}

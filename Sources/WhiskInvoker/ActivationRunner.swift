@@ -16,7 +16,7 @@ struct ActivationRunner: Sendable {
     let overlays: OverlayNetworks?
     let agent: AddressMapAgent?
     /// Passed once a shutdown's drain period ran out and the invoker removes what still runs.
-    let drainOver: DrainFlag
+    let drainOver: CancelFlag
     let logger: Logger
 
     func run(_ message: ActivationMessage) async -> WhiskActivation {
@@ -149,17 +149,16 @@ struct ActivationRunner: Sendable {
         let outcome = await post(container, path: "/run", body: runBody, until: deadline, retryConnect: false)
         let end = Self.nowMillis
         let response: ActivationResponse
-        var reusable = true
-        var timedOut = false
+        let ending: ContainerEvent
         switch outcome {
         case .response(let status, let body):
             response = Self.interpret(status: status, body: body, limit: configuration.resultLimit)
+            ending = .finished
         case .timedOut:
-            timedOut = true
-            reusable = false
+            ending = .failed(.timeout)
             response = .error(.developerError, .string("The action exceeded its time limits of \(action.limits.timeout) milliseconds."))
         case .failed(let error):
-            reusable = false
+            ending = .failed(.run)
             // The reply broke off: did the container die? Docker may not know yet the moment the
             // connection drops, so give it a second to report the exit.
             let exited = (try? await docker.waitContainer(container.id, timeout: .seconds(1))) != nil
@@ -172,8 +171,9 @@ struct ActivationRunner: Sendable {
                     : "The action did not produce a valid response and exited unexpectedly: \(error)"))
             }
         }
+        let timedOut = ending == .failed(.timeout)
         let logs = timedOut ? [] : Self.limit(await collectLogs(&container), toBytes: action.limits.logs * 1024 * 1024)
-        await pool.release(container, timedOut ? .failed(.timeout) : reusable ? .finished(reusable: true) : .failed(.run))
+        await pool.release(container, ending)
         return record(message, action: action, start: runStart, end: end, response: response, logs: logs,
                       annotations: annotations + [Parameter(key: "timeout", value: .bool(timedOut))])
     }

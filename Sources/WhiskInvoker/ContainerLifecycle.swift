@@ -40,8 +40,8 @@ public enum ContainerEvent: Sendable, Equatable {
     case claimed
     /// `/init` (and the overlay attach) succeeded; `/run` follows.
     case initialized
-    /// `/run` answered; a reusable container goes back to warm.
-    case finished(reusable: Bool)
+    /// `/run` answered: the container goes back to warm.
+    case finished
     case failed(ContainerFailure)
     /// Docker reported it dead.
     case died
@@ -62,7 +62,7 @@ public enum ContainerLifecycle {
         case (.stemCell, .claimed): return .initializing
         case (.initializing, .initialized): return .running
         case (.warm, .claimed): return .running
-        case (.running, .finished(let reusable)): return reusable ? .warm : .removing
+        case (.running, .finished): return .warm
         case (.stemCell, .evicted), (.warm, .evicted), (.stemCell, .expired), (.warm, .expired): return .removing
         case (.creating, .failed), (.stemCell, .failed(.overlayAttach)), (.initializing, .failed), (.running, .failed): return .removing
         case (_, .died), (_, .shutdown): return .removing

@@ -62,21 +62,21 @@ public actor ContainerPool {
         defer { publishSnapshot() }
         let stem = stemKey(kind: kind, namespace: namespace)
         recentNamespaces[namespace] = .now
-        switch state.place(actionKey: actionKey, stemKey: stem, memory: memory) {
-        case .warm(let key):
-            return (claim(key, actionKey: actionKey), false)
-        case .stemCell(let key):
-            return (claim(key, actionKey: actionKey), true)
-        case .create:
-            // Decided again once a creation slot is free: the pool may have changed meanwhile.
-            await waitForCreateSlot()
-            defer { freeCreateSlot() }
+        var holdsCreateSlot = false
+        defer { if holdsCreateSlot { freeCreateSlot() } }
+        while true {
             switch state.place(actionKey: actionKey, stemKey: stem, memory: memory) {
             case .warm(let key):
                 return (claim(key, actionKey: actionKey), false)
             case .stemCell(let key):
                 return (claim(key, actionKey: actionKey), true)
             case .create(let victims):
+                guard holdsCreateSlot else {
+                    // Decided again once a creation slot is free: the pool may have changed meanwhile.
+                    await waitForCreateSlot()
+                    holdsCreateSlot = true
+                    continue
+                }
                 await evict(victims)
                 var container = try await create(kind: kind, memory: memory, namespace: namespace, action: action, stemKey: nil, attach: false)
                 container.actionKey = actionKey
@@ -102,7 +102,7 @@ public actor ContainerPool {
         transition(container.id, .initialized)
     }
 
-    /// Ends a container's part in an activation: `.finished(reusable:)` or `.failed(_:)`.
+    /// Ends a container's part in an activation: `.finished` or `.failed(_:)`.
     public func release(_ container: ActionContainer, _ event: ContainerEvent) async {
         defer { publishSnapshot() }
         var container = container
@@ -134,10 +134,9 @@ public actor ContainerPool {
     /// drops) the stem cells.
     public func maintain() async {
         defer { publishSnapshot() }
-        let expired = state.expired(before: .now - configuration.idleTimeout)
-        for key in expired { transition(key, .expired) }
-        let stuck = state.entries.filter { $0.value.state == .removing && !removals.contains($0.key) && !$0.key.hasPrefix(Self.placeholderPrefix) }.map(\.key)
-        await remove(expired + stuck)
+        for key in state.expired(before: .now - configuration.idleTimeout) { transition(key, .expired) }
+        // The expired ones, and any whose removal Docker refused earlier.
+        await remove(state.keys(in: .removing))
 
         var wanted: [String: Int] = [:]
         var namespaceOf: [String: String] = [:]
@@ -197,18 +196,18 @@ public actor ContainerPool {
         (state.count(.warm), state.count(.stemCell), state.count(.initializing) + state.count(.running))
     }
 
-    /// The Docker ids of every container the pool knows (for the no-leak invariant).
-    public var knownContainerIDs: Set<String> { state.containerIDs }
+    /// What `poolStateFile` holds: the Docker ids the pool knows and how many containers it is
+    /// still creating (whose ids it may not know yet).
+    public struct Snapshot: Codable, Sendable {
+        public var containers: [String]
+        public var creating: Int
+    }
 
-    public var entries: [String: PoolEntry] { state.entries }
-
-    /// Writes the pool's containers and their states to `poolStateFile`, if one is configured.
+    /// Writes the pool's ``Snapshot`` to `poolStateFile`, if one is configured.
     private func publishSnapshot() {
         guard let path = configuration.poolStateFile else { return }
-        var containers: [String: String] = [:]
-        for (key, entry) in state.entries { containers[key] = entry.state.rawValue }
         do {
-            let data = try JSONEncoder().encode(["containers": containers])
+            let data = try JSONEncoder().encode(Snapshot(containers: state.containerIDs.sorted(), creating: state.count(.creating)))
             try data.write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
             logger.warning("cannot write the pool state file", metadata: ["path": "\(path)", "error": "\(error)"])

@@ -19,7 +19,7 @@ public final class Invoker: Service, Sendable {
     let codeSource: any ActionCodeSource
     /// What of `invokerN` may be committed: only what finished, in offset order.
     let watermark = Mutex(KafkaCommitWatermark())
-    let drainOver = DrainFlag()
+    let drainOver = CancelFlag()
     let producer: KafkaProducer
     let overlays: OverlayNetworks?
     let agent: AddressMapAgent?
@@ -218,7 +218,7 @@ public final class Invoker: Service, Sendable {
     /// may have run (`mayHaveRun`), or that waited longer than `recheckAfter` (the controller may
     /// have given up on it), and that already has its record is not run.
     func handle(_ message: ActivationMessage, mayHaveRun: Bool = false) async {
-        let age = Int64(Date().timeIntervalSince1970 * 1000) - message.transid.start
+        let age = ActivationRunner.nowMillis - message.transid.start
         if mayHaveRun || age > Int64(configuration.recheckAfter.milliseconds) {
             do {
                 if try await codeSource.hasRecord(namespace: message.user.namespace.name.rawValue, activationId: message.activationId) {

@@ -91,6 +91,8 @@ public struct PoolState: Sendable {
 
     public func count(_ state: ContainerState) -> Int { entries.values.filter { $0.state == state }.count }
 
+    public func keys(in state: ContainerState) -> [String] { entries.filter { $0.value.state == state }.map(\.key).sorted() }
+
     /// The Docker ids of the containers the pool knows (not those still being created).
     public var containerIDs: Set<String> {
         Set(entries.filter { $0.value.state != .creating }.map(\.key))

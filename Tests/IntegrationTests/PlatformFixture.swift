@@ -125,20 +125,24 @@ final class Platform: @unchecked Sendable {
         var configuration = DockerClient.Configuration()
         configuration.socketPath = TestEnvironment.dockerSocket
         let docker = DockerClient(configuration: configuration, logger: TestEnvironment.logger)
-        defer { Task { await docker.shutdown() } }
         let deadline = ContinuousClock.now + patience
+        var difference: String?
         while true {
             let inDocker = Set(((try? await docker.listContainers(labels: ["org.whiskmesh.test=\(runLabel)", "org.whiskmesh.invoker=\(id)"])) ?? []).map(\.id))
             let snapshot = FileManager.default.contents(atPath: poolStateFile(invoker: id))
-                .flatMap { try? JSONDecoder().decode([String: [String: String]].self, from: $0) }?["containers"] ?? [:]
-            let creating = snapshot.keys.contains { $0.hasPrefix("creating-") }
-            let inPool = Set(snapshot.keys.filter { !$0.hasPrefix("creating-") })
-            if !creating && inPool == inDocker { return nil }
-            if ContinuousClock.now > deadline {
-                return "only in Docker: \(inDocker.subtracting(inPool).sorted()), only in the pool: \(inPool.subtracting(inDocker).sorted()), creating: \(creating)"
+                .flatMap { try? JSONDecoder().decode(ContainerPool.Snapshot.self, from: $0) }
+            let inPool = Set(snapshot?.containers ?? [])
+            if let snapshot, snapshot.creating == 0, inPool == inDocker {
+                difference = nil
+                break
             }
+            difference = "only in Docker: \(inDocker.subtracting(inPool).sorted()), only in the pool: \(inPool.subtracting(inDocker).sorted()), "
+                + "being created: \(snapshot.map { String($0.creating) } ?? "no pool state file")"
+            if ContinuousClock.now > deadline { break }
             try? await Task.sleep(for: .milliseconds(250))
         }
+        await docker.shutdown()
+        return difference
     }
 
     /// Checks the pool invariant of every invoker still running (after every platform test).

@@ -8,12 +8,11 @@ struct ContainerLifecycleTests {
         #expect(ContainerLifecycle.next(.creating, on: .started(forActivation: false)) == .stemCell)
         #expect(ContainerLifecycle.next(.stemCell, on: .claimed) == .initializing)
         #expect(ContainerLifecycle.next(.initializing, on: .initialized) == .running)
-        #expect(ContainerLifecycle.next(.running, on: .finished(reusable: true)) == .warm)
+        #expect(ContainerLifecycle.next(.running, on: .finished) == .warm)
         #expect(ContainerLifecycle.next(.warm, on: .claimed) == .running)
     }
 
     @Test func everyExitPathEndsInRemoving() {
-        #expect(ContainerLifecycle.next(.running, on: .finished(reusable: false)) == .removing)
         for failure in ContainerFailure.allCases {
             #expect(ContainerLifecycle.next(.creating, on: .failed(failure)) == .removing)
             #expect(ContainerLifecycle.next(.initializing, on: .failed(failure)) == .removing)
@@ -31,7 +30,7 @@ struct ContainerLifecycleTests {
     }
 
     @Test func removingAbsorbsLateEndingsButNeverComesBack() {
-        for event in [ContainerEvent.finished(reusable: true), .failed(.run), .evicted, .expired, .died, .shutdown] {
+        for event in [ContainerEvent.finished, .failed(.run), .evicted, .expired, .died, .shutdown] {
             #expect(ContainerLifecycle.next(.removing, on: event) == .removing, "\(event)")
         }
         for event in [ContainerEvent.claimed, .initialized, .started(forActivation: true), .started(forActivation: false)] {
@@ -44,7 +43,7 @@ struct ContainerLifecycleTests {
             #expect(ContainerLifecycle.next(state, on: .evicted) == nil)
             #expect(ContainerLifecycle.next(state, on: .expired) == nil)
         }
-        #expect(ContainerLifecycle.next(.warm, on: .finished(reusable: true)) == nil)
+        #expect(ContainerLifecycle.next(.warm, on: .finished) == nil)
         #expect(ContainerLifecycle.next(.stemCell, on: .initialized) == nil)
         #expect(ContainerLifecycle.next(.running, on: .claimed) == nil, "a running container is never handed out twice")
         #expect(ContainerLifecycle.next(.warm, on: .failed(.run)) == nil)
@@ -70,7 +69,7 @@ struct PoolStateTests {
             case .stemCell: [.started(forActivation: false)]
             case .initializing: [.started(forActivation: true)]
             case .running: [.started(forActivation: true), .initialized]
-            case .warm: [.started(forActivation: true), .initialized, .finished(reusable: true)]
+            case .warm: [.started(forActivation: true), .initialized, .finished]
             case .removing: [.shutdown]
             }
             for event in path { state.apply(event, to: container.id) }
