@@ -11,22 +11,19 @@ extension Controller {
         guard components.count <= configuration.maxSequenceLength else {
             throw APIError(.badRequest, "Too many actions in the sequence.")
         }
-        // Pending until its record is stored: a controller restart in between leaves a record saying so.
+        // Pending until its record is stored: a controller restart in between leaves a record
+        // saying so. No deadline: while this controller runs, the sequence's own task ends it.
         let accepted = Self.nowMillis
-        runningSequences.withLock { _ = $0.insert(activationId) }
         do {
             try await store.addPending(PendingActivation(
                 activationId: activationId, kind: .sequence, namespace: identity.name, action: sequence.fullyQualifiedName,
-                version: sequence.version, invoker: nil, controller: controllerInstance.asString, accepted: accepted, deadline: accepted
+                version: sequence.version, invoker: nil, controller: controllerInstance.asString, accepted: accepted, deadline: .max
             ))
         } catch {
-            runningSequences.withLock { _ = $0.remove(activationId) }
             throw APIError(.serviceUnavailable, "The sequence could not be scheduled: \(error)")
         }
         let run: @Sendable () async -> WhiskActivation = {
-            let record = await self.runSequence(sequence, id: activationId, as: identity, parameters: parameters, transid: transid)
-            self.runningSequences.withLock { _ = $0.remove(activationId) }
-            return record
+            await self.runSequence(sequence, id: activationId, as: identity, parameters: parameters, transid: transid)
         }
         guard blocking else {
             submit { _ = await run() }

@@ -21,17 +21,16 @@ public final class Controller: Sendable {
     let producer: KafkaProducer
     private let health: Mutex<InvokerHealth>
     private let balancer = Mutex(ShardingBalancer())
-    /// Deadlines after which an activation's slot is released even without a completion.
-    private let slotDeadlines = Mutex([ActivationId: ContinuousClock.Instant]())
     private let jobs: AsyncStream<@Sendable () async -> Void>
     private let jobsContinuation: AsyncStream<@Sendable () async -> Void>.Continuation
     let controllerInstance: ControllerInstanceId
     let addressMap = AddressMapHub()
     /// Held while address-map publications are handed to the producer (keeps their order).
     let publishing = Mutex(())
-    /// Sequences this controller's tasks are running (any other pending sequence was cut short).
-    let runningSequences = Mutex(Set<ActivationId>())
     private let started = ContinuousClock.now
+    /// Epoch milliseconds of this controller's start: a pending sequence accepted before it was
+    /// cut short by a restart (sequences run inside the controller).
+    let startedMillis = Controller.nowMillis
 
     public init(configuration: ControllerConfiguration, store: any EntityStore, logger: Logger) async throws {
         self.configuration = configuration
@@ -98,31 +97,33 @@ public final class Controller: Sendable {
             if claimed != nil { addressMap.release(activationId: activationId) }
             throw APIError(.serviceUnavailable, "No invokers available.")
         }
-        slotDeadlines.withLock {
-            $0[activationId] = .now + .milliseconds(action.limits.timeout) + configuration.slotGrace
-        }
         // Remembered until its record is stored, across controller restarts (see PendingVerdict).
+        // Its deadline also releases the slot if no completion comes. The store write runs while
+        // the message is published, so it adds no latency; both must succeed before the 202.
         let accepted = Self.nowMillis
         let pending = PendingActivation(
             activationId: activationId, kind: .action, namespace: identity.name, action: action.fullyQualifiedName, version: action.version,
             invoker: invoker, controller: controllerInstance.asString, cause: cause, accepted: accepted,
-            deadline: accepted + Int64(action.limits.timeout) + configuration.slotGrace.inMilliseconds
+            deadline: accepted + Int64(action.limits.timeout) + Int64(configuration.slotGrace / .milliseconds(1))
         )
-        do {
-            try await store.addPending(pending)
-        } catch {
-            release(activationId)
-            logger.error("cannot record a pending activation", metadata: ["activationId": "\(activationId)", "error": "\(error)"])
-            throw APIError(.serviceUnavailable, "The activation could not be scheduled: \(error)")
-        }
         if blocking { waiters.register(activationId) }
+        async let remembered: Void = store.addPending(pending)
         do {
             try await producer.send(topic: configuration.topic("invoker\(invoker)"), value: try WhiskMessageCoding.encode(message))
         } catch {
             release(activationId)
             waiters.expire(activationId)
+            // Not accepted: it must not be given up on later either.
+            if (try? await remembered) != nil { try? await store.forgetPending(activationId) }
             logger.error("cannot publish activation", metadata: ["activationId": "\(activationId)", "error": "\(error)"])
             throw APIError(.serviceUnavailable, "The activation could not be scheduled: \(error)")
+        }
+        do {
+            try await remembered
+        } catch {
+            // Published, so it runs and its record comes as usual; only a controller restart
+            // before then would leave it without the give-up safety net. Accepting it is right.
+            logger.error("cannot remember a pending activation", metadata: ["activationId": "\(activationId)", "error": "\(error)"])
         }
         logger.debug("activation published", metadata: ["activationId": "\(activationId)", "invoker": "\(invoker)", "action": "\(action.fullyQualifiedName)"])
         guard blocking else { return .accepted(activationId) }
@@ -136,10 +137,12 @@ public final class Controller: Sendable {
         return .accepted(activationId)
     }
 
-    private func release(_ activationId: ActivationId) {
+    /// Releases the activation's memory slot and instance-ID claim.
+    /// - Returns: whether a slot was still held.
+    @discardableResult
+    private func release(_ activationId: ActivationId) -> Bool {
         addressMap.release(activationId: activationId)
-        balancer.withLock { _ = $0.release(activationId: activationId) }
-        slotDeadlines.withLock { _ = $0.removeValue(forKey: activationId) }
+        return balancer.withLock { $0.release(activationId: activationId) } != nil
     }
 
     /// Runs `job` in the controller's own task group (the non-blocking part of sequences).
@@ -195,46 +198,42 @@ public final class Controller: Sendable {
         await handleAddressMap(of: ping)
     }
 
-    /// Once a second: offline detection and release of slots whose completion never came.
+    /// Once a second: offline detection.
     func tick() {
         for transition in health.withLock({ $0.tick(at: .now) }) {
             logger.warning("invoker offline", metadata: ["invoker": "\(transition.instance)"])
         }
-        let now = ContinuousClock.now
-        let expired = slotDeadlines.withLock { deadlines in
-            let ids = deadlines.filter { $0.value < now }.map(\.key)
-            for id in ids { deadlines[id] = nil }
-            return ids
-        }
-        for id in expired {
-            addressMap.release(activationId: id)
-            balancer.withLock { _ = $0.release(activationId: id) }
-            logger.warning("slot released without completion", metadata: ["activationId": "\(id)"])
-        }
     }
 
-    /// Gives up on accepted activations whose record is overdue (``PendingVerdict``): each gets a
-    /// provisional whisk-error record. Waits until invokers had time to ping a restarted controller.
-    func reconcilePending() async {
-        guard ContinuousClock.now - started > configuration.invokerOfflineTimeout + .seconds(2) else { return }
+    /// Handles accepted activations whose record is overdue: releases their slots, and gives up
+    /// on those ``PendingVerdict`` says to, each with a provisional whisk-error record. Waits until
+    /// invokers had time to ping a restarted controller.
+    ///
+    /// - Parameter everything: read every pending activation, not only those past their deadline:
+    ///   the first pass after a start finds the sequences an earlier run of the controller left.
+    /// - Returns: false while it is too early after the start to judge.
+    func reconcilePending(everything: Bool = false) async -> Bool {
+        guard ContinuousClock.now - started > configuration.invokerOfflineTimeout + .seconds(2) else { return false }
         let now = Self.nowMillis
         let due: [PendingActivation]
         do {
-            due = try await store.pendingActivations(controller: controllerInstance.asString, dueBy: now)
+            due = try await store.pendingActivations(controller: controllerInstance.asString, dueBy: everything ? .max : now)
         } catch {
             logger.error("cannot read pending activations", metadata: ["error": "\(error)"])
-            return
+            return true
         }
-        guard !due.isEmpty else { return }
+        guard !due.isEmpty else { return true }
         let states = health.withLock { health in Dictionary(health.sorted.map { ($0.id.instance, $0.state) }) { a, _ in a } }
-        let running = runningSequences.withLock { $0 }
         for pending in due {
+            if pending.kind == .action, now >= pending.deadline, release(pending.activationId) {
+                logger.warning("slot released without completion", metadata: ["activationId": "\(pending.activationId)"])
+            }
             let verdict = PendingVerdict.decide(pending, now: now, invoker: pending.invoker.flatMap { states[$0] },
-                                                sequenceRunning: running.contains(pending.activationId),
-                                                abandonAfter: configuration.abandonAfter.inMilliseconds)
+                                                controllerStarted: startedMillis, abandonAfter: Int64(configuration.abandonAfter / .milliseconds(1)))
             guard case .giveUp(let message) = verdict else { continue }
             guard let record = PendingVerdict.record(for: pending, message: message, now: now) else {
                 logger.error("pending activation has an invalid name; dropped", metadata: ["activationId": "\(pending.activationId)"])
+                try? await store.forgetPending(pending.activationId)
                 continue
             }
             release(pending.activationId)
@@ -246,6 +245,7 @@ public final class Controller: Sendable {
             }
             waiters.complete(record)
         }
+        return true
     }
 
     /// Invoker states as `GET /invokers` shows them.
@@ -290,8 +290,9 @@ public final class Controller: Sendable {
                 }
             }
             group.addTask {
+                var swept = false
                 while !Task.isCancelled {
-                    await self.reconcilePending()
+                    if await self.reconcilePending(everything: !swept) { swept = true }
                     try? await Task.sleep(for: .seconds(2))
                 }
             }

@@ -6,7 +6,7 @@ import WhiskMessages
 /// The controller gives up, with a record that says why, only once the activation's deadline
 /// (its timeout plus the slot grace) has passed and its invoker is offline, or long after the
 /// deadline whatever the invoker's state. A sequence is run by the controller itself, so one
-/// that no running controller task owns was cut short by a controller restart.
+/// accepted before the running controller started was cut short by a restart.
 public enum PendingVerdict: Sendable, Equatable {
     case wait
     /// Write a whisk-error record with this message.
@@ -15,13 +15,13 @@ public enum PendingVerdict: Sendable, Equatable {
     /// - Parameters:
     ///   - now: epoch milliseconds.
     ///   - invoker: the state of the activation's invoker, nil when this controller never heard of it.
-    ///   - sequenceRunning: whether a task of this controller is running the sequence.
+    ///   - controllerStarted: epoch milliseconds of the running controller's start.
     ///   - abandonAfter: milliseconds after the deadline at which a healthy invoker is no excuse either.
-    public static func decide(_ pending: PendingActivation, now: Int64, invoker: InvokerState?, sequenceRunning: Bool,
+    public static func decide(_ pending: PendingActivation, now: Int64, invoker: InvokerState?, controllerStarted: Int64,
                               abandonAfter: Int64) -> PendingVerdict {
         switch pending.kind {
         case .sequence:
-            return sequenceRunning ? .wait
+            return pending.accepted >= controllerStarted ? .wait
                 : .giveUp("The controller restarted while this sequence was running; its remaining components did not run.")
         case .action:
             guard now >= pending.deadline else { return .wait }
@@ -42,23 +42,13 @@ public enum PendingVerdict: Sendable, Equatable {
     public static func record(for pending: PendingActivation, message: String, now: Int64) -> WhiskActivation? {
         let name = pending.action.split(separator: "/").last.map(String.init) ?? pending.action
         guard let namespace = EntityPath(pending.namespace), let entity = EntityName(name) else { return nil }
+        var annotations = [Parameter(key: "path", value: .string(pending.action))]
+        if pending.kind == .sequence { annotations.append(Parameter(key: "kind", value: "sequence")) }
+        annotations.append(Parameter(key: "givenUp", value: true))
         return WhiskActivation(
             namespace: namespace, name: entity, subject: pending.namespace, activationId: pending.activationId,
             start: pending.accepted, end: max(now, pending.accepted), cause: pending.cause,
-            response: .error(.whiskError, .string(message)), version: pending.version,
-            annotations: [
-                Parameter(key: "path", value: .string(pending.action)),
-                Parameter(key: "kind", value: .string(pending.kind == .sequence ? "sequence" : "unknown")),
-                Parameter(key: "givenUp", value: true),
-            ]
+            response: .error(.whiskError, .string(message)), version: pending.version, annotations: annotations
         )
-    }
-}
-
-extension Duration {
-    /// Whole milliseconds.
-    var inMilliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 }

@@ -62,6 +62,29 @@ extension PlatformIntegrationTests {
         }
     }
 
+    /// The controller remembers accepted activations in its store: SIGKILLed and restarted
+    /// while its only invoker is dead, it still gives each of them a record that says why (an
+    /// in-memory memory of them would leave them without one).
+    @Test func pendingActivationsSurviveAControllerRestartAndEndWithARecord() async throws {
+        try await withPlatform(invokers: 1, controllerFlags: ["--slot-grace", "1"]) { platform in
+            try await platform.createAction("mark", code: "def main(args):\n    return {'ran': args['n']}\n", timeout: 1000)
+            #expect(try await platform.invoke("mark", ["n": 0], result: true).json == ["ran": 0])
+            platform.kill(invoker: 0)
+            var ids: [String] = []
+            for n in 1...3 {
+                let reply = try await platform.invoke("mark", ["n": .int(Int64(n))], blocking: false)
+                #expect(reply.status == 202, "\(reply.json)")
+                if let id = reply.json["activationId"]?.stringValue { ids.append(id) }
+            }
+            #expect(ids.count == 3)
+            try await platform.restartController(kill: true)
+            let records = try await waitForRecords(platform, ids, timeout: .seconds(60))
+            for (id, record) in records {
+                #expect(record["response"]?["result"]?["error"]?.stringValue?.contains("invoker0 went offline") == true, "\(id): \(record)")
+            }
+        }
+    }
+
     /// A controller SIGKILLed while activations run and a sequence waits on its component: after
     /// the restart every accepted activation has its record (acks are read from the committed
     /// offset), the cut-short sequence has one that says so, invokers are up again, and the

@@ -104,6 +104,18 @@ struct StoreTests {
         #expect(try await store.pendingActivations(controller: "0", dueBy: 5000) == [pending(late, deadline: 2000)])
     }
 
+    @Test func aPendingActivationWhoseRecordIsAlreadyStoredIsNotAddedAndOneNotAcceptedIsForgotten() async throws {
+        let store = try SQLiteEntityStore(path: nil)
+        let record = activation("x", start: 100)
+        try await store.storeActivation(record)
+        try await store.addPending(pending(record.activationId, deadline: 1000))
+        #expect(try await store.pendingActivations(controller: "0", dueBy: .max).isEmpty, "the record came first: nothing is pending")
+        let refused = ActivationId.generate()
+        try await store.addPending(pending(refused, deadline: 1000))
+        try await store.forgetPending(refused)
+        #expect(try await store.pendingActivations(controller: "0", dueBy: .max).isEmpty)
+    }
+
     @Test func pendingActivationsSurviveReopeningTheFile() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("whiskmesh-store-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -125,13 +137,13 @@ struct PendingVerdictTests {
 
     @Test func anActionWaitsUntilItsDeadlineWhateverItsInvoker() {
         for state in [nil, InvokerState.offline, .healthy, .unhealthy] {
-            #expect(PendingVerdict.decide(action, now: 9_999, invoker: state, sequenceRunning: false, abandonAfter: 300_000) == .wait)
+            #expect(PendingVerdict.decide(action, now: 9_999, invoker: state, controllerStarted: 0, abandonAfter: 300_000) == .wait)
         }
     }
 
     @Test func pastItsDeadlineAnOfflineOrUnknownInvokerMeansGivingUp() {
         for state in [nil, InvokerState.offline] {
-            guard case .giveUp(let message) = PendingVerdict.decide(action, now: 10_000, invoker: state, sequenceRunning: false, abandonAfter: 300_000) else {
+            guard case .giveUp(let message) = PendingVerdict.decide(action, now: 10_000, invoker: state, controllerStarted: 0, abandonAfter: 300_000) else {
                 Issue.record("expected a give-up for \(String(describing: state))")
                 continue
             }
@@ -140,9 +152,9 @@ struct PendingVerdictTests {
     }
 
     @Test func aLiveInvokerGetsTheAbandonPeriodOnTop() {
-        #expect(PendingVerdict.decide(action, now: 309_999, invoker: .healthy, sequenceRunning: false, abandonAfter: 300_000) == .wait)
-        #expect(PendingVerdict.decide(action, now: 309_999, invoker: .unhealthy, sequenceRunning: false, abandonAfter: 300_000) == .wait)
-        guard case .giveUp(let message) = PendingVerdict.decide(action, now: 310_000, invoker: .healthy, sequenceRunning: false, abandonAfter: 300_000) else {
+        #expect(PendingVerdict.decide(action, now: 309_999, invoker: .healthy, controllerStarted: 0, abandonAfter: 300_000) == .wait)
+        #expect(PendingVerdict.decide(action, now: 309_999, invoker: .unhealthy, controllerStarted: 0, abandonAfter: 300_000) == .wait)
+        guard case .giveUp(let message) = PendingVerdict.decide(action, now: 310_000, invoker: .healthy, controllerStarted: 0, abandonAfter: 300_000) else {
             Issue.record("expected a give-up")
             return
         }
@@ -153,8 +165,10 @@ struct PendingVerdictTests {
         var sequence = action
         sequence.kind = .sequence
         sequence.invoker = nil
-        #expect(PendingVerdict.decide(sequence, now: 0, invoker: nil, sequenceRunning: true, abandonAfter: 0) == .wait)
-        #expect(PendingVerdict.decide(sequence, now: 0, invoker: nil, sequenceRunning: false, abandonAfter: 0)
+        sequence.deadline = .max
+        // Accepted at 1,000: by this controller if it started at 1,000, by an earlier one if at 1,001.
+        #expect(PendingVerdict.decide(sequence, now: 5_000, invoker: nil, controllerStarted: 1_000, abandonAfter: 0) == .wait)
+        #expect(PendingVerdict.decide(sequence, now: 5_000, invoker: nil, controllerStarted: 1_001, abandonAfter: 0)
                 == .giveUp("The controller restarted while this sequence was running; its remaining components did not run."))
     }
 

@@ -126,8 +126,11 @@ public protocol EntityStore: Sendable {
     func activation(namespace: String, id: ActivationId) async throws -> WhiskActivation?
     func activations(_ query: ActivationQuery) async throws -> [WhiskActivation]
 
-    /// Remembers an accepted activation until its record is stored, across controller restarts.
+    /// Remembers an accepted activation until its record is stored, across controller restarts
+    /// (a no-op when the record is there already).
     func addPending(_ pending: PendingActivation) async throws
+    /// Forgets a pending activation that was not accepted after all.
+    func forgetPending(_ activationId: ActivationId) async throws
     /// The accepted activations of `controller` that have no record yet and whose deadline
     /// (epoch milliseconds) is at or before `dueBy`.
     func pendingActivations(controller: String, dueBy: Int64) async throws -> [PendingActivation]
@@ -162,7 +165,8 @@ public struct PendingActivation: Sendable, Equatable, Codable {
     public var cause: ActivationId?
     /// Epoch milliseconds.
     public var accepted: Int64
-    /// Epoch milliseconds after which the controller may give up waiting (see ``PendingVerdict``).
+    /// Epoch milliseconds after which the controller may give up waiting (see ``PendingVerdict``);
+    /// `Int64.max` for sequences, which the controller's own task ends.
     public var deadline: Int64
 
     public init(activationId: ActivationId, kind: Kind, namespace: String, action: String, version: SemVer, invoker: Int?,

@@ -178,8 +178,17 @@ public final class SQLiteEntityStore: EntityStore {
     public func addPending(_ pending: PendingActivation) async throws {
         let document = try Self.encode(pending)
         try await database.write { db in
-            try db.execute(sql: "INSERT OR REPLACE INTO pending_activation (id, controller, deadline, document) VALUES (?, ?, ?, ?)",
-                           arguments: [pending.activationId.rawValue, pending.controller, pending.deadline, document])
+            // The record may have been stored first (the write races the publication).
+            try db.execute(sql: """
+                INSERT OR REPLACE INTO pending_activation (id, controller, deadline, document)
+                SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM activation WHERE id = ?)
+                """, arguments: [pending.activationId.rawValue, pending.controller, pending.deadline, document, pending.activationId.rawValue])
+        }
+    }
+
+    public func forgetPending(_ activationId: ActivationId) async throws {
+        try await database.write { db in
+            try db.execute(sql: "DELETE FROM pending_activation WHERE id = ?", arguments: [activationId.rawValue])
         }
     }
 
