@@ -96,7 +96,8 @@ class Load:
         with self.lock:
             self.calls.append(entry)
 
-    def run(self, duration, faults):
+    def run(self, duration, faults, sample=None):
+        """Sends for `duration` s, starting each fault at its time; calls `sample()` about once a second."""
         start = time.time()
         n = 0
         pending = sorted(faults, key=lambda f: f[0])
@@ -106,6 +107,8 @@ class Load:
                 wb.log("t=%4.1f s  %s" % (time.time() - start, name))
                 threading.Thread(target=action, daemon=True).start()
             n += 1
+            if sample is not None and n % max(1, int(self.rate)) == 0:
+                sample()
             self.futures.append(self.pool.submit(self.call, n, KINDS[n % 3], n % 5 == 0))
             time.sleep(max(0.0, start + n / self.rate - time.time()))
         concurrent.futures.wait(self.futures)
@@ -113,17 +116,18 @@ class Load:
 
 
 def witness_runs(witness_name):
-    """Per (tag, n): the runs as [start, end or None] from the witness's log."""
+    """Per (tag, n): the runs as [start, end or None] from the witness's log (instance-ID
+    activations run the same action as plain ones, so both carry the tag "plain")."""
     lines = wb.docker("logs", witness_name, check=False).splitlines()
     runs = collections.defaultdict(list)
     for line in lines:
         parts = line.split()
         if len(parts) != 5:
             continue
-        at, tag, event, n, _activation = parts
+        at, tag, event, n, activation = parts
         key = (tag, int(n))
         if event == "start":
-            runs[key].append([float(at), None])
+            runs[key].append([float(at), None, activation])
         elif event == "end":
             open_runs = [r for r in runs[key] if r[1] is None]
             if open_runs:
@@ -132,8 +136,8 @@ def witness_runs(witness_name):
 
 
 def overlapping(runs):
-    for i, (s1, e1) in enumerate(runs):
-        for s2, e2 in runs[i + 1:]:
+    for i, (s1, e1, _) in enumerate(runs):
+        for s2, e2, _ in runs[i + 1:]:
             # A run without an end was cut short (its container or invoker killed): it is taken
             # to have ended at the latest when the other one started only if that one began
             # more than its duration later.
@@ -144,7 +148,7 @@ def overlapping(runs):
     return False
 
 
-def map_files_empty(stack):
+def map_instances(stack):
     left = {}
     for i in range(stack.invoker_count):
         root = stack.map_dir(i)
@@ -243,7 +247,9 @@ def main():
         load = Load(stack, witness, options.rate)
         wb.log("load: %.0f s at %.0f/s with faults; witness at %s" % (duration, options.rate, witness))
         started = time.time()
-        load.run(duration, faults)
+        # Positive control of the map check at the end: live instances do show in the map files.
+        seen_in_maps = set()
+        load.run(duration, faults, sample=lambda: seen_in_maps.update(i for ids in map_instances(stack).values() for i in ids))
         wb.log("load done after %.0f s; waiting for records" % (time.time() - started))
         stack.wait_invokers(timeout=120)
 
@@ -267,10 +273,10 @@ def main():
         lost = [c for c in accepted if c["id"] not in records]
 
         map_deadline = time.time() + 20
-        left = map_files_empty(stack)
+        left = map_instances(stack)
         while left and time.time() < map_deadline:
             time.sleep(0.5)
-            left = map_files_empty(stack)
+            left = map_instances(stack)
 
         outcomes = collections.Counter()
         reasons = collections.Counter()
@@ -284,10 +290,12 @@ def main():
                 error = str(record.get("response", {}).get("result", {}).get("error", ""))
                 reasons[error[:90]] += 1
         runs = witness_runs(witness_name)
-        expected = {("plain", c["n"]) for c in accepted if c["kind"] != "sequence"}
         twice = sorted(key for key, value in runs.items() if len(value) > 1)
         concurrent_twice = sorted(key for key in twice if overlapping(runs[key]))
-        ran_without_record = sorted(key for key in expected if key in runs and key[1] in {c["n"] for c in lost})
+        # Positive control of the run count: every plain or instance-ID activation that succeeded
+        # was seen starting by the witness (a witness that saw nothing would report no double run).
+        unseen = sorted(c["n"] for c in accepted if c["kind"] != "sequence" and c["id"] in records
+                        and records[c["id"]].get("response", {}).get("status") == "success" and ("plain", c["n"]) not in runs)
 
         result = {
             "durationSeconds": duration, "rate": options.rate, "faults": dict(counts),
@@ -297,18 +305,24 @@ def main():
             "recorded": len(records), "lost": len(lost), "lostIds": [c["id"] for c in lost][:20],
             "outcomes": dict(outcomes), "errorReasons": dict(reasons.most_common(8)),
             "runTwice": len(twice), "runTwiceAtTheSameTime": len(concurrent_twice),
-            "runTwiceExamples": ["%s %d" % key for key in twice[:10]],
-            "ranWithoutRecord": len(ran_without_record),
+            "runTwiceExamples": ["%s %d: %s" % (key[0], key[1], " ".join("%s@%.1f" % (r[2], r[0] - started) for r in runs[key]))
+                                 for key in twice[:10]],
+            "successesTheWitnessMissed": len(unseen),
+            "instancesSeenInMapsDuringLoad": len(seen_in_maps),
             "mapReturnedToTruth": not left, "mapLeftovers": left,
         }
         print(json.dumps(result, indent=1))
         if options.record:
             wb.RESULTS = os.path.join(wb.ROOT, "docs", "reliability")
             wb.save("chaos", result)
-        failed = lost or concurrent_twice or left
+        failed = lost or concurrent_twice or left or unseen or not seen_in_maps
         if failed:
-            wb.log("FAILED: %d lost, %d run twice at the same time, map leftovers %s (logs: %s)" % (len(lost), len(concurrent_twice), left, stack.dir))
-            os.environ["WHISK_BENCH_KEEP_LOGS"] = os.environ.get("WHISK_CHAOS_KEEP_LOGS", "")
+            wb.log("FAILED: %d lost, %d run twice at the same time, map leftovers %s, %d successes the witness missed, %d instances "
+                   "seen in the maps during the load" % (len(lost), len(concurrent_twice), left, len(unseen), len(seen_in_maps)))
+            for name in sorted(os.listdir(stack.dir)):
+                if name.endswith(".log"):
+                    with open(os.path.join(stack.dir, name), errors="replace") as f:
+                        wb.log("%s (last lines):\n%s" % (name, "".join(f.readlines()[-15:])))
         wb.log("accepted %d, recorded %d, lost %d, run twice %d (at the same time %d), map back to the truth: %s"
                % (len(accepted), len(records), len(lost), len(twice), len(concurrent_twice), not left))
     return 1 if failed else 0
