@@ -53,10 +53,9 @@ stop_pidfile() {
   pid=$(cat "$pidfile")
   if kill -0 "$pid" 2>/dev/null; then
     kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     # Invokers drain (30 s by default, --shutdown-grace) and remove their containers on SIGTERM:
-    # give them that and the removals.
-    for _ in $(seq 1 450); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    # give them that and the removals (50 s) before a SIGKILL.
+    for _ in $(seq 1 500); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
   fi
   rm -f "$pidfile"
