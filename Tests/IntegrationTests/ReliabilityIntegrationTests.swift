@@ -23,21 +23,28 @@ extension PlatformIntegrationTests {
         return records
     }
 
+    /// Creates `mark` (1 s timeout), runs it once, SIGKILLs invoker0 and invokes `mark` with
+    /// n = 1...count, non-blocking: the controller counts the invoker as up for 3 s more, so these
+    /// are accepted onto its topic. Returns their activation ids.
+    func acceptedByADeadInvoker(_ platform: Platform, count: Int) async throws -> [String] {
+        try await platform.createAction("mark", code: "def main(args):\n    return {'ran': args['n']}\n", timeout: 1000)
+        #expect(try await platform.invoke("mark", ["n": 0], result: true).json == ["ran": 0])
+        platform.kill(invoker: 0)
+        var ids: [String] = []
+        for n in 1...count {
+            let reply = try await platform.invoke("mark", ["n": .int(Int64(n))], blocking: false)
+            #expect(reply.status == 202, "\(reply.json)")
+            if let id = reply.json["activationId"]?.stringValue { ids.append(id) }
+        }
+        return ids
+    }
+
     /// Activations published to an invoker that dies and stays dead get a whisk-error record
     /// once their deadline passed and the invoker is offline (a blocking caller gets it too);
     /// when that invoker does come back later, it does not run them after all.
     @Test func activationsOfAnInvokerThatNeverReturnsEndWithARecordSayingWhyAndDoNotRunLater() async throws {
         try await withPlatform(invokers: 1, controllerFlags: ["--slot-grace", "1"]) { platform in
-            try await platform.createAction("mark", code: "def main(args):\n    return {'ran': args['n']}\n", timeout: 1000)
-            #expect(try await platform.invoke("mark", ["n": 0], result: true).json == ["ran": 0])
-            platform.kill(invoker: 0)
-            // The controller counts the invoker as up for 3 s more: these go to its topic.
-            var ids: [String] = []
-            for n in 1...5 {
-                let reply = try await platform.invoke("mark", ["n": .int(Int64(n))], blocking: false)
-                #expect(reply.status == 202, "\(reply.json)")
-                if let id = reply.json["activationId"]?.stringValue { ids.append(id) }
-            }
+            var ids = try await acceptedByADeadInvoker(platform, count: 5)
             let blocking = try await platform.invoke("mark", ["n": 6])
             #expect(blocking.status == 500, "the blocking caller gets the record that says why: \(blocking.json)")
             if let id = blocking.json["activationId"]?.stringValue { ids.append(id) }
@@ -67,15 +74,7 @@ extension PlatformIntegrationTests {
     /// in-memory memory of them would leave them without one).
     @Test func pendingActivationsSurviveAControllerRestartAndEndWithARecord() async throws {
         try await withPlatform(invokers: 1, controllerFlags: ["--slot-grace", "1"]) { platform in
-            try await platform.createAction("mark", code: "def main(args):\n    return {'ran': args['n']}\n", timeout: 1000)
-            #expect(try await platform.invoke("mark", ["n": 0], result: true).json == ["ran": 0])
-            platform.kill(invoker: 0)
-            var ids: [String] = []
-            for n in 1...3 {
-                let reply = try await platform.invoke("mark", ["n": .int(Int64(n))], blocking: false)
-                #expect(reply.status == 202, "\(reply.json)")
-                if let id = reply.json["activationId"]?.stringValue { ids.append(id) }
-            }
+            let ids = try await acceptedByADeadInvoker(platform, count: 3)
             #expect(ids.count == 3)
             try await platform.restartController(kill: true)
             let records = try await waitForRecords(platform, ids, timeout: .seconds(60))
