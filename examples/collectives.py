@@ -2,6 +2,7 @@
 # reports what it saw; the root checks the gathered data.
 import hashlib
 
+import numpy
 import whiskmesh
 
 
@@ -12,21 +13,30 @@ def main(args):
     timeout = float(args.get("timeout", 60))
     try:
         with whiskmesh.Group(ids, root=args.get("root"), timeout=timeout) as group:
-            group.barrier()
             invokers = None
             if group.is_root:
                 # Where every member runs, as the address map says.
-                whiskmesh.wait_for(ids, timeout=timeout)
                 invokers = {e["id"]: e["invoker"] for e in whiskmesh.read_map()["instances"] if e["id"] in ids}
+            n, rank = group.size, group.rank
             block = int(args.get("block", 1024))
-            chunks = [bytes([i % 256]) * block for i in range(len(ids))] if group.is_root else None
+            chunks = [bytes([i % 256]) * block for i in range(n)] if group.is_root else None
             mine = group.scatter(chunks)
             gathered = group.gather(bytes(mine))
             payload = group.broadcast(hashlib.sha256(b"".join(gathered)).hexdigest().encode() if group.is_root else None)
-            total = group.allreduce([1, group.rank])
+            total = group.allreduce([1, rank])
+            # An array large enough for the ring algorithm and a broadcast large enough for the chain.
+            ring = group.allreduce(numpy.full(300_000, rank + 1, dtype=numpy.int64))
+            big = group.broadcast(numpy.arange(1 << 20, dtype=numpy.uint8) if group.is_root else None)
+            everyone = group.allgather(rank)
+            shuffled = group.alltoall([("%d>%d" % (rank, j)).encode() for j in range(n)])
             group.barrier()
-            return {"me": group.me, "rank": group.rank, "chunkOK": bytes(mine) == bytes([group.rank % 256]) * block,
+            return {"me": group.me, "rank": rank, "chunkOK": bytes(mine) == bytes([rank % 256]) * block,
                     "gatheredOK": None if gathered is None else all(bytes(g) == bytes([i % 256]) * block for i, g in enumerate(gathered)),
-                    "digest": bytes(payload).decode(), "allreduce": total, "invokers": invokers}
+                    "digest": bytes(payload).decode(), "allreduce": total,
+                    "ringOK": bool((ring == n * (n + 1) // 2).all()),
+                    "chainOK": bool((big == numpy.arange(1 << 20, dtype=numpy.uint8)).all()),
+                    "allgatherOK": everyone == list(range(n)),
+                    "alltoallOK": [bytes(s) for s in shuffled] == [("%d>%d" % (j, rank)).encode() for j in range(n)],
+                    "invokers": invokers}
     except whiskmesh.MeshError as error:
         return {"error": "collective failed: %s" % error}

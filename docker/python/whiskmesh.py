@@ -18,11 +18,16 @@ Failure modes, so that a caller never reads garbage or waits without end:
 - a timeout or error in the middle of a frame marks the connection broken: every later call fails
   at once with MeshError (a timeout before the first byte of a frame leaves it usable);
 - a collective operation has one deadline for the whole operation, not one per socket call.
+
+Point-to-point messages and collectives among a `Group` (broadcast, scatter, gather, allgather,
+reduce, allreduce, alltoall, barrier) are described where `Group` is defined below.
 """
+import concurrent.futures
 import json
 import os
 import socket
 import struct
+import threading
 import time
 
 DEFAULT_PORT = 7070
@@ -139,16 +144,26 @@ class Connection:
     def send(self, data, timeout=None):
         """Sends one message; a timeout or error leaves the peer with part of a frame, so it
         breaks the connection."""
+        self.send_frames((data,), timeout)
+
+    def send_frames(self, messages, timeout=None):
+        """Sends several messages in order: small ones and every header leave together in one
+        write, a large payload from its own memory."""
         self._check()
-        view = memoryview(data).cast("B")
-        header = _HEADER.pack(len(view))
         self._set_timeout(timeout)
+        pending = bytearray()
         try:
-            if len(view) <= self.COALESCE:
-                self.sock.sendall(header + view)
-            else:
-                self.sock.sendall(header)
-                self.sock.sendall(view)
+            for data in messages:
+                view = memoryview(data).cast("B")
+                pending += _HEADER.pack(len(view))
+                if len(view) <= self.COALESCE:
+                    pending += view
+                else:
+                    self.sock.sendall(pending)
+                    pending = bytearray()
+                    self.sock.sendall(view)
+            if pending:
+                self.sock.sendall(pending)
         except OSError as error:
             raise self._break(error) from error
 
@@ -241,9 +256,9 @@ def _hello(connection, deadline, fields):
     return reply
 
 
-def listen(port=DEFAULT_PORT, backlog=128):
-    """A listening socket on this instance's overlay address."""
-    address = my_ip() or "0.0.0.0"
+def listen(port=DEFAULT_PORT, backlog=128, address=None):
+    """A listening socket on this instance's overlay address (or on `address`)."""
+    address = address or my_ip() or "0.0.0.0"
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((address, port))
@@ -317,74 +332,205 @@ def connect(peer_id, port=DEFAULT_PORT, timeout=30.0, me=None, max_message=None)
 
 
 # ---------------------------------------------------------------------------------------------
-# Collectives among a group of instances, over persistent TCP connections on the overlay.
+# Collectives among a group of instances, with mpi4py's names where they exist (size, rank, send,
+# recv, bcast, scatter, gather, allgather, reduce, allreduce, alltoall, barrier).
 #
-# The group is a star around its root: the root listens, every other member connects to it once
-# and says who it is. scatter, gather, broadcast, barrier and allreduce then run over those
-# connections. Payloads of scatter/gather/broadcast are bytes (sent from memoryviews, received
-# into one buffer each); allreduce works on JSON values. Every operation has a deadline: a peer
-# that dies or never answers makes the others fail with MeshError instead of hanging.
+# Every member listens on COLLECTIVE_PORT and connects to another the first time it sends to it, so
+# a group holds only the connections its algorithms use (about N log N for the tree ones, not N²).
+# A connection carries one direction: what a sends to b travels on the connection a opened, so two
+# members never race to open the same one. One sender thread per group sends while the caller
+# receives: ring and pipeline steps need both at once, and a send blocked on a full socket buffer
+# must not stop the receive that drains the peer.
+#
+# A message is a head frame (tag, kind, and for arrays dtype and shape) and a payload frame.
+# Payloads: bytes-like objects (sent from their memory, received as bytearray), NumPy arrays (sent
+# from their memory, received straight into an array of the same dtype and shape: no copies) and
+# JSON values. Tags >= 0 are the caller's (send/recv); each collective uses its own negative tag, so
+# a point-to-point message that arrives during a collective waits for its recv instead of being
+# mistaken for the collective's.
+#
+# Algorithms by size (every member decides alike, since all pass the same kind of value):
+# - broadcast: below LARGE bytes along a binomial tree (log2 N steps); from LARGE on the tree only
+#   announces the size and the payload is pipelined down a chain in CHUNK pieces, so each link
+#   carries it once and the time is about one transfer plus (N - 2) chunks;
+# - reduce/allreduce: a binomial tree for small values, JSON values and custom operations; a NumPy
+#   array of LARGE bytes or more with a named operation goes round a ring (reduce-scatter, then
+#   allgather): each member sends and receives 2 (N - 1) / N of the array, the bandwidth optimum;
+# - allgather: a ring; alltoall (the shuffle): a pairwise exchange in N - 1 steps; scatter and
+#   gather: direct; barrier: dissemination (log2 N rounds).
+# algorithm="star" keeps the root-centred broadcast and allreduce of earlier versions (the root
+# sends N - 1 copies through its own link), for comparison.
+#
+# Failure: every operation has one deadline. A member that fails closes the group, so the members
+# waiting on it see their connections end and fail with MeshError too, instead of waiting.
+
+try:
+    import numpy
+except ImportError:  # arrays are optional: bytes and JSON values work without NumPy
+    numpy = None
 
 COLLECTIVE_PORT = 7071
+_MESSAGE = struct.Struct(">qB")
+_BYTES, _ARRAY, _JSON, _ANNOUNCE = 0, 1, 2, 3
+_TAG_BARRIER, _TAG_BCAST, _TAG_SCATTER, _TAG_GATHER, _TAG_ALLGATHER, _TAG_REDUCE, _TAG_RING, _TAG_ALLTOALL = range(-1, -9, -1)
+_UFUNCS = {"sum": "add", "prod": "multiply", "max": "maximum", "min": "minimum"}
+_SCALAR_OPS = {"sum": lambda a, b: a + b, "prod": lambda a, b: a * b, "max": max, "min": min}
 
 
-def _sum(a, b):
-    if isinstance(a, list):
-        return [_sum(x, y) for x, y in zip(a, b)]
-    return a + b
+def _array_bytes(array):
+    """A flat byte view of a C-contiguous array (no copy)."""
+    return memoryview(array.reshape(-1).view(numpy.uint8))
+
+
+def _is_array(value):
+    return numpy is not None and isinstance(value, numpy.ndarray)
+
+
+def _encode(tag, value):
+    """(head, payload) of one message."""
+    if isinstance(value, _Announce):
+        return _MESSAGE.pack(tag, _ANNOUNCE) + json.dumps(value.fields).encode(), b""
+    if _is_array(value):
+        if value.dtype.hasobject:
+            raise MeshError("arrays of Python objects cannot be sent: use a numeric dtype or JSON values")
+        array = numpy.ascontiguousarray(value)
+        descr = {"dtype": array.dtype.str, "shape": list(array.shape)}
+        return _MESSAGE.pack(tag, _ARRAY) + json.dumps(descr).encode(), _array_bytes(array)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return _MESSAGE.pack(tag, _BYTES), memoryview(value).cast("B")
+    try:
+        return _MESSAGE.pack(tag, _JSON), json.dumps(value).encode()
+    except (TypeError, ValueError) as error:
+        raise MeshError("cannot send a %s: send bytes, a NumPy array or a JSON value (%s)" % (type(value).__name__, error))
+
+
+class _Announce:
+    """What a large broadcast sends along its tree before the payload goes down the chain."""
+
+    def __init__(self, fields):
+        self.fields = fields
+
+    @classmethod
+    def of(cls, value):
+        if _is_array(value):
+            return cls({"kind": _ARRAY, "dtype": value.dtype.str, "shape": list(value.shape), "nbytes": value.nbytes})
+        return cls({"kind": _BYTES, "nbytes": memoryview(value).nbytes})
+
+    def buffer(self):
+        """(the value to return, its bytes to receive into)."""
+        if self.fields["kind"] == _ARRAY:
+            if numpy is None:
+                raise MeshError("a NumPy array is broadcast but NumPy is not installed here")
+            array = numpy.empty(self.fields["shape"], numpy.dtype(self.fields["dtype"]))
+            return array, _array_bytes(array)
+        data = bytearray(self.fields["nbytes"])
+        return data, memoryview(data)
+
+
+def _combiner(op):
+    """A function (a, b) -> a op b for `op`: a callable, or "sum", "prod", "max", "min" (NumPy
+    arrays elementwise; lists of numbers elementwise; numbers)."""
+    if callable(op):
+        return op
+    if op not in _SCALAR_OPS:
+        raise MeshError("unknown reduction %r: use sum, prod, max, min or a function" % (op,))
+    scalar = _SCALAR_OPS[op]
+
+    def combine(a, b):
+        if _is_array(a) or _is_array(b):
+            return getattr(numpy, _UFUNCS[op])(a, b)
+        if isinstance(a, list):
+            return [combine(x, y) for x, y in zip(a, b)]
+        return scalar(a, b)
+    return combine
 
 
 class Group:
-    def __init__(self, ids, root=None, port=COLLECTIVE_PORT, timeout=30.0):
+    """A group of instances that run collective operations together. Every member creates it with
+    the same ids (in the same order: that order gives the ranks); the constructor returns once every
+    member is there. `root` is the default root of broadcast, scatter, gather and reduce.
+
+    A group is used from one thread. `me` and `address` (the address to listen on) default to this
+    instance's ID and overlay address."""
+
+    LARGE = 256 << 10
+    CHUNK = 512 << 10
+
+    def __init__(self, ids, root=None, port=COLLECTIVE_PORT, timeout=30.0, me=None, address=None):
         self.ids = [str(i) for i in ids]
         if len(set(self.ids)) != len(self.ids):
             raise MeshError("group members must be distinct: %s" % self.ids)
-        self.me = my_id()
+        self.me = my_id() if me is None else str(me)
         if self.me not in self.ids:
             raise MeshError("this instance (%s) is not in the group %s" % (self.me, self.ids))
         self.root = str(root) if root is not None else self.ids[0]
         if self.root not in self.ids:
             raise MeshError("the root %s is not in the group" % self.root)
+        self.size = len(self.ids)
+        self.rank = self.ids.index(self.me)
+        self.port = port
         self.timeout = timeout
-        self.peers = {}  # at the root: id -> Connection; elsewhere: {root: Connection}
-        if len(self.ids) == 1:
+        self._ranks = {member: index for index, member in enumerate(self.ids)}
+        self._outgoing = {}  # rank -> Connection this member opened; only the sender thread uses it
+        self._incoming = {}  # rank -> Connection that member opened to this one
+        self._early = {}  # rank -> [(tag, value)] received while waiting for another tag
+        self._condition = threading.Condition()
+        self._closed = False
+        self._listener = None
+        self._sender = None
+        if self.size == 1:
             return
-        if self.is_root:
-            self._accept_members(port, timeout)
-        else:
-            self.peers[self.root] = connect(self.root, port=port, timeout=timeout, me=self.me)
+        deadline = time.monotonic() + timeout
+        try:
+            self._listener = listen(port, address=address)
+            self._sender = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="whiskmesh-send")
+            threading.Thread(target=self._accept_loop, name="whiskmesh-accept", daemon=True).start()
+            try:
+                wait_for(self.ids, timeout=timeout)
+            except MeshError:
+                missing = [i for i in self.ids if i not in peers()]
+                raise MeshError("instances %s did not join the group within %.1f s" % (missing, timeout))
+            self._dissemination(_TAG_BARRIER, deadline)  # every member listens and answers
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def is_root(self):
         return self.me == self.root
 
-    @property
-    def rank(self):
-        return self.ids.index(self.me)
+    def _rank_of(self, root):
+        """A root given as an instance ID (str), a rank (int) or None (the group's root)."""
+        if root is None:
+            return self._ranks[self.root]
+        if isinstance(root, int):
+            if not 0 <= root < self.size:
+                raise MeshError("rank %d is not in a group of %d" % (root, self.size))
+            return root
+        if str(root) not in self._ranks:
+            raise MeshError("%s is not in the group" % root)
+        return self._ranks[str(root)]
 
-    def _accept_members(self, port, timeout):
-        listener = listen(port)
-        deadline = time.monotonic() + timeout
-        try:
-            while len(self.peers) < len(self.ids) - 1:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    missing = [i for i in self.ids if i != self.me and i not in self.peers]
-                    raise MeshError("instances %s did not join the group within %.1f s" % (missing, timeout))
-                try:
-                    connection = accept(listener, timeout=remaining, me=self.me)
-                except MeshError:
-                    continue
-                member = connection.peer
-                if member not in self.ids or member in self.peers or member == self.me:
+    # -- connections and messages ----------------------------------------------------------------
+
+    def _accept_loop(self):
+        listener = self._listener
+        while not self._closed:
+            try:
+                connection = accept(listener, timeout=1.0, me=self.me)
+            except MeshTimeout:
+                continue
+            except (MeshError, OSError):
+                if self._closed:
+                    return
+                continue
+            rank = self._ranks.get(connection.peer)
+            with self._condition:
+                if self._closed or rank is None or rank == self.rank or rank in self._incoming:
                     connection.close()
                     continue
-                self.peers[member] = connection
-        except BaseException:
-            self.close()
-            raise
-        finally:
-            listener.close()
+                self._incoming[rank] = connection
+                self._condition.notify_all()
 
     @staticmethod
     def _left(deadline):
@@ -393,22 +539,116 @@ class Group:
             raise MeshTimeout("the operation's deadline passed")
         return remaining
 
-    def _recv(self, member, deadline):
-        try:
-            return self.peers[member].recv(timeout=self._left(deadline))
-        except MeshTimeout:
-            raise MeshTimeout("instance %s did not answer before the operation's deadline" % member)
-        except (OSError, MeshError) as error:
-            raise MeshError("instance %s is gone: %s" % (member, error))
+    def _incoming_from(self, rank, deadline):
+        with self._condition:
+            while rank not in self._incoming:
+                if self._closed:
+                    raise MeshError("the group is closed")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise MeshTimeout("instance %s did not connect before the operation's deadline" % self.ids[rank])
+                self._condition.wait(remaining)
+            return self._incoming[rank]
 
-    def _send(self, member, data, deadline):
+    def _post(self, rank, value, tag, deadline):
+        """Queues `value` for the member of rank `rank`; returns a Future. The value's memory must
+        stay unchanged until the future is done."""
+        head, payload = _encode(tag, value)
+
+        def send():
+            try:
+                connection = self._outgoing.get(rank)
+                if connection is None:
+                    connection = connect(self.ids[rank], port=self.port, timeout=self._left(deadline), me=self.me)
+                    self._outgoing[rank] = connection
+                connection.send_frames((head, payload), timeout=self._left(deadline))
+            except MeshTimeout:
+                raise MeshTimeout("sending to instance %s did not finish before the operation's deadline" % self.ids[rank])
+            except (OSError, MeshError) as error:
+                raise MeshError("cannot send to instance %s: %s" % (self.ids[rank], error))
+        if self._sender is None or self._closed:
+            raise MeshError("the group is closed")
+        return self._sender.submit(send)
+
+    def _wait(self, futures, deadline):
+        for future in futures:
+            try:
+                future.result(timeout=max(0.0, deadline - time.monotonic()))
+            except concurrent.futures.TimeoutError:
+                raise MeshTimeout("a send did not finish before the operation's deadline")
+            except concurrent.futures.CancelledError:
+                raise MeshError("the group is closed")
+
+    def _send(self, rank, value, tag, deadline):
+        self._wait([self._post(rank, value, tag, deadline)], deadline)
+
+    def _recv(self, rank, tag, deadline, into=None):
+        """The next message with `tag` from the member of rank `rank` (into `into` when given: a
+        writable buffer, or an array of the message's dtype and size)."""
+        early = self._early.get(rank)
+        if early:
+            for index, (got, value) in enumerate(early):
+                if got == tag:
+                    del early[index]
+                    return value if into is None else self._copy_into(value, into)
+        member = self.ids[rank]
         try:
-            self.peers[member].send(data, timeout=self._left(deadline))
-        except (OSError, MeshError) as error:
-            raise MeshError("cannot send to instance %s: %s" % (member, error))
+            connection = self._incoming_from(rank, deadline)
+            while True:
+                head = connection.recv(timeout=self._left(deadline))
+                if len(head) < _MESSAGE.size:
+                    raise MeshError("a message head of %d bytes is too short" % len(head))
+                got, kind = _MESSAGE.unpack_from(head)
+                value = self._payload(connection, kind, head[_MESSAGE.size:], deadline, into if got == tag else None)
+                if got == tag:
+                    return value
+                self._early.setdefault(rank, []).append((got, value))
+        except MeshTimeout:
+            raise MeshTimeout("instance %s did not send before the operation's deadline" % member)
+        except (OSError, ValueError, MeshError) as error:
+            raise MeshError("receiving from instance %s: %s" % (member, error))
+
+    @staticmethod
+    def _copy_into(value, into):
+        """What receiving `value` straight into `into` would have returned (it arrived early)."""
+        if _is_array(value) and _is_array(into) and into.dtype == value.dtype and into.size == value.size:
+            into.reshape(-1)[:] = value.reshape(-1)
+            return into
+        source = _array_bytes(value) if _is_array(value) else memoryview(value).cast("B")
+        target = memoryview(into).cast("B")
+        if len(target) < len(source):
+            raise MeshError("a message of %d bytes does not fit the %d-byte buffer" % (len(source), len(target)))
+        target[:len(source)] = source
+        return target[:len(source)]
+
+    def _payload(self, connection, kind, extra, deadline, into):
+        if kind == _BYTES:
+            return connection.recv(timeout=self._left(deadline), into=into)
+        if kind == _JSON:
+            return json.loads(connection.recv(timeout=self._left(deadline)))
+        if kind == _ANNOUNCE:
+            connection.recv(timeout=self._left(deadline))
+            return _Announce(json.loads(bytes(extra)))
+        if kind == _ARRAY:
+            if numpy is None:
+                raise MeshError("a NumPy array arrived but NumPy is not installed here")
+            descr = json.loads(bytes(extra))
+            dtype, shape = numpy.dtype(descr["dtype"]), tuple(descr["shape"])
+            if _is_array(into) and into.dtype == dtype and into.size == int(numpy.prod(shape)) and into.flags.c_contiguous:
+                array = into
+            else:
+                array = numpy.empty(shape, dtype)
+            view = _array_bytes(array)
+            received = connection.recv(timeout=self._left(deadline), into=view)
+            if len(received) != len(view):
+                raise MeshError("an array of %d bytes arrived with %d" % (len(view), len(received)))
+            return array if array is into else array.reshape(shape)
+        raise MeshError("a message of unknown kind %d" % kind)
 
     def _guard(self, operation, timeout):
         """Runs operation(deadline): one deadline for the whole operation, whatever the group's size."""
+        if self._closed:
+            raise MeshError("the group is closed")
         deadline = time.monotonic() + (timeout or self.timeout)
         try:
             return operation(deadline)
@@ -416,67 +656,272 @@ class Group:
             self.close()  # the others see the group end instead of waiting for us
             raise
 
-    # Each operation is a `run(deadline)` for `_guard`; barrier and allreduce chain two of them
-    # under one deadline.
+    # -- algorithms (each takes the operation's deadline) -----------------------------------------
 
-    def _broadcast(self, data, deadline):
-        if self.is_root:
-            for member in self.peers:
-                self._send(member, data, deadline)
-            return data
-        return self._recv(self.root, deadline)
+    def _dissemination(self, tag, deadline):
+        distance = 1
+        while distance < self.size:
+            sent = self._post((self.rank + distance) % self.size, b"", tag, deadline)
+            self._recv((self.rank - distance) % self.size, tag, deadline)
+            self._wait([sent], deadline)
+            distance <<= 1
 
-    def _gather(self, data, deadline):
-        if self.is_root:
-            return [data if member == self.me else self._recv(member, deadline) for member in self.ids]
-        self._send(self.root, data, deadline)
-        return None
+    def _tree_bcast(self, value, root, tag, deadline):
+        """Binomial tree: the member at distance d from the root receives from d minus its lowest
+        set bit and forwards to d + each lower power of two."""
+        relative = (self.rank - root) % self.size
+        mask = 1
+        while mask < self.size:
+            if relative & mask:
+                value = self._recv((self.rank - mask) % self.size, tag, deadline)
+                break
+            mask <<= 1
+        mask >>= 1
+        sends = []
+        while mask > 0:
+            if relative + mask < self.size:
+                sends.append(self._post((self.rank + mask) % self.size, value, tag, deadline))
+            mask >>= 1
+        self._wait(sends, deadline)
+        return value
 
-    def broadcast(self, data=None, timeout=None):
-        """The root's bytes, on every member."""
-        return self._guard(lambda deadline: self._broadcast(data, deadline), timeout)
+    def _chain(self, view, root, tag, deadline):
+        """Pipelines `view` from the root down the chain root, root+1, ...: each member forwards a
+        chunk while it receives the next."""
+        relative = (self.rank - root) % self.size
+        previous = (self.rank - 1) % self.size if relative > 0 else None
+        following = (self.rank + 1) % self.size if relative < self.size - 1 else None
+        sends = []
+        for offset in range(0, len(view), self.CHUNK):
+            piece = view[offset:offset + self.CHUNK]
+            if previous is not None:
+                self._recv(previous, tag, deadline, into=piece)
+            if following is not None:
+                sends.append(self._post(following, piece, tag, deadline))
+        self._wait(sends, deadline)
 
-    def scatter(self, chunks=None, timeout=None):
-        """Member i gets chunks[i] (the root passes one chunk per member, in group order)."""
+    def _bcast(self, value, root, deadline, algorithm=None):
+        if self.size == 1:
+            return value
+        if algorithm == "star":
+            if self.rank == root:
+                self._wait([self._post(member, value, _TAG_BCAST, deadline) for member in range(self.size) if member != root], deadline)
+                return value
+            return self._recv(root, _TAG_BCAST, deadline)
+        large = self.rank == root and (_is_array(value) or isinstance(value, (bytes, bytearray, memoryview))) \
+            and memoryview(value).nbytes >= self.LARGE and self.size > 2 and algorithm != "tree"
+        received = self._tree_bcast(_Announce.of(value) if large else value, root, _TAG_BCAST, deadline)
+        if not isinstance(received, _Announce):
+            return received
+        if self.rank == root:
+            self._chain(_array_bytes(numpy.ascontiguousarray(value)) if _is_array(value) else memoryview(value).cast("B"),
+                        root, _TAG_BCAST, deadline)
+            return value
+        result, view = received.buffer()
+        self._chain(view, root, _TAG_BCAST, deadline)
+        return result
+
+    def _tree_reduce(self, value, combine, root, deadline):
+        """Binomial tree towards the root; None except at the root."""
+        relative = (self.rank - root) % self.size
+        mask = 1
+        while mask < self.size:
+            if relative & mask:
+                self._send((self.rank - mask) % self.size, value, _TAG_REDUCE, deadline)
+                return None
+            if relative + mask < self.size:
+                value = combine(value, self._recv((self.rank + mask) % self.size, _TAG_REDUCE, deadline))
+            mask <<= 1
+        return value
+
+    def _ring_reduce_scatter(self, work, ufunc, deadline):
+        """Ring reduce-scatter over the flat array `work` (in place): afterwards segment
+        (rank + 1) % size holds the reduction of every member's segment. Returns the bounds."""
+        n = self.size
+        bounds = [len(work) * i // n for i in range(n + 1)]
+        segment = lambda i: work[bounds[i % n]:bounds[i % n + 1]]  # noqa: E731
+        right, left = (self.rank + 1) % n, (self.rank - 1) % n
+        scratch = numpy.empty(max(bounds[i + 1] - bounds[i] for i in range(n)), work.dtype)
+        for step in range(n - 1):
+            sent = self._post(right, _array_bytes(segment(self.rank - step)), _TAG_RING, deadline)
+            target = segment(self.rank - step - 1)
+            incoming = scratch[:len(target)]
+            self._recv(left, _TAG_RING, deadline, into=_array_bytes(incoming))
+            ufunc(target, incoming, out=target)
+            self._wait([sent], deadline)
+        return segment
+
+    def _ring_allgather_segments(self, segment, deadline):
+        n = self.size
+        right, left = (self.rank + 1) % n, (self.rank - 1) % n
+        for step in range(n - 1):
+            sent = self._post(right, _array_bytes(segment(self.rank + 1 - step)), _TAG_RING, deadline)
+            self._recv(left, _TAG_RING, deadline, into=_array_bytes(segment(self.rank - step)))
+            self._wait([sent], deadline)
+
+    def _ring_suits(self, value, op, algorithm):
+        if algorithm == "ring":
+            if not (_is_array(value) and op in _UFUNCS):
+                raise MeshError("the ring needs a NumPy array and one of %s" % sorted(_UFUNCS))
+            return True
+        return (algorithm is None and _is_array(value) and not callable(op) and op in _UFUNCS
+                and value.nbytes >= self.LARGE and self.size > 2 and value.size >= self.size)
+
+    # -- public operations -----------------------------------------------------------------------
+
+    def send(self, data, dest, tag=0, timeout=None):
+        """Sends bytes, an array or a JSON value to the member of rank `dest` (an int) or ID (a str)."""
+        if tag < 0:
+            raise MeshError("tags below 0 are the collectives'")
+        rank = self._rank_of(dest)
+        if rank == self.rank:
+            raise MeshError("a member cannot send to itself")
+        self._guard(lambda deadline: self._send(rank, data, tag, deadline), timeout)
+
+    def recv(self, source, tag=0, timeout=None, into=None):
+        """The next message with `tag` from the member `source` (rank or ID). `into`: a writable
+        buffer or array to receive bytes or an array into (a memoryview of it comes back)."""
+        if tag < 0:
+            raise MeshError("tags below 0 are the collectives'")
+        rank = self._rank_of(source)
+        if rank == self.rank:
+            raise MeshError("a member cannot receive from itself")
+        return self._guard(lambda deadline: self._recv(rank, tag, deadline, into=into), timeout)
+
+    def broadcast(self, data=None, root=None, timeout=None, algorithm=None):
+        """The root's bytes, array or JSON value, on every member. algorithm: None (by size),
+        "tree" or "star"."""
+        root = self._rank_of(root)
+        return self._guard(lambda deadline: self._bcast(data, root, deadline, algorithm), timeout)
+
+    bcast = broadcast
+
+    def scatter(self, chunks=None, root=None, timeout=None):
+        """Member i gets chunks[i] (the root passes one chunk per member, in rank order)."""
+        root = self._rank_of(root)
+
         def run(deadline):
-            if self.is_root:
-                if chunks is None or len(chunks) != len(self.ids):
-                    raise MeshError("scatter needs %d chunks at the root" % len(self.ids))
-                for index, member in enumerate(self.ids):
-                    if member != self.me:
-                        self._send(member, chunks[index], deadline)
-                return chunks[self.rank]
-            return self._recv(self.root, deadline)
+            if self.rank == root:
+                if chunks is None or len(chunks) != self.size:
+                    raise MeshError("scatter needs %d chunks at the root" % self.size)
+                self._wait([self._post(member, chunks[member], _TAG_SCATTER, deadline)
+                            for member in range(self.size) if member != root], deadline)
+                return chunks[root]
+            return self._recv(root, _TAG_SCATTER, deadline)
         return self._guard(run, timeout)
 
-    def gather(self, data, timeout=None):
-        """At the root: every member's bytes in group order; elsewhere: None."""
-        return self._guard(lambda deadline: self._gather(data, deadline), timeout)
+    def gather(self, data, root=None, timeout=None):
+        """At the root: every member's value in rank order; elsewhere: None."""
+        root = self._rank_of(root)
+
+        def run(deadline):
+            if self.rank == root:
+                return [data if member == root else self._recv(member, _TAG_GATHER, deadline) for member in range(self.size)]
+            self._send(root, data, _TAG_GATHER, deadline)
+            return None
+        return self._guard(run, timeout)
+
+    def allgather(self, data, timeout=None):
+        """Every member's value, in rank order, on every member (a ring: N - 1 steps)."""
+        def run(deadline):
+            blocks = [None] * self.size
+            blocks[self.rank] = data
+            right, left = (self.rank + 1) % self.size, (self.rank - 1) % self.size
+            for step in range(self.size - 1):
+                sent = self._post(right, blocks[(self.rank - step) % self.size], _TAG_ALLGATHER, deadline)
+                blocks[(self.rank - step - 1) % self.size] = self._recv(left, _TAG_ALLGATHER, deadline)
+                self._wait([sent], deadline)
+            return blocks
+        return self._guard(run, timeout)
+
+    def alltoall(self, chunks, timeout=None):
+        """The shuffle: member i sends chunks[j] to member j and gets, in rank order, what every
+        member had for it (a pairwise exchange: in step k, send to rank + k, receive from rank - k)."""
+        if chunks is None or len(chunks) != self.size:
+            raise MeshError("alltoall needs %d chunks, one per member" % self.size)
+
+        def run(deadline):
+            received = [None] * self.size
+            received[self.rank] = chunks[self.rank]
+            for step in range(1, self.size):
+                target, source = (self.rank + step) % self.size, (self.rank - step) % self.size
+                sent = self._post(target, chunks[target], _TAG_ALLTOALL, deadline)
+                received[source] = self._recv(source, _TAG_ALLTOALL, deadline)
+                self._wait([sent], deadline)
+            return received
+        return self._guard(run, timeout)
+
+    def reduce(self, value, op="sum", root=None, timeout=None):
+        """At the root: op folded over every member's value (bytes excepted); elsewhere None.
+        op: "sum" (default), "prod", "max", "min" (NumPy arrays and lists elementwise) or a function
+        of two values (assumed associative and commutative)."""
+        root = self._rank_of(root)
+        combine = _combiner(op)
+
+        def run(deadline):
+            if self._ring_suits(value, op, None):
+                work = numpy.array(value, copy=True).reshape(-1)
+                segment = self._ring_reduce_scatter(work, getattr(numpy, _UFUNCS[op]), deadline)
+                # Each member holds one reduced segment; the root collects them.
+                owned = (self.rank + 1) % self.size
+                if self.rank != root:
+                    self._send(root, segment(owned), _TAG_GATHER, deadline)
+                    return None
+                for member in range(self.size):
+                    if member != root:
+                        self._recv(member, _TAG_GATHER, deadline, into=segment((member + 1) % self.size))
+                return work.reshape(value.shape)
+            return self._tree_reduce(value, combine, root, deadline)
+        return self._guard(run, timeout)
+
+    def allreduce(self, value, op="sum", timeout=None, algorithm=None):
+        """op folded over every member's value, on every member. algorithm: None (by size and
+        type: a ring for large arrays), "ring", "tree" or "star"."""
+        combine = _combiner(op)
+
+        def run(deadline):
+            if self.size == 1:
+                return value
+            if algorithm == "star":
+                root = self._ranks[self.root]
+                gathered = ([value if member == root else self._recv(member, _TAG_GATHER, deadline) for member in range(self.size)]
+                            if self.rank == root else self._send(root, value, _TAG_GATHER, deadline))
+                result = None
+                if self.rank == root:
+                    result = gathered[0]
+                    for item in gathered[1:]:
+                        result = combine(result, item)
+                return self._bcast(result, root, deadline, "star")
+            if self._ring_suits(value, op, algorithm):
+                work = numpy.array(value, copy=True).reshape(-1)
+                segment = self._ring_reduce_scatter(work, getattr(numpy, _UFUNCS[op]), deadline)
+                self._ring_allgather_segments(segment, deadline)
+                return work.reshape(value.shape)
+            reduced = self._tree_reduce(value, combine, 0, deadline)
+            return self._bcast(reduced, 0, deadline, "tree" if algorithm == "tree" else None)
+        return self._guard(run, timeout)
 
     def barrier(self, timeout=None):
         """Returns once every member has reached it."""
-        def run(deadline):
-            self._gather(b"", deadline)
-            self._broadcast(b"", deadline)
-        self._guard(run, timeout)
-
-    def allreduce(self, value, op=_sum, timeout=None):
-        """Every member gets op folded over all members' JSON values (default: sum, elementwise for lists)."""
-        def run(deadline):
-            gathered = self._gather(json.dumps(value).encode(), deadline)
-            if self.is_root:
-                values = [json.loads(bytes(item)) for item in gathered]
-                result = values[0]
-                for item in values[1:]:
-                    result = op(result, item)
-                return json.loads(bytes(self._broadcast(json.dumps(result).encode(), deadline)))
-            return json.loads(bytes(self._broadcast(None, deadline)))
-        return self._guard(run, timeout)
+        if self.size > 1:
+            self._guard(lambda deadline: self._dissemination(_TAG_BARRIER, deadline), timeout)
 
     def close(self):
-        for connection in self.peers.values():
+        with self._condition:
+            self._closed = True
+            connections = list(self._incoming.values()) + list(self._outgoing.values())
+            self._incoming, self._outgoing = {}, {}
+            self._condition.notify_all()
+        if self._listener is not None:
+            try:
+                self._listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._listener.close()
+        for connection in connections:
             connection.close()
-        self.peers = {}
+        if self._sender is not None:
+            self._sender.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self):
         return self
