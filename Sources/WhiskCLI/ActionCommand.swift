@@ -20,6 +20,7 @@ struct ActionCommand: AsyncParsableCommand {
         @Option(name: [.customShort("t"), .customLong("timeout")], help: "Time limit in ms.") var timeout: Int?
         @Option(name: [.customShort("m"), .customLong("memory")], help: "Memory limit in MB.") var memory: Int?
         @Option(help: "Comma-separated action names: create a sequence.") var sequence: String?
+        @Flag(help: "With --sequence: pass intermediate results from one component's instance straight to the next over the namespace's overlay (annotation p2p).") var p2p = false
 
         /// The PUT body; `requireCode` for create.
         func body(requireCode: Bool) throws -> JSONValue {
@@ -48,7 +49,11 @@ struct ActionCommand: AsyncParsableCommand {
             if !parameters.isEmpty || !param.isEmpty || paramFile != nil {
                 body["parameters"] = .array(parameters.keys.sorted().map { ["key": .string($0), "value": parameters[$0] ?? .null] })
             }
-            let annotations = try ParameterParsing.pairs(annotation)
+            var annotations = try ParameterParsing.pairs(annotation)
+            if p2p {
+                guard sequence != nil else { throw CLIError("--p2p is an option of --sequence") }
+                annotations["p2p"] = true
+            }
             if !annotations.isEmpty {
                 body["annotations"] = .array(annotations.keys.sorted().map { ["key": .string($0), "value": annotations[$0] ?? .null] })
             }

@@ -46,6 +46,15 @@ struct CLITests {
         let command = try WskCommand.parseAsRoot(["action", "create", "seq", "--sequence", "a, /guest/b"])
         let create = try #require(command as? ActionCommand.Create)
         #expect(try create.action.body(requireCode: true)["exec"] == ["kind": "sequence", "components": ["/_/a", "/guest/b"]])
+        #expect(try create.action.body(requireCode: true)["annotations"] == nil)
+    }
+
+    @Test func p2pSequenceBodyCarriesTheAnnotation() throws {
+        let command = try WskCommand.parseAsRoot(["action", "create", "seq", "--sequence", "a,b", "--p2p"])
+        let create = try #require(command as? ActionCommand.Create)
+        #expect(try create.action.body(requireCode: true)["annotations"] == [["key": "p2p", "value": true]])
+        let plain = try #require(try WskCommand.parseAsRoot(["action", "create", "x", "x.py", "--p2p"]) as? ActionCommand.Create)
+        #expect(throws: CLIError.self) { try plain.action.body(requireCode: false) }
     }
 
     @Test func missingFileIsAClearError() throws {

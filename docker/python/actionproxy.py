@@ -6,6 +6,10 @@ POST /run   {"value": params, "namespace", "action_name", "activation_id", "dead
 Replies: 200 + JSON object (an "error" field makes it an application error); any other status
 is an action developer error. After every activation the sentinel line goes to stdout and to
 stderr so the invoker can cut the container's log per activation.
+
+A stage of a peer-to-peer sequence (its parameters carry P2P_PARAMETER, set by the controller)
+gets its input from the previous stage's proxy over the namespace's overlay instead of from /run,
+and sends its result to the next stage's proxy instead of returning it: see run_stage.
 """
 import base64
 import io
@@ -14,6 +18,7 @@ import os
 import socket
 import sys
 import threading
+import time
 import traceback
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +28,7 @@ MAX_BODY = 64 * 1024 * 1024
 RUN_FIELDS = ("namespace", "action_name", "action_version", "activation_id", "transaction_id",
               "deadline", "api_key", "api_host", "instance_id", "overlay_ip", "address_map")
 
+P2P_PARAMETER = "__whiskmesh_p2p"
 state = {"main": None, "lock": threading.Lock(), "init_env": {}}
 
 
@@ -115,6 +121,14 @@ class Handler(BaseHTTPRequestHandler):
         params = message.get("value")
         if params is None:
             params = {}
+        if isinstance(params, dict) and isinstance(params.get(P2P_PARAMETER), dict):
+            status, body = run_stage(main, params, params.pop(P2P_PARAMETER))
+            self.finish_logs()
+            try:
+                self.reply(status, body)
+            except (TypeError, ValueError) as error:
+                self.reply(502, {"error": "The action returned a result that is not JSON: %s" % error})
+            return
         try:
             result = main(params)
         except Exception as error:
@@ -135,6 +149,92 @@ class Handler(BaseHTTPRequestHandler):
     def finish_logs():
         print(SENTINEL, flush=True)
         print(SENTINEL, file=sys.stderr, flush=True)
+
+
+def run_stage(main, params, p2p):
+    """One stage of a peer-to-peer sequence: (HTTP status, reply).
+
+    p2p: {"stage": i, "instances": [instance ID of each stage], "components": [action names],
+          "deadline": epoch ms, "port": the stages' port}
+    Stage i > 0 listens on its overlay address and takes its input from stage i - 1 (a head frame
+    {"ok": true} or {"ok": false, "error": ...}, then the result as JSON); the input is merged over
+    the action's default parameters, as in a classic sequence. Stage i < last sends its result (or
+    its error, or the error it received, so that no later stage waits for nothing) to stage i + 1
+    and replies with a small summary; the last stage replies with the action's result."""
+    import whiskmesh  # next to this file, on sys.path
+
+    try:
+        stage, instances, components = int(p2p["stage"]), [str(i) for i in p2p["instances"]], [str(c) for c in p2p["components"]]
+        deadline, port = float(p2p["deadline"]) / 1000.0, int(p2p.get("port", 7072))
+        name = components[stage]
+    except (KeyError, ValueError, TypeError, IndexError) as error:
+        return 400, {"error": "bad peer-to-peer stage description: %s" % error}
+    params.pop("instanceID", None)
+    last = stage == len(instances) - 1
+
+    def remaining():
+        return max(0.01, deadline - time.time())
+
+    def forward(head, payload=b""):
+        """Sends head (+ payload) to the next stage; an error message if it could not."""
+        if last:
+            return None
+        try:
+            with whiskmesh.connect(instances[stage + 1], port=port, timeout=remaining(), me=instances[stage]) as downstream:
+                downstream.send_frames([json.dumps(head).encode(), payload], timeout=remaining())
+        except (whiskmesh.MeshError, OSError) as error:
+            return "component %s could not pass its result to %s: %s" % (name, components[stage + 1], error)
+        return None
+
+    def fail(message, status=200):
+        forward({"ok": False, "error": message})
+        return status, {"error": message}
+
+    if stage > 0:
+        listener = whiskmesh.listen(port)
+        try:
+            while True:
+                upstream = whiskmesh.accept(listener, timeout=remaining(), me=instances[stage])
+                if upstream.peer == instances[stage - 1]:
+                    break
+                upstream.close()
+            with upstream:
+                head = json.loads(upstream.recv(timeout=remaining()))
+                payload = upstream.recv(timeout=remaining())
+        except (whiskmesh.MeshError, OSError, ValueError) as error:
+            return fail("component %s got no input from %s before the sequence's deadline: %s" % (name, components[stage - 1], error))
+        finally:
+            listener.close()
+        if not isinstance(head, dict) or not head.get("ok"):
+            return fail(str(head.get("error") if isinstance(head, dict) else head))
+        try:
+            received = json.loads(payload)
+        except ValueError as error:
+            return fail("component %s got input that is not JSON: %s" % (name, error))
+        del payload
+        if not isinstance(received, dict):
+            return fail("component %s got input that is not a dictionary" % name)
+        params.update(received)
+    try:
+        result = main(params)
+    except Exception as error:
+        traceback.print_exc()
+        return fail("component %s failed: An exception was raised: %s: %s" % (name, type(error).__name__, error))
+    if not isinstance(result, dict):
+        return fail("component %s failed: The action did not return a dictionary." % name, 502)
+    if "error" in result:
+        return fail("component %s failed: %s" % (name, result["error"]))
+    if last:
+        return 200, result
+    try:
+        payload = json.dumps(result).encode()
+    except (TypeError, ValueError) as error:
+        return fail("component %s failed: The action returned a result that is not JSON: %s" % (name, error), 502)
+    del result
+    problem = forward({"ok": True}, payload)
+    if problem:
+        return 200, {"error": problem}
+    return 200, {"p2p": {"to": components[stage + 1], "bytes": len(payload)}}
 
 
 def invoker_facing_address():
