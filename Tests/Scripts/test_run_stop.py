@@ -1,6 +1,7 @@
 """scripts/run and scripts/stop as a user runs them, on ports, a state folder and overlay names of
-the test's own: stop leaves no process and no container running, even with an activation in the
-middle of a 120 s sleep (the invokers drain for their grace period, then remove what runs)."""
+the test's own: run's demo scatter-gather counts right across both invokers; stop leaves no
+process and no container running, even with an activation in the middle of a 120 s sleep (the
+invokers drain for their grace period, then remove what runs)."""
 import json
 import os
 import secrets
@@ -44,7 +45,11 @@ def test_stop_leaves_nothing_running_even_mid_activation():
                WHISK_OVERLAY_NAME_PREFIX="wmrunstop-%s-" % tag, WSK_CONFIG_FILE=os.path.join(state, "wskprops"))
     pids = {}
     try:
-        subprocess.run([os.path.join(ROOT, "scripts", "run")], env=env, check=True, timeout=900, capture_output=True)
+        ran = subprocess.run([os.path.join(ROOT, "scripts", "run")], env=env, timeout=900, capture_output=True, text=True)
+        assert ran.returncode == 0, ran.stderr[-3000:]
+        # The demo's scatter-gather checked its counts (job.py exits 1 otherwise) and spanned both invokers.
+        assert "scatter-gather: a master and 6 workers counted" in ran.stdout, ran.stdout
+        assert "invoker0 ran" in ran.stdout and "invoker1 ran" in ran.stdout, ran.stdout
         for name in ("broker", "controller", "invoker0", "invoker1"):
             with open(os.path.join(state, name + ".pid")) as f:
                 pids[name] = int(f.read())
@@ -79,5 +84,8 @@ def test_stop_leaves_nothing_running_even_mid_activation():
                 subprocess.run(["docker", "rm", "-f", name], capture_output=True)
         for network in docker("network", "ls", "--format", "{{.Name}}"):
             if network.startswith("wmrunstop-%s-" % tag):
+                # What an invoker killed above left on this run's overlay (the demo's containers).
+                for container in docker("ps", "-aq", "--filter", "network=" + network):
+                    subprocess.run(["docker", "rm", "-f", container], capture_output=True)
                 subprocess.run(["docker", "network", "rm", network], capture_output=True)
         shutil.rmtree(state, ignore_errors=True)
