@@ -420,3 +420,45 @@ def plot_cdf(name, series, xlabel, ylabel, title):
     axis.legend()
     figure.tight_layout()
     figure.savefig(os.path.join(RESULTS, name + ".png"), dpi=110)
+
+
+# -- method: interleaved transports, per-trial ratios, two runs --------------------------------------
+
+def interleave(transports, trials, measure):
+    """Runs measure(transport, trial) for trial 0..trials-1, every transport once per trial in turn
+    (ABCABC...), so drift over time touches every transport alike. Returns {transport: [values]}."""
+    values = {t: [] for t in transports}
+    for trial in range(trials):
+        for transport in transports:
+            values[transport].append(measure(transport, trial))
+    return values
+
+
+def ratio(numerators, denominators):
+    """Median of the per-trial ratios numerator[i] / denominator[i] with their spread:
+    {"median", "min", "max", "n"}, or None without a complete pair."""
+    pairs = [a / b for a, b in zip(numerators, denominators) if a is not None and b]
+    if not pairs:
+        return None
+    return {"median": statistics.median(pairs), "min": min(pairs), "max": max(pairs), "n": len(pairs)}
+
+
+def fmt_ratio_spread(value):
+    if not value:
+        return "-"
+    if value["n"] == 1:
+        return "%.2f×" % value["median"]
+    return "%.2f× (%.2f–%.2f)" % (value["median"], value["min"], value["max"])
+
+
+def disagree(first, second, tolerance=0.25):
+    """Whether two runs' figures differ by more than `tolerance` of the smaller one."""
+    if first is None or second is None:
+        return False
+    low, high = sorted((first, second))
+    return low <= 0 or (high - low) / low > tolerance
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None

@@ -335,8 +335,9 @@ def connect(peer_id, port=DEFAULT_PORT, timeout=30.0, me=None, max_message=None)
 # Collectives among a group of instances, with mpi4py's names where they exist (size, rank, send,
 # recv, bcast, scatter, gather, allgather, reduce, allreduce, alltoall, barrier).
 #
-# Every member listens on COLLECTIVE_PORT and connects to another the first time it sends to it, so
-# a group holds only the connections its algorithms use (about N log N for the tree ones, not N²).
+# Every member listens on COLLECTIVE_PORT. The root and every member connect to each other when the
+# group forms; other pairs connect the first time one sends to the other, so a group holds only
+# the connections its algorithms use (about N log N for the tree ones, not N²).
 # A connection carries one direction: what a sends to b travels on the connection a opened, so two
 # members never race to open the same one. One sender thread per group sends while the caller
 # receives: ring and pipeline steps need both at once, and a send blocked on a full socket buffer
@@ -490,10 +491,30 @@ class Group:
             except MeshError:
                 missing = [i for i in self.ids if i not in peers()]
                 raise MeshError("instances %s did not join the group within %.1f s" % (missing, timeout))
-            self._dissemination(_TAG_BARRIER, deadline)  # every member listens and answers
+            self._join(deadline)
         except BaseException:
             self.close()
             raise
+
+    def _join(self, deadline):
+        """Opens the connections between the root and every member (the root's in parallel), then
+        returns once every member has: they are what scatter, gather and the root's broadcasts
+        use, and opening them here keeps their cost out of the first operation."""
+        root = self._ranks[self.root]
+        if self.rank == root:
+            members = [member for member in range(self.size) if member != root]
+
+            def open_to(member):
+                self._outgoing[member] = connect(self.ids[member], port=self.port, timeout=self._left(deadline), me=self.me)
+            with concurrent.futures.ThreadPoolExecutor(min(16, len(members))) as pool:
+                for done in [pool.submit(open_to, member) for member in members]:
+                    done.result()
+            for member in members:
+                self._recv(member, _TAG_BARRIER, deadline)
+            self._wait([self._post(member, b"", _TAG_BARRIER, deadline) for member in members], deadline)
+        else:
+            self._send(root, b"", _TAG_BARRIER, deadline)
+            self._recv(root, _TAG_BARRIER, deadline)
 
     @property
     def is_root(self):

@@ -1,5 +1,5 @@
 """Runs the scatter-gather job: creates the master and worker actions, invokes N workers and the
-master, each as an activation with an instance ID (non-blocking workers, then a blocking master),
+master at once, each as an activation with an instance ID (non-blocking workers, a blocking master),
 and returns how long it took from the first invoke to the master's result, split into launch
 (until every worker has joined the group) and communication (scatter, count, gather).
 
@@ -11,6 +11,7 @@ bench/scattergather.py imports it.
 import argparse
 import base64
 import collections
+import concurrent.futures
 import json
 import os
 import secrets
@@ -82,15 +83,20 @@ def run(client, workers, master="sg-master", worker="sg-worker", variant="words"
         common["text"] = text if text is not None else open(TEXT).read()
     else:
         common["bytes"] = size
-    first = time.time()
-    activations = []
-    for worker_id in worker_ids:
-        params = {key: value for key, value in common.items() if key != "text"}
+    params = {key: value for key, value in common.items() if key != "text"}
+
+    def start_worker(worker_id):
         status, body = client.request("POST", "/actions/%s?blocking=false" % worker, dict(params, instanceID=worker_id))
         if status != 202:
             raise RuntimeError("invoking worker %s: %d %s" % (worker_id, status, body))
-        activations.append(body["activationId"])
-    status, body = client.request("POST", "/actions/%s?blocking=true" % master, dict(common, instanceID=job + "-m"), timeout=timeout + 60)
+        return body["activationId"]
+    # Every member is invoked at once, as a client that starts a job would.
+    with concurrent.futures.ThreadPoolExecutor(min(16, workers + 1)) as pool:
+        first = time.time()
+        master_call = pool.submit(client.request, "POST", "/actions/%s?blocking=true" % master, dict(common, instanceID=job + "-m"),
+                                  timeout + 60)
+        activations = list(pool.map(start_worker, worker_ids))
+        status, body = master_call.result()
     if status == 202:
         body = client.record(body["activationId"])
     ended = time.time()

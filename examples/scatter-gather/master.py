@@ -49,10 +49,12 @@ def main(args):
     generated = time.time()
     if args.get("transport", "mesh") == "redis":
         counts, joined = over_redis(args, workers, chunks, variant, timeout)
+        where = placement([whiskmesh.my_id()] + workers)
     else:
         try:
             with whiskmesh.Group([whiskmesh.my_id()] + workers, timeout=timeout) as group:
                 joined = time.time()
+                where = placement([whiskmesh.my_id()] + workers)  # while every member is in the map
                 group.scatter([b""] + chunks)
                 gathered = group.gather(None)[1:]
         except whiskmesh.MeshError as error:
@@ -67,7 +69,7 @@ def main(args):
     if isinstance(counts, dict) and "error" in counts:
         return counts
     return dict(summary(counts, variant), workers=len(workers), started=started, generated=generated, joined=joined, done=done,
-                placement=placement([whiskmesh.my_id()] + workers))
+                placement=where)
 
 
 def over_redis(args, workers, chunks, variant, timeout):
