@@ -905,13 +905,13 @@ class Group:
                 return value
             if algorithm == "star":
                 root = self._ranks[self.root]
-                gathered = ([value if member == root else self._recv(member, _TAG_GATHER, deadline) for member in range(self.size)]
-                            if self.rank == root else self._send(root, value, _TAG_GATHER, deadline))
                 result = None
-                if self.rank == root:
-                    result = gathered[0]
-                    for item in gathered[1:]:
-                        result = combine(result, item)
+                if self.rank == root:  # folds each value as it arrives: two values in memory, not N
+                    for member in range(self.size):
+                        item = value if member == root else self._recv(member, _TAG_GATHER, deadline)
+                        result = item if member == 0 else combine(result, item)
+                else:
+                    self._send(root, value, _TAG_GATHER, deadline)
                 return self._bcast(result, root, deadline, "star")
             if self._ring_suits(value, op, algorithm):
                 work = numpy.array(value, copy=True).reshape(-1)
