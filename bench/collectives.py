@@ -43,10 +43,14 @@ def group_run(stack, n, redis):
     with ThreadPoolExecutor(16) as pool:
         activations = list(pool.map(start, ids))
     records = [stack.wait_activation(a, timeout=900) for a in activations]
-    for record in records:
-        result = record["response"]["result"]
-        if not record["response"]["success"] or "error" in result:
-            raise RuntimeError("member failed: %s" % result)
+    failed = [(member, record) for member, record in zip(ids, records)
+              if not record["response"]["success"] or "error" in record["response"]["result"]]
+    if failed:
+        # The first member to fail is the one whose error does not just say that another went away.
+        failed.sort(key=lambda item: "closed the connection" in str(item[1]["response"]["result"]))
+        member, record = failed[0]
+        raise RuntimeError("%d members failed, e.g. %s: %s; its log: %s" % (
+            len(failed), member, record["response"]["result"], "\n".join(record.get("logs", []))[-3000:]))
     root = next(r["response"]["result"] for r in records if r["response"]["result"].get("rank") == 0)
     if not root["correct"]:
         raise RuntimeError("a collective computed a wrong result (positive control)")
@@ -55,8 +59,10 @@ def group_run(stack, n, redis):
 
 def main():
     runs = []
-    with wb.Stack("collectives", user_memory="10240 MB") as stack:
-        stack.put_action("member", wb.action_code("collective.py"), memory=512, timeout=300_000)
+    # 768 MB per member: 64 MiB arrays in flight, a copy of the input, Redis' replies. The
+    # invokers' nominal memory covers 32 of them; what they use is about half.
+    with wb.Stack("collectives", user_memory="12288 MB") as stack:
+        stack.put_action("member", wb.action_code("collective.py"), memory=768, timeout=300_000)
         stack.invoke("member", {"ids": ["warm"], "sizes": [], "trials": 1, "redis": "127.0.0.1:1", "key": "w"}, instance="warm")
         redis = start_redis(stack)
         for index in range(1, RUNS + 1):
@@ -122,7 +128,7 @@ def report(runs):
     for invoker in placement.values():
         spread[invoker] = spread.get(invoker, 0) + 1
     md = ["Machine: %s. Raw data: `docs/benchmarks/collectives.json`, `collectives.csv`." % wb.machine_line(info), "",
-          "Members are activations with instance IDs (512 MB each) on two invokers (%d members: %s). Each time is the median "
+          "Members are activations with instance IDs (768 MB each) on two invokers (%d members: %s). Each time is the median "
           "of %d trials framed by barriers (barrier, operation, barrier), transports interleaved trial by trial; ratios are "
           "medians of the per-trial ratios (spread in brackets). A bare barrier pair took %s with %d members. Arrays of "
           "float64; the root is rank 0." % (MEMBERS[-1], ", ".join("invoker%s: %d" % kv for kv in sorted(spread.items())), TRIALS,

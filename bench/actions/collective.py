@@ -17,6 +17,12 @@ import whiskmesh
 TRANSPORTS = ["auto", "star", "redis"]
 
 
+def as_bytes(array):
+    """The array's memory as bytes for redis-py, without a copy (a float64 memoryview's len() counts
+    elements, and the Redis protocol needs the length in bytes)."""
+    return memoryview(array).cast("B")
+
+
 def timed(group, run):
     group.barrier()
     started = time.perf_counter()
@@ -47,9 +53,11 @@ def main(args):
             for _ in range(trials):
                 record("p2p/%d" % p2p, timed(group, lambda: group.send(data, 1) if rank == 0 else
                                              (group.recv(0, into=target) if rank == 1 else None)))
+            del data, target
         for nbytes in args["sizes"]:
             mine = numpy.full(max(1, nbytes // 8), float(rank + 1))
-            source = numpy.arange(max(1, nbytes // 8), dtype=numpy.float64)
+            last = float(max(1, nbytes // 8) - 1)
+            source = numpy.arange(max(1, nbytes // 8), dtype=numpy.float64) if rank == 0 else None
             for _ in range(trials):
                 for transport in TRANSPORTS:
                     out = {}
@@ -57,7 +65,7 @@ def main(args):
                     def broadcast():
                         if transport == "redis":
                             if rank == 0:
-                                store.set(key + ":b", source.data)
+                                store.set(key + ":b", as_bytes(source))
                             group.barrier()
                             out["b"] = source if rank == 0 else numpy.frombuffer(store.get(key + ":b"), dtype=numpy.float64)
                         else:
@@ -66,13 +74,13 @@ def main(args):
 
                     def allreduce():
                         if transport == "redis":
-                            store.set("%s:r:%d" % (key, rank), mine.data)
+                            store.set("%s:r:%d" % (key, rank), as_bytes(mine))
                             group.barrier()
                             if rank == 0:
                                 total = mine.copy()
                                 for member in range(1, size):
                                     total += numpy.frombuffer(store.get("%s:r:%d" % (key, member)), dtype=numpy.float64)
-                                store.set(key + ":sum", total.data)
+                                store.set(key + ":sum", as_bytes(total))
                             group.barrier()
                             out["r"] = numpy.frombuffer(store.get(key + ":sum"), dtype=numpy.float64)
                         else:
@@ -80,7 +88,8 @@ def main(args):
                     record("broadcast/%s/%d" % (transport, nbytes), timed(group, broadcast))
                     record("allreduce/%s/%d" % (transport, nbytes), timed(group, allreduce))
                     # Positive control: every transport computed the right thing.
-                    checks.append(bool(out["b"][-1] == source[-1]) and bool(out["r"][0] == size * (size + 1) / 2))
+                    checks.append(bool(out["b"][-1] == last) and bool(out["r"][0] == size * (size + 1) / 2))
+                    out.clear()
                     if transport == "redis":
                         group.barrier()
                         if rank == 0:
@@ -97,7 +106,7 @@ def main(args):
                         if transport == "redis":
                             pipe = store.pipeline(transaction=False)
                             for j in range(size):
-                                pipe.set("%s:s:%d:%d" % (key, rank, j), chunks[j].data)
+                                pipe.set("%s:s:%d:%d" % (key, rank, j), as_bytes(chunks[j]))
                             pipe.execute()
                             group.barrier()
                             out["s"] = [numpy.frombuffer(b, dtype=numpy.float64)
@@ -106,6 +115,7 @@ def main(args):
                             out["s"] = group.alltoall(chunks)
                     record("alltoall/%s/%d" % (transport, shuffle), timed(group, alltoall))
                     checks.append(all(out["s"][j][0] == j * size + rank for j in range(size)))
+                    out.clear()
                     if transport == "redis":
                         group.barrier()
                         store.delete(*["%s:s:%d:%d" % (key, rank, j) for j in range(size)])
