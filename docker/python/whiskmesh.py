@@ -352,8 +352,8 @@ def connect(peer_id, port=DEFAULT_PORT, timeout=30.0, me=None, max_message=None)
 #
 # Algorithms by size (every member decides alike, since all pass the same kind of value):
 # - broadcast: below LARGE bytes along a binomial tree (log2 N steps); from LARGE on the tree only
-#   announces the size and the payload is pipelined down a chain in CHUNK pieces, so each link
-#   carries it once and the time is about one transfer plus (N - 2) chunks;
+#   announces the size and the payload is pipelined down a chain in pieces of about 1/32 of it, so
+#   each link carries it once and the time is about one transfer plus (N - 2) pieces;
 # - reduce/allreduce: a binomial tree for small values, JSON values and custom operations; a NumPy
 #   array of LARGE bytes or more with a named operation goes round a ring (reduce-scatter, then
 #   allgather): each member sends and receives 2 (N - 1) / N of the array, the bandwidth optimum;
@@ -456,6 +456,7 @@ class Group:
 
     LARGE = 256 << 10
     CHUNK = 512 << 10
+    MAX_CHUNK = 4 << 20
 
     def __init__(self, ids, root=None, port=COLLECTIVE_PORT, timeout=30.0, me=None, address=None):
         self.ids = [str(i) for i in ids]
@@ -712,9 +713,13 @@ class Group:
         relative = (self.rank - root) % self.size
         previous = (self.rank - 1) % self.size if relative > 0 else None
         following = (self.rank + 1) % self.size if relative < self.size - 1 else None
+        # About 32 pieces (so filling the chain costs N/32 of the transfer), each 512 KiB .. 4 MiB
+        # (below, the per-piece work shows; above, the chain fills slowly). Every member computes
+        # the same from the announced size.
+        chunk = min(self.MAX_CHUNK, max(self.CHUNK, len(view) // 32))
         sends = []
-        for offset in range(0, len(view), self.CHUNK):
-            piece = view[offset:offset + self.CHUNK]
+        for offset in range(0, len(view), chunk):
+            piece = view[offset:offset + chunk]
             if previous is not None:
                 self._recv(previous, tag, deadline, into=piece)
             if following is not None:
