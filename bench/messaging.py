@@ -1,6 +1,7 @@
 """Benchmark 1, message passing (the paper's Fig. 7/8): two instances on different invokers exchange
 64 B round trips (1..10,000) and single messages of 64 B..128 MiB, over the SDK on the overlay,
-raw TCP between the same containers, Redis with BLPOP, and Redis polled every 100 ms.
+raw TCP between the same containers, Redis with BLPOP (these three interleaved trial by trial), and
+Redis polled every 100 ms. The plan runs twice.
 
     bench/run messaging
 """
@@ -14,6 +15,8 @@ import whiskbench as wb  # noqa: E402
 
 REDIS_IMAGE = "whiskmesh/redis:bookworm"
 TRANSPORTS = ["tcp", "sdk", "redis", "redis-poll"]
+INTERLEAVED = ["tcp", "sdk", "redis"]
+RUNS = int(os.environ.get("WHISK_BENCH_RUNS", "2"))
 COUNTS = [(1, 200), (10, 50), (100, 20), (1000, 5), (10000, 3)]
 SIZES = [(64, 200), (1 << 10, 200), (16 << 10, 100), (256 << 10, 30), (4 << 20, 10), (32 << 20, 5), (128 << 20, 5)]
 # Polling every 100 ms makes a round trip cost ~100 ms: 10,000 of them would take ~17 minutes.
@@ -27,9 +30,11 @@ def plan(transport):
             [{"kind": "size", "bytes": b, "trials": t} for b, t in sizes])
 
 
-def exchange(stack, transport, points, redis_address=None):
-    key = "bench-%s-%d" % (transport, time.monotonic_ns())
-    common = {"transport": transport, "plan": points, "redis": redis_address, "key": key}
+def exchange(stack, transports, points, redis_address=None):
+    """One pair of activations that runs `points` over every transport of `transports`, interleaved
+    trial by trial; returns role a's result ({"results": {transport: points}, "placement"})."""
+    key = "bench-%d" % time.monotonic_ns()
+    common = {"transports": transports, "plan": points, "redis": redis_address, "key": key}
     status_b, b = stack.invoke("right", dict(common, role="b", peer="mp-a"), blocking=False, instance="mp-b")
     status_a, a = stack.invoke("left", dict(common, role="a", peer="mp-b"), blocking=False, instance="mp-a")
     if status_a != 202 or status_b != 202:
@@ -39,7 +44,7 @@ def exchange(stack, transport, points, redis_address=None):
     for record in (record_a, record_b):
         result = record["response"]["result"]
         if not record["response"]["success"] or "error" in result:
-            raise RuntimeError("%s exchange failed: %s" % (transport, result))
+            raise RuntimeError("%s exchange failed: %s" % (transports, result))
     result = record_a["response"]["result"]
     if result["placement"].get("mp-a") == result["placement"].get("mp-b"):
         raise RuntimeError("both instances ran on invoker %s: the benchmark needs two" % result["placement"]["mp-a"])
@@ -58,31 +63,31 @@ def start_redis(stack):
 
 
 def main():
-    results = {}
+    runs = []
     with wb.Stack("messaging") as stack:
         code = wb.action_code("messaging.py")
         for name in ("left", "right"):
             stack.put_action(name, code, memory=1024)
         # Warm both containers (and create the namespace's overlay) with a tiny exchange.
-        exchange(stack, "sdk", [{"kind": "count", "n": 10, "trials": 1}])
+        exchange(stack, ["sdk"], [{"kind": "count", "n": 10, "trials": 1}])
         redis_address = start_redis(stack)
         wb.log("redis at %s on %s" % (redis_address, stack.overlay()))
-        for transport in TRANSPORTS:
-            wb.log("transport %s" % transport)
+        for index in range(1, RUNS + 1):
+            wb.log("run %d: %s interleaved" % (index, ", ".join(INTERLEAVED)))
             started = time.time()
-            result = exchange(stack, transport, plan(transport), redis_address)
-            results[transport] = result["results"]
-            results[transport + ".placement"] = result["placement"]
-            wb.log("  %.1f s" % (time.time() - started))
-    report(results)
+            result = exchange(stack, INTERLEAVED, plan("sdk"), redis_address)
+            wb.log("  %.1f s; redis-poll" % (time.time() - started))
+            poll = exchange(stack, ["redis-poll"], plan("redis-poll"), redis_address)
+            runs.append({"results": dict(result["results"], **poll["results"]), "placement": result["placement"]})
+    report(runs)
 
 
-def points(results, transport, kind):
+def samples(results, transport, kind):
+    """{x: [seconds of each trial]} of one transport and kind."""
     out = {}
     for point in results.get(transport, []):
         if point["kind"] == kind:
-            x = point["n"] if kind == "count" else point["bytes"]
-            out[x] = wb.summary(point["seconds"])
+            out[point["n"] if kind == "count" else point["bytes"]] = point["seconds"]
     return out
 
 
@@ -93,36 +98,54 @@ def size_label(n):
     return "%d B" % n
 
 
-def report(results):
-    rows, md_rows = [], {}
-    for kind in ("count", "size"):
-        base = points(results, "sdk", kind)
-        tcp, redis, poll = (points(results, t, kind) for t in ("tcp", "redis", "redis-poll"))
-        md_rows[kind] = []
-        for x, s in sorted(base.items()):
-            for transport in TRANSPORTS:
-                p = points(results, transport, kind).get(x)
-                if p:
-                    rows.append([transport, kind, x, p["n"], p["p50"], p["p95"]])
-            ratio_redis = redis[x]["p50"] / s["p50"] if x in redis else None
-            ratio_poll = poll[x]["p50"] / s["p50"] if x in poll else None
-            ratio_tcp = s["p50"] / tcp[x]["p50"] if x in tcp else None
-            label = ("%d × 64 B" % x) if kind == "count" else size_label(x)
-            md_rows[kind].append([label, "%s / %s" % (wb.fmt_seconds(s["p50"]), wb.fmt_seconds(s["p95"])),
-                                  "%s / %s" % (wb.fmt_seconds(tcp[x]["p50"]), wb.fmt_seconds(tcp[x]["p95"])) if x in tcp else "-",
-                                  "%s / %s" % (wb.fmt_seconds(redis[x]["p50"]), wb.fmt_seconds(redis[x]["p95"])) if x in redis else "-",
-                                  "%s / %s" % (wb.fmt_seconds(poll[x]["p50"]), wb.fmt_seconds(poll[x]["p95"])) if x in poll else "not run",
-                                  wb.fmt_ratio(ratio_redis), wb.fmt_ratio(ratio_poll), wb.fmt_ratio(ratio_tcp)])
-    wb.write_csv("messaging", ["transport", "kind", "x", "trials", "p50_seconds", "p95_seconds"], rows)
-    path = wb.save("messaging", {"results": results})
+def report(runs):
+    rows, md_rows, notes = [], {"count": [], "size": []}, []
+    per_run = []
+    for index, run in enumerate(runs, 1):
+        results = run["results"]
+        figures = {}
+        for kind in ("count", "size"):
+            series = {t: samples(results, t, kind) for t in TRANSPORTS}
+            for x in sorted(series["sdk"]):
+                p = {t: wb.summary(series[t][x]) if series[t].get(x) else None for t in TRANSPORTS}
+                for transport in TRANSPORTS:
+                    if p[transport]:
+                        rows.append([index, transport, kind, x, p[transport]["n"], p[transport]["p50"], p[transport]["p95"]])
+                redis_sdk = wb.ratio(series["redis"].get(x, []), series["sdk"][x])
+                sdk_tcp = wb.ratio(series["sdk"][x], series["tcp"].get(x, []))
+                poll_sdk = p["redis-poll"]["p50"] / p["sdk"]["p50"] if p["redis-poll"] else None
+                figures[(kind, x)] = (p["sdk"]["p50"], redis_sdk and redis_sdk["median"], sdk_tcp and sdk_tcp["median"])
+                label = ("%d × 64 B" % x) if kind == "count" else size_label(x)
+                cell = lambda t: "%s / %s" % (wb.fmt_seconds(p[t]["p50"]), wb.fmt_seconds(p[t]["p95"])) if p[t] else "not run"  # noqa: E731
+                md_rows[kind].append(["%s (run %d)" % (label, index), cell("sdk"), cell("tcp"), cell("redis"), cell("redis-poll"),
+                                      wb.fmt_ratio_spread(redis_sdk), wb.fmt_ratio(poll_sdk), wb.fmt_ratio_spread(sdk_tcp)])
+        per_run.append(figures)
+    if len(per_run) == 2:
+        for key in per_run[0]:
+            label = ("%d × 64 B" % key[1]) if key[0] == "count" else size_label(key[1])
+            for position, name in ((0, "SDK p50"), (1, "Redis / SDK"), (2, "SDK / TCP")):
+                a, b = per_run[0][key][position], per_run[1].get(key, (None,) * 3)[position]
+                if wb.disagree(a, b):
+                    notes.append("%s %s: %s vs %s" % (label, name, *(wb.fmt_seconds(v) if position == 0 else "%.2f×" % v for v in (a, b))))
+    wb.write_csv("messaging", ["run", "transport", "kind", "x", "trials", "p50_seconds", "p95_seconds"], rows)
+    path = wb.save("messaging", {"runs": runs})
     info = json.load(open(path))["machine"]
     header = ["", "SDK p50 / p95", "raw TCP", "Redis BLPOP", "Redis 100 ms poll", "Redis / SDK", "poll / SDK", "SDK / TCP"]
-    md = ["Machine: %s. Raw data: `docs/benchmarks/messaging.json`, `messaging.csv`; plot `messaging.png`." % wb.machine_line(info),
+    md = ["Machine: %s. Raw data: `docs/benchmarks/messaging.json`, `messaging.csv`; plot `messaging.png` (run 1)." % wb.machine_line(info),
+          "", "SDK, raw TCP and Redis BLPOP run interleaved, trial by trial, between the same two instances on two invokers; "
+          "Redis / SDK and SDK / TCP are the medians of the per-trial ratios (their spread in brackets). The 100 ms poll runs "
+          "after them (a round trip costs a poll period; interleaving it would only slow the others down); poll / SDK is a "
+          "ratio of medians. The whole plan ran twice.",
           "", "Round trips of 64 B (time for the whole series):", "", wb.table(header, md_rows["count"]),
           "", "One message of the given size, then a 1-byte reply:", "", wb.table(header, md_rows["size"]),
+          "", "Where the two runs disagree by more than 25 %%: %s." % ("; ".join(notes) if notes else "nowhere"),
           "", "![messaging](benchmarks/messaging.png)"]
     wb.update_doc("messaging", "\n".join(md))
-    plot(results)
+    plot(runs[0]["results"])
+
+
+def points(results, transport, kind):
+    return {x: wb.summary(values) for x, values in samples(results, transport, kind).items() if values}
 
 
 def plot(results):

@@ -2,6 +2,7 @@
 the test's own: run's demo scatter-gather counts right across both invokers; stop leaves no
 process and no container running, even with an activation in the middle of a 120 s sleep (the
 invokers drain for their grace period, then remove what runs)."""
+import glob
 import json
 import os
 import secrets
@@ -37,6 +38,31 @@ def docker(*args):
     return subprocess.run(["docker", *args], capture_output=True, text=True).stdout.split()
 
 
+def networks(tag):
+    return [n for n in docker("network", "ls", "--format", "{{.Name}}") if n.startswith("wmrunstop-%s-" % tag)]
+
+
+def container_of(state, tag, instance):
+    """The name of the container that runs `instance`, from the run's map files and overlay, or None."""
+    ip = None
+    for path in glob.glob(os.path.join(state, "addressmap", "*", "*", "map.json")):
+        try:
+            with open(path) as f:
+                ip = next((e["ip"] for e in json.load(f)["instances"] if e["id"] == instance), ip)
+        except (OSError, ValueError):
+            continue
+    if ip is None:
+        return None
+    for network in networks(tag):
+        listing = subprocess.run(["docker", "network", "inspect", network, "--format",
+                                  "{{range .Containers}}{{.Name}} {{.IPv4Address}}\n{{end}}"], capture_output=True, text=True).stdout
+        for line in listing.splitlines():
+            name, _, address = line.partition(" ")
+            if address.split("/")[0] == ip:
+                return name
+    return None
+
+
 def test_stop_leaves_nothing_running_even_mid_activation():
     state = tempfile.mkdtemp(prefix="whiskmesh-runstop-")
     tag = secrets.token_hex(3)
@@ -60,12 +86,16 @@ def test_stop_leaves_nothing_running_even_mid_activation():
         with open(code, "w") as f:
             f.write("import time\ndef main(args):\n    time.sleep(120)\n    return {}\n")
         subprocess.run([wsk, "action", "create", action, code, "--timeout", "300000"], env=env, check=True, capture_output=True)
-        invoked = subprocess.run([wsk, "action", "invoke", action], env=env, check=True, capture_output=True, text=True)
+        # With an instance ID, so that its container can be found whatever its name (a namespace's
+        # stem cell keeps the name it was created with): its map entry gives its overlay address.
+        instance = "sleeper-%s" % tag
+        invoked = subprocess.run([wsk, "action", "invoke", action, "--instance-id", instance], env=env, check=True,
+                                 capture_output=True, text=True)
         assert "ok: invoked" in invoked.stdout, invoked.stdout
         deadline = time.time() + 60
-        running = []
-        while time.time() < deadline and not running:
-            running = [c for c in docker("ps", "--format", "{{.Names}}") if c.endswith("_" + action)]
+        running = None
+        while time.time() < deadline and running is None:
+            running = container_of(state, tag, instance)
             time.sleep(0.5)
         assert running, "positive control: the activation's container runs before the stop"
         started = time.time()
@@ -73,8 +103,9 @@ def test_stop_leaves_nothing_running_even_mid_activation():
         assert time.time() - started < 120, "the stop did not wait for the 120 s action"
         left = [name for name, pid in pids.items() if alive(pid)]
         assert not left, "still running after scripts/stop: %s" % left
-        remaining = [c for c in docker("ps", "-a", "--format", "{{.Names}}") if c.endswith("_" + action)]
-        assert not remaining, "containers left by scripts/stop: %s" % remaining
+        assert running not in docker("ps", "-a", "--format", "{{.Names}}"), "container %s left by scripts/stop" % running
+        remaining = [c for network in networks(tag) for c in docker("ps", "-aq", "--filter", "network=" + network)]
+        assert not remaining, "containers left on the run's overlay by scripts/stop: %s" % remaining
     finally:
         for pid in pids.values():
             if alive(pid):
@@ -82,10 +113,9 @@ def test_stop_leaves_nothing_running_even_mid_activation():
         for name in docker("ps", "-a", "--format", "{{.Names}}"):
             if name.endswith("_" + action):
                 subprocess.run(["docker", "rm", "-f", name], capture_output=True)
-        for network in docker("network", "ls", "--format", "{{.Name}}"):
-            if network.startswith("wmrunstop-%s-" % tag):
-                # What an invoker killed above left on this run's overlay (the demo's containers).
-                for container in docker("ps", "-aq", "--filter", "network=" + network):
-                    subprocess.run(["docker", "rm", "-f", container], capture_output=True)
-                subprocess.run(["docker", "network", "rm", network], capture_output=True)
+        for network in networks(tag):
+            # What an invoker killed above left on this run's overlay (the demo's, the sleeper's).
+            for container in docker("ps", "-aq", "--filter", "network=" + network):
+                subprocess.run(["docker", "rm", "-f", container], capture_output=True)
+            subprocess.run(["docker", "network", "rm", network], capture_output=True)
         shutil.rmtree(state, ignore_errors=True)

@@ -1,7 +1,7 @@
 # Benchmark 1's action: one side of a message exchange between two instances.
 #
 # role "a" drives: for every point of the plan it times the exchange with perf_counter and returns
-# the samples; role "b" answers. Transports:
+# the samples; role "b" answers. Several transports run interleaved, trial by trial. Transports:
 #   sdk         whiskmesh.connect/listen and Connection.send/recv (framed) over the overlay
 #   tcp         a plain socket between the same two containers, no framing (the physical limit)
 #   redis       RPUSH + BLPOP through a Redis server on the namespace's overlay
@@ -105,54 +105,69 @@ class Redis:
         return value
 
 
-def main(args):
-    role, peer, transport, plan = args["role"], args["peer"], args["transport"], args["plan"]
+def open_channel(transport, role, peer, args):
     if transport == "sdk":
         channel = Sdk(role, peer)
     elif transport == "tcp":
         channel = RawTcp(role, peer)
     else:
-        channel = Redis(role, peer, args["redis"], args["key"], poll=transport == "redis-poll")
-    small = b"m" * SMALL
-    ack = b"k"
+        channel = Redis(role, peer, args["redis"], "%s:%s" % (args["key"], transport), poll=transport == "redis-poll")
     # A short handshake so that neither side's connection set-up is in the first sample.
     if role == "a":
-        channel.send(small)
+        channel.send(b"m" * SMALL)
         channel.recv(SMALL)
     else:
         channel.send(channel.recv(SMALL))
-    results = []
+    return channel
+
+
+def trial(channel, role, point):
+    """One sample of `point` (role a times it; role b answers). Returns seconds, None, or an error string."""
+    small, ack = b"m" * SMALL, b"k"
+    if point["kind"] == "count":
+        if role == "a":
+            started = time.perf_counter()
+            for _ in range(point["n"]):
+                channel.send(small)
+                if len(channel.recv(SMALL)) != SMALL:
+                    return "short echo"
+            return time.perf_counter() - started
+        for _ in range(point["n"]):
+            channel.send(channel.recv(SMALL))
+        return None
+    size = point["bytes"]
+    if role == "a":
+        payload = bytes(size)
+        started = time.perf_counter()
+        channel.send(payload)
+        reply = channel.recv(1)
+        elapsed = time.perf_counter() - started
+        return elapsed if len(reply) == 1 else "bad reply"
+    data = channel.recv(size)
+    if len(data) != size:
+        return "received %d of %d bytes" % (len(data), size)
+    channel.send(ack)
+    return None
+
+
+def main(args):
+    """Every transport of args["transports"] is opened at once; each trial of each plan point then
+    runs once per transport in turn (ABCABC...), so drift touches all of them alike."""
+    role, peer, plan = args["role"], args["peer"], args["plan"]
+    transports = args.get("transports") or [args["transport"]]
+    channels = {t: open_channel(t, role, peer, args) for t in transports}
+    results = {t: [] for t in transports}
     for point in plan:
-        samples = []
+        samples = {t: [] for t in transports}
         for _ in range(point["trials"]):
-            if point["kind"] == "count":
-                if role == "a":
-                    started = time.perf_counter()
-                    for _ in range(point["n"]):
-                        channel.send(small)
-                        if len(channel.recv(SMALL)) != SMALL:
-                            return {"error": "short echo"}
-                    samples.append(time.perf_counter() - started)
-                else:
-                    for _ in range(point["n"]):
-                        channel.send(channel.recv(SMALL))
-            else:
-                size = point["bytes"]
-                if role == "a":
-                    payload = bytes(size)
-                    started = time.perf_counter()
-                    channel.send(payload)
-                    reply = channel.recv(1)
-                    samples.append(time.perf_counter() - started)
-                    del payload
-                    if len(reply) != 1:
-                        return {"error": "bad reply"}
-                else:
-                    data = channel.recv(size)
-                    if len(data) != size:
-                        return {"error": "received %d of %d bytes" % (len(data), size)}
-                    del data
-                    channel.send(ack)
-        results.append(dict(point, seconds=samples))
+            for transport in transports:
+                outcome = trial(channels[transport], role, point)
+                if isinstance(outcome, str):
+                    return {"error": "%s: %s" % (transport, outcome)}
+                if outcome is not None:
+                    samples[transport].append(outcome)
+        for transport in transports:
+            results[transport].append(dict(point, seconds=samples[transport]))
+            getattr(channels[transport], "buffers", {}).clear()
     placement = {entry["id"]: entry["invoker"] for entry in whiskmesh.read_map()["instances"]}
-    return {"role": role, "transport": transport, "results": results, "placement": placement}
+    return {"role": role, "transports": transports, "results": results, "placement": placement}
