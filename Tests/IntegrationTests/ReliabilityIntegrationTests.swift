@@ -28,7 +28,13 @@ extension PlatformIntegrationTests {
     /// are accepted onto its topic. Returns their activation ids.
     func acceptedByADeadInvoker(_ platform: Platform, count: Int) async throws -> [String] {
         try await platform.createAction("mark", code: "def main(args):\n    return {'ran': args['n']}\n", timeout: 1000)
-        #expect(try await platform.invoke("mark", ["n": 0], result: true).json == ["ran": 0])
+        // A warm container first. A cold start on a loaded machine can overrun the 1 s limit (the
+        // container is then removed), so up to three tries; the test is about what follows.
+        var warm = try await platform.invoke("mark", ["n": 0], result: true)
+        for _ in 0..<2 where warm.json != ["ran": 0] {
+            warm = try await platform.invoke("mark", ["n": 0], result: true)
+        }
+        #expect(warm.json == ["ran": 0], "\(warm.json)")
         platform.kill(invoker: 0)
         var ids: [String] = []
         for n in 1...count {
