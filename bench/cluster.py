@@ -159,7 +159,7 @@ def message_passing(cluster):
     for transport in TRANSPORTS:
         for label, pair in pairs.items():
             wb.log("messaging: %s, %s" % (transport, label))
-            results["%s|%s" % (transport, label)] = exchange(cluster, pair, transport, PLAN, "%s:6379" % redis_ip)["results"]
+            results["%s|%s" % (transport, label)] = exchange(cluster, pair, transport, PLAN, "%s:6379" % redis_ip)["results"][transport]
     return {"placements": placements, "results": results, "redis": "on %s (a third host)" % cluster.hosts[2]}
 
 
@@ -221,7 +221,7 @@ def report(data):
     md += ["**Message passing** (placements %s; Redis %s). p50 / p95:" % (data["messaging"]["placements"], data["messaging"]["redis"]), ""]
     rows = []
     for index, point in enumerate(PLAN):
-        label = ("%d × 64 B round trips" % point["n"]) if point["kind"] == "count" else messaging.size_label(point["bytes"])
+        label = ("%d × 64 B round trips" % point["n"]) if point["kind"] == "count" else wb.fmt_bytes(point["bytes"])
         row = [label]
         for transport in TRANSPORTS:
             for where in ("same host", "two hosts"):

@@ -72,18 +72,11 @@ def main():
                 run[n] = group_run(stack, n, redis)
                 times = run[n]["times"]
                 for size in SIZES:
-                    wb.log("  N=%d %s: broadcast %s, allreduce %s" % (n, size_label(size), " / ".join(
+                    wb.log("  N=%d %s: broadcast %s, allreduce %s" % (n, wb.fmt_bytes(size), " / ".join(
                         "%s %s" % (t, wb.fmt_seconds(wb.median(times["broadcast/%s/%d" % (t, size)]))) for t in TRANSPORTS), " / ".join(
                         "%s %s" % (t, wb.fmt_seconds(wb.median(times["allreduce/%s/%d" % (t, size)]))) for t in TRANSPORTS)))
             runs.append(run)
     report(runs)
-
-
-def size_label(n):
-    for unit, shift in (("MiB", 20), ("KiB", 10)):
-        if n >= 1 << shift:
-            return "%d %s" % (n >> shift, unit)
-    return "%d B" % n
 
 
 def report(runs):
@@ -98,11 +91,11 @@ def report(runs):
                     m = {t: wb.median(series[t]) for t in TRANSPORTS}
                     medians.append(m["auto"])
                     rows.append([index, op, n, size] + [m[t] for t in TRANSPORTS])
-                    tables[op].append(["%d × %s (run %d)" % (n, size_label(size), index)] + [wb.fmt_seconds(m[t]) for t in TRANSPORTS] +
+                    tables[op].append(["%d × %s (run %d)" % (n, wb.fmt_bytes(size), index)] + [wb.fmt_seconds(m[t]) for t in TRANSPORTS] +
                                       [wb.fmt_ratio_spread(wb.ratio(series["star"], series["auto"])),
                                        wb.fmt_ratio_spread(wb.ratio(series["redis"], series["auto"]))])
                 if len(medians) == 2 and wb.disagree(*medians):
-                    notes.append("%s %d × %s: %s vs %s" % (op, n, size_label(size), wb.fmt_seconds(medians[0]), wb.fmt_seconds(medians[1])))
+                    notes.append("%s %d × %s: %s vs %s" % (op, n, wb.fmt_bytes(size), wb.fmt_seconds(medians[0]), wb.fmt_seconds(medians[1])))
     targets, shuffles = [], []
     for index, run in enumerate(runs, 1):
         for n in MEMBERS:

@@ -91,13 +91,6 @@ def samples(results, transport, kind):
     return out
 
 
-def size_label(n):
-    for unit, shift in (("MiB", 20), ("KiB", 10)):
-        if n >= 1 << shift:
-            return "%d %s" % (n >> shift, unit)
-    return "%d B" % n
-
-
 def report(runs):
     rows, md_rows, notes = [], {"count": [], "size": []}, []
     per_run = []
@@ -115,14 +108,14 @@ def report(runs):
                 sdk_tcp = wb.ratio(series["sdk"][x], series["tcp"].get(x, []))
                 poll_sdk = p["redis-poll"]["p50"] / p["sdk"]["p50"] if p["redis-poll"] else None
                 figures[(kind, x)] = (p["sdk"]["p50"], redis_sdk and redis_sdk["median"], sdk_tcp and sdk_tcp["median"])
-                label = ("%d × 64 B" % x) if kind == "count" else size_label(x)
+                label = ("%d × 64 B" % x) if kind == "count" else wb.fmt_bytes(x)
                 cell = lambda t: "%s / %s" % (wb.fmt_seconds(p[t]["p50"]), wb.fmt_seconds(p[t]["p95"])) if p[t] else "not run"  # noqa: E731
                 md_rows[kind].append(["%s (run %d)" % (label, index), cell("sdk"), cell("tcp"), cell("redis"), cell("redis-poll"),
                                       wb.fmt_ratio_spread(redis_sdk), wb.fmt_ratio(poll_sdk), wb.fmt_ratio_spread(sdk_tcp)])
         per_run.append(figures)
     if len(per_run) == 2:
         for key in per_run[0]:
-            label = ("%d × 64 B" % key[1]) if key[0] == "count" else size_label(key[1])
+            label = ("%d × 64 B" % key[1]) if key[0] == "count" else wb.fmt_bytes(key[1])
             for position, name in ((0, "SDK p50"), (1, "Redis / SDK"), (2, "SDK / TCP")):
                 a, b = per_run[0][key][position], per_run[1].get(key, (None,) * 3)[position]
                 if wb.disagree(a, b):

@@ -122,18 +122,11 @@ def one_run(stack, kafka, index):
                 result = configuration(stack, kafka, kind, k, size)
                 good = [p["seconds"] for p in result["pipelines"] if p["ok"]]
                 wb.log("  K=%d %s %s: %d/%d ok, p50 %s, Kafka %.1f KB, controller %.2f s CPU" % (
-                    k, wb_size(size), kind, len(good), k, wb.fmt_seconds(wb.median(good)), result["kafkaBytes"] / 1e3,
+                    k, wb.fmt_bytes(size), kind, len(good), k, wb.fmt_seconds(wb.median(good)), result["kafkaBytes"] / 1e3,
                     result["controllerCpu"]))
                 return result
             out["%d/%d" % (k, size)] = wb.interleave(KINDS, TRIALS, measure)
     return out
-
-
-def wb_size(n):
-    for unit, shift in (("MiB", 20), ("KiB", 10)):
-        if n >= 1 << shift:
-            return "%d %s" % (n >> shift, unit)
-    return "%d B" % n
 
 
 def main():
@@ -180,7 +173,7 @@ def report(runs):
                              [wb.median([p["seconds"] for p in t["pipelines"] if p["ok"]]) for t in run[key]["p2p"]])
             medians.append((p2p[0], classic[0]))
             rows.append([index, k, size, p2p[0], p2p[1], p2p[2], p2p[3], p2p[4], classic[0], classic[1], classic[2], classic[3], classic[4]])
-            md_rows.append(["%d × %s (run %d)" % (k, wb_size(size), index),
+            md_rows.append(["%d × %s (run %d)" % (k, wb.fmt_bytes(size), index),
                             "%s (%d/%d)" % (wb.fmt_seconds(p2p[0]), p2p[1], p2p[2]), "%.1f KB" % p2p[3], "%.3f s" % p2p[4],
                             "%s (%d/%d)" % (wb.fmt_seconds(classic[0]), classic[1], classic[2]) if classic[1] else "fails (0/%d)" % classic[2],
                             "%.1f KB" % classic[3], "%.3f s" % classic[4], wb.fmt_ratio_spread(ratio)])
@@ -189,7 +182,7 @@ def report(runs):
         if len(medians) == 2:
             for position, label in ((0, "p2p"), (1, "classic")):
                 if wb.disagree(medians[0][position], medians[1][position]):
-                    notes.append("%d × %s %s: %s vs %s" % (k, wb_size(size), label, wb.fmt_seconds(medians[0][position]),
+                    notes.append("%d × %s %s: %s vs %s" % (k, wb.fmt_bytes(size), label, wb.fmt_seconds(medians[0][position]),
                                                             wb.fmt_seconds(medians[1][position])))
     wb.write_csv("pipelines", ["run", "pipelines", "bytes", "p2p_p50_s", "p2p_ok", "p2p_n", "p2p_kafka_kb_per_pipeline",
                                "p2p_controller_cpu_s_per_pipeline", "classic_p50_s", "classic_ok", "classic_n",
@@ -203,10 +196,10 @@ def report(runs):
           "classic alternating. Time: median end-to-end of the successful pipelines (ok/total). Kafka: bytes written to all "
           "of the platform's topics per pipeline, less the invokers' idle heartbeats (± about 1 KB). Controller: its CPU seconds per pipeline. classic/p2p: median of the "
           "per-trial ratios of the median times (spread in brackets). Not run: %s." % (
-              TRIALS, ", ".join("%d × %s" % (k, wb_size(s)) for k, s in sorted(SKIP))), "",
+              TRIALS, ", ".join("%d × %s" % (k, wb.fmt_bytes(s)) for k, s in sorted(SKIP))), "",
           wb.table(["pipelines × payload", "p2p", "p2p Kafka", "p2p controller CPU", "classic", "classic Kafka",
                     "classic controller CPU", "classic / p2p"], md_rows), "",
-          ("The classic sequence fails from %s on: %s" % (wb_size(smallest), failures[smallest])) if smallest else
+          ("The classic sequence fails from %s on: %s" % (wb.fmt_bytes(smallest), failures[smallest])) if smallest else
           "The classic sequence did not fail.", "",
           "Where the two runs disagree by more than 25 %%: %s." % ("; ".join(notes) if notes else "nowhere")]
     wb.update_doc("pipelines", "\n".join(md))

@@ -382,6 +382,14 @@ def fmt_seconds(value):
     return "%.2f s" % value
 
 
+def fmt_bytes(n):
+    """1 KiB, 64 MiB, 100 B: binary units, whole numbers (the benchmarks' sizes are powers of two)."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            return "%d %s" % (n >> shift, unit)
+    return "%d B" % n
+
+
 def fmt_ratio(value):
     return "-" if value is None else "%.2f×" % value
 
