@@ -462,6 +462,26 @@ def test_a_member_that_dies_in_an_operation_fails_the_others_before_the_deadline
         assert isinstance(error, MeshError) and elapsed < 10, (rank, results[rank])
 
 
+def test_a_member_gone_before_it_connected_fails_the_root_at_once_not_at_the_deadline(tmp_path, monkeypatch):
+    """m1 takes the root's connection, then dies before opening its own to the root: the root
+    notices that its connection ended instead of waiting for m1 until the deadline."""
+    path = tmp_path / "map.json"
+    monkeypatch.setenv("__OW_ADDRESS_MAP", str(path))
+    path.write_text(json.dumps({"instances": [{"id": "m0", "ip": "127.0.0.2"}, {"id": "m1", "ip": "127.0.0.3"}]}))
+    port = free_port()
+    listener = whiskmesh.listen(port, address="127.0.0.3")
+
+    def doomed():
+        connection = whiskmesh.accept(listener, timeout=10, me="m1")
+        connection.close()
+        listener.close()
+    threading.Thread(target=doomed, daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(MeshError, match="m1 is gone"):
+        whiskmesh.Group(["m0", "m1"], port=port, timeout=30, me="m0", address="127.0.0.2")
+    assert time.monotonic() - started < 10, "noticed at once, not at the 30 s deadline"
+
+
 def test_a_silent_member_ends_the_operation_at_its_deadline_not_one_per_member(group_of):
     def body(g):
         if g.rank != 0:

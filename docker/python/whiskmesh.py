@@ -25,6 +25,7 @@ reduce, allreduce, alltoall, barrier) are described where `Group` is defined bel
 import concurrent.futures
 import json
 import os
+import select
 import socket
 import struct
 import threading
@@ -266,10 +267,14 @@ def listen(port=DEFAULT_PORT, backlog=128, address=None):
     return listener
 
 
+HANDSHAKE_TIMEOUT = 5.0
+
+
 def accept(listener, timeout=30.0, me=None, max_message=None):
     """The next peer that connects and completes the handshake (`connection.peer` is its ID).
     Connections that do not (a stray client, a peer that asked for another instance) are closed
-    and skipped until `timeout` runs out."""
+    and skipped until `timeout` runs out. A connection that arrived in time gets HANDSHAKE_TIMEOUT
+    for its handshake, even past `timeout` (cutting it short would fail a peer that is merely slow)."""
     me = my_id() if me is None else str(me)
     deadline = time.monotonic() + timeout
     while True:
@@ -283,14 +288,14 @@ def accept(listener, timeout=30.0, me=None, max_message=None):
             continue
         connection = Connection(sock, max_message=_HELLO_LIMIT)
         try:
-            hello = json.loads(bytes(connection.recv(timeout=min(5.0, max(0.01, deadline - time.monotonic())))))
+            hello = json.loads(bytes(connection.recv(timeout=HANDSHAKE_TIMEOUT)))
             if not isinstance(hello, dict) or hello.get("hello") != PROTOCOL:
                 raise MeshError("not a WhiskMesh handshake")
             if me is not None and hello.get("to") not in (None, me):
                 connection.send(json.dumps({"hello": PROTOCOL, "id": me, "error": "this is %s, not %s" % (me, hello.get("to"))}).encode(),
                                 timeout=1.0)
                 raise MeshError("a peer asked for %s" % hello.get("to"))
-            connection.send(json.dumps({"hello": PROTOCOL, "id": me}).encode(), timeout=min(5.0, max(0.01, deadline - time.monotonic())))
+            connection.send(json.dumps({"hello": PROTOCOL, "id": me}).encode(), timeout=HANDSHAKE_TIMEOUT)
         except (MeshError, OSError, ValueError):
             connection.close()
             continue
@@ -569,8 +574,26 @@ class Group:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise MeshTimeout("instance %s did not connect before the operation's deadline" % self.ids[rank])
-                self._condition.wait(remaining)
+                if self._gone(rank):
+                    raise MeshError("instance %s is gone (it closed the connection this member opened to it)" % self.ids[rank])
+                self._condition.wait(min(remaining, 0.5))
             return self._incoming[rank]
+
+    def _gone(self, rank):
+        """Whether the member of rank `rank` closed the connection this member opened to it: nothing
+        is ever sent back on it, so anything readable there is its end (EOF or a reset)."""
+        connection = self._outgoing.get(rank)
+        if connection is None or connection.broken:
+            return False
+        try:
+            readable, _, _ = select.select([connection.sock], [], [], 0)
+            if not readable:
+                return False
+            return connection.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except (OSError, ValueError):
+            return True
 
     def _post(self, rank, value, tag, deadline):
         """Queues `value` for the member of rank `rank`; returns a Future. The value's memory must

@@ -102,7 +102,13 @@ def run(client, workers, master="sg-master", worker="sg-worker", variant="words"
     ended = time.time()
     result = (body.get("response") or {}).get("result") or {}
     if "error" in result or status not in (200, 202):
-        raise RuntimeError("the master failed: %d %s" % (status, result or body))
+        # A worker's own error says more than the master's "the peer closed the connection".
+        reasons = []
+        for activation in activations:
+            record = client.record(activation, timeout=30)
+            if not record["response"]["success"]:
+                reasons.append("%s after %s ms" % (record["response"]["result"], record.get("duration")))
+        raise RuntimeError("the master failed: %d %s; workers that failed: %s" % (status, result or body, reasons[:3] or "none"))
     for activation in activations:
         record = client.record(activation)
         if not record["response"]["success"]:
