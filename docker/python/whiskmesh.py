@@ -586,14 +586,17 @@ class Group:
         if connection is None or connection.broken:
             return False
         try:
-            readable, _, _ = select.select([connection.sock], [], [], 0)
-            if not readable:
+            # poll, not select: select() refuses descriptors above 1024. Python's recv waits for
+            # the socket's timeout before it reads, so it only runs once poll says "readable".
+            poller = select.poll()
+            poller.register(connection.sock, select.POLLIN)
+            if not poller.poll(0):
                 return False
             return connection.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
         except BlockingIOError:
             return False
         except (OSError, ValueError):
-            return True
+            return True  # reset, or closed under us
 
     def _post(self, rank, value, tag, deadline):
         """Queues `value` for the member of rank `rank`; returns a Future. The value's memory must
