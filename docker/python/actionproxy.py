@@ -191,7 +191,10 @@ def run_stage(main, params, p2p):
         return status, {"error": message}
 
     if stage > 0:
-        listener = whiskmesh.listen(port)
+        try:
+            listener = whiskmesh.listen(port)
+        except OSError as error:
+            return fail("component %s cannot listen for its input on port %d: %s" % (name, port, error))
         try:
             while True:
                 upstream = whiskmesh.accept(listener, timeout=remaining(), me=instances[stage])
