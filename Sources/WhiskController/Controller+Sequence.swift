@@ -46,7 +46,6 @@ extension Controller {
         let outcome = sequence.isPeerToPeer
             ? await runPeerToPeer(sequence, id: id, as: identity, parameters: parameters, transid: transid)
             : await runChained(sequence, id: id, as: identity, parameters: parameters, transid: transid)
-        let (response, logs, duration, maxMemory) = (outcome.response, outcome.logs, outcome.duration, outcome.maxMemory)
         let end = Self.nowMillis
         let activation = WhiskActivation(
             namespace: EntityPath(identity.name) ?? EntityPath("guest")!,
@@ -55,17 +54,17 @@ extension Controller {
             activationId: id,
             start: start,
             end: end,
-            response: response,
-            logs: logs,
+            response: outcome.response,
+            logs: outcome.logs,
             version: sequence.version,
             annotations: [
                 Parameter(key: "topmost", value: true),
                 Parameter(key: "path", value: .string(sequence.fullyQualifiedName)),
                 Parameter(key: "kind", value: "sequence"),
-                Parameter(key: "limits", value: ActionLimits(timeout: sequence.limits.timeout, memory: maxMemory).json),
+                Parameter(key: "limits", value: ActionLimits(timeout: sequence.limits.timeout, memory: outcome.maxMemory).json),
                 Parameter(key: "waitTime", value: 0),
             ],
-            duration: duration
+            duration: outcome.duration
         )
         do {
             try await store.storeActivation(activation)
