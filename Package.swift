@@ -47,7 +47,7 @@ let package = Package(
         // HTTP over libcurl (TCP or a unix socket), off the cooperative pool.
         .target(
             name: "WhiskHTTP",
-            dependencies: ["CCurl", "CWhiskShims", .product(name: "NIOPosix", package: "swift-nio")]
+            dependencies: ["CCurl", "CWhiskShims"]
         ),
         // Docker Engine API over libcurl and the unix socket.
         .target(
@@ -128,6 +128,9 @@ let package = Package(
             dependencies: ["WhiskController", .product(name: "HummingbirdTesting", package: "hummingbird")]
         ),
         .testTarget(name: "WhiskCLITests", dependencies: ["WhiskCLI"]),
+        .testTarget(name: "WhiskHTTPTests", dependencies: [
+            "WhiskHTTP", .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "WhiskInvokerTests", dependencies: ["WhiskInvoker", "WhiskMessages"]),
         // Integration tests: the real broker and the real Docker Engine.
         .testTarget(

@@ -31,3 +31,7 @@ CURLcode whisk_curl_setopt_xferinfo_callback(CURL *handle, whisk_curl_xferinfo_c
 CURLcode whisk_curl_response_code(CURL *handle, long *code) {
     return curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, code);
 }
+
+CURLcode whisk_curl_msg_result(const CURLMsg *message) {
+    return message->data.result;
+}

@@ -11,7 +11,7 @@ public struct WskClient: Sendable {
     public init(apiHost: String, auth: String?) {
         self.baseURL = WskProperties.baseURL(apiHost: apiHost)
         self.auth = auth
-        self.http = CurlHTTPClient(threads: 2)
+        self.http = CurlHTTPClient()
     }
 
     public struct Reply: Sendable {

@@ -4,13 +4,14 @@ import WhiskHTTP
 
 /// A client of the Docker Engine API v1.41 over its unix socket, through libcurl.
 ///
-/// Every call runs on the client's own thread pool; close it with ``shutdown()``.
+/// Every call runs on the HTTP client's own thread; close it with ``shutdown()``.
 public final class DockerClient: Sendable {
     public struct Configuration: Sendable {
         public var socketPath: String = "/var/run/docker.sock"
         public var apiVersion: String = "v1.41"
-        /// Threads for concurrent blocking calls (container creates, attaches, inspects).
-        public var threads: Int = 16
+        /// Calls to the engine at once (container creates, attaches, inspects); later ones wait
+        /// their turn. Streams (events, logs) do not count.
+        public var maxRequestsInFlight: Int = 16
         /// Per-request time limit for ordinary calls (not for streams, waits and builds).
         public var requestTimeout: Duration = .seconds(60)
 
@@ -23,7 +24,7 @@ public final class DockerClient: Sendable {
 
     public init(configuration: Configuration = Configuration(), logger: Logger) {
         self.configuration = configuration
-        self.transport = CurlHTTPClient(unixSocketPath: configuration.socketPath, threads: configuration.threads)
+        self.transport = CurlHTTPClient(unixSocketPath: configuration.socketPath, maxInFlight: configuration.maxRequestsInFlight)
         self.logger = logger
     }
 

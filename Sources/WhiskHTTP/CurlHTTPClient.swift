@@ -1,7 +1,6 @@
 import CCurl
 import CWhiskShims
 import Foundation
-import NIOPosix
 import Synchronization
 
 /// One HTTP exchange over libcurl, optionally through a unix socket.
@@ -39,36 +38,44 @@ public struct HTTPTransportError: Error, Sendable, CustomStringConvertible {
     public var description: String { message }
 }
 
-/// An HTTP client over libcurl. Runs libcurl's blocking `curl_easy_perform` on its own thread pool, never on Swift's
-/// cooperative pool.
+/// An HTTP client over libcurl's multi interface. One thread of the client's own drives every
+/// transfer (`curl_multi_poll`), so any number of requests can be in flight at once: a request that
+/// lasts minutes (an action's `/run`) never keeps another from starting, and nothing blocks Swift's
+/// cooperative pool. (It once ran `curl_easy_perform` on a pool of 64 threads: the 65th concurrent
+/// `/run` then waited for one of the first 64 to end, and a group of 65 instances that wait for
+/// each other deadlocked.)
 public final class CurlHTTPClient: Sendable {
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_ALL)) }()
 
     public let unixSocketPath: String?
-    private let pool: NIOThreadPool
+    private let driver: CurlMultiDriver
 
     /// - Parameters:
     ///   - unixSocketPath: send every request through this socket (Docker's API), else TCP.
-    ///   - threads: how many requests may block at once.
-    public init(unixSocketPath: String? = nil, threads: Int) {
+    ///   - maxInFlight: at most this many transfers at once (later ones wait their turn, and their
+    ///     timeout starts when they start); nil: no limit.
+    public init(unixSocketPath: String? = nil, maxInFlight: Int? = nil) {
         _ = Self.globalInit
         self.unixSocketPath = unixSocketPath
-        self.pool = NIOThreadPool(numberOfThreads: threads)
-        pool.start()
+        self.driver = CurlMultiDriver(maxInFlight: maxInFlight)
     }
 
+    /// Ends every transfer still in flight with an error and stops the client's thread.
     public func shutdown() async {
-        try? await pool.shutdownGracefully()
+        await driver.shutdown()
     }
 
+    /// One request. Cancelling the calling task ends the transfer with `CancellationError`.
     public func perform(_ request: HTTPRequest) async throws -> HTTPResponse {
-        let socket = unixSocketPath
-        let result = try await pool.runIfActive { () -> Result<HTTPResponse, HTTPTransportError> in
-            let sink = BodySink()
-            let outcome = Self.performBlocking(request, unixSocketPath: socket, sink: sink)
-            return outcome.map { HTTPResponse(status: $0, body: sink.data) }
+        let transfer = try CurlTransfer(request, unixSocketPath: unixSocketPath, sink: BodySink())
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                transfer.setContinuation(continuation)
+                driver.submit(transfer)
+            }
+        } onCancel: {
+            driver.cancel(transfer)
         }
-        return try result.get()
     }
 
     /// Streams a long-lived response on a thread of its own, handing each chunk to `onChunk`,
@@ -78,79 +85,263 @@ public final class CurlHTTPClient: Sendable {
         let socket = unixSocketPath
         let thread = Thread {
             let sink = BodySink(onChunk: onChunk, cancelled: cancelled)
-            onEnd(Self.performBlocking(request, unixSocketPath: socket, sink: sink))
+            do {
+                let transfer = try CurlTransfer(request, unixSocketPath: socket, sink: sink)
+                let code = curl_easy_perform(transfer.handle)
+                if code == CURLE_ABORTED_BY_CALLBACK && sink.isCancelled {
+                    onEnd(.success(0))
+                } else {
+                    onEnd(transfer.outcome(code).map(\.status))
+                }
+            } catch let error as HTTPTransportError {
+                onEnd(.failure(error))
+            } catch {
+                onEnd(.failure(HTTPTransportError(message: "\(error)", isTimeout: false)))
+            }
         }
         thread.name = "whiskmesh-docker-stream"
         thread.start()
     }
+}
 
-    /// Blocking; call only from a pool or stream thread. Returns the HTTP status.
-    private static func performBlocking(_ request: HTTPRequest, unixSocketPath: String?, sink: BodySink) -> Result<Int, HTTPTransportError> {
+/// One transfer: an easy handle configured for the request, and everything it points to (the
+/// header list, the error buffer, the body sink), freed together when the transfer is dropped.
+///
+/// `@unchecked Sendable`: the handle is used by one thread at a time (the submitting task until it
+/// is queued, then the driver's thread); the continuation is taken once under its lock.
+final class CurlTransfer: @unchecked Sendable {
+    let handle: UnsafeMutableRawPointer
+    let request: HTTPRequest
+    let sink: BodySink
+    private var headerList: UnsafeMutablePointer<curl_slist>?
+    private let errorBuffer: UnsafeMutablePointer<CChar>
+    private let continuation = Mutex<CheckedContinuation<HTTPResponse, Error>?>(nil)
+    /// Set by a cancellation that arrived before the transfer reached the driver.
+    let cancelRequested = Atomic<Bool>(false)
+
+    init(_ request: HTTPRequest, unixSocketPath: String?, sink: BodySink) throws {
         guard let handle = curl_easy_init() else {
-            return .failure(HTTPTransportError(message: "curl_easy_init failed", isTimeout: false))
+            throw HTTPTransportError(message: "curl_easy_init failed", isTimeout: false)
         }
-        defer { curl_easy_cleanup(handle) }
-        var headerList: UnsafeMutablePointer<curl_slist>? = nil
+        self.handle = handle
+        self.request = request
+        self.sink = sink
+        self.errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
         for header in request.headers {
             headerList = curl_slist_append(headerList, header)
         }
-        defer { curl_slist_free_all(headerList) }
-        var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
-        let unmanagedSink = Unmanaged.passRetained(sink)
-        defer { unmanagedSink.release() }
+        whisk_curl_setopt_string(handle, CURLOPT_URL, request.url)
+        if let unixSocketPath {
+            whisk_curl_setopt_string(handle, CURLOPT_UNIX_SOCKET_PATH, unixSocketPath)
+        }
+        whisk_curl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, request.method)
+        whisk_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
+        // A new connection per request, as before: a kept-alive connection to a container that
+        // was removed could reach whatever reused its address.
+        whisk_curl_setopt_long(handle, CURLOPT_FORBID_REUSE, 1)
+        whisk_curl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer)
+        whisk_curl_setopt_slist(handle, CURLOPT_HTTPHEADER, headerList)
+        if let timeout = request.timeout {
+            whisk_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, max(1, timeout.milliseconds))
+        }
+        let sinkPointer = Unmanaged.passUnretained(sink).toOpaque()
+        whisk_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, sinkPointer)
+        whisk_curl_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION) { buffer, size, count, userdata in
+            guard let buffer, let userdata else { return 0 }
+            let sink = Unmanaged<BodySink>.fromOpaque(userdata).takeUnretainedValue()
+            let length = size * count
+            return sink.append(UnsafeRawBufferPointer(start: buffer, count: length)) ? length : 0
+        }
+        whisk_curl_setopt_long(handle, CURLOPT_NOPROGRESS, 0)
+        whisk_curl_setopt_pointer(handle, CURLOPT_XFERINFODATA, sinkPointer)
+        whisk_curl_setopt_xferinfo_callback(handle) { userdata, _, _, _, _ in
+            guard let userdata else { return 0 }
+            return Unmanaged<BodySink>.fromOpaque(userdata).takeUnretainedValue().isCancelled ? 1 : 0
+        }
+        if let body = request.body {
+            // libcurl keeps its own copy of the body, so it outlives this call.
+            whisk_curl_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
+            body.withUnsafeBytes { bytes in
+                _ = whisk_curl_setopt_pointer(handle, CURLOPT_COPYPOSTFIELDS,
+                                              UnsafeMutableRawPointer(mutating: bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
+            }
+        }
+    }
 
-        let code: CURLcode = errorBuffer.withUnsafeMutableBufferPointer { errorPointer in
-            whisk_curl_setopt_string(handle, CURLOPT_URL, request.url)
-            if let unixSocketPath {
-                whisk_curl_setopt_string(handle, CURLOPT_UNIX_SOCKET_PATH, unixSocketPath)
-            }
-            whisk_curl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, request.method)
-            whisk_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
-            whisk_curl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorPointer.baseAddress)
-            whisk_curl_setopt_slist(handle, CURLOPT_HTTPHEADER, headerList)
-            if let timeout = request.timeout {
-                whisk_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, timeout.milliseconds)
-            }
-            whisk_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, unmanagedSink.toOpaque())
-            whisk_curl_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION) { buffer, size, count, userdata in
-                guard let buffer, let userdata else { return 0 }
-                let sink = Unmanaged<BodySink>.fromOpaque(userdata).takeUnretainedValue()
-                let length = size * count
-                return sink.append(UnsafeRawBufferPointer(start: buffer, count: length)) ? length : 0
-            }
-            whisk_curl_setopt_long(handle, CURLOPT_NOPROGRESS, 0)
-            whisk_curl_setopt_pointer(handle, CURLOPT_XFERINFODATA, unmanagedSink.toOpaque())
-            whisk_curl_setopt_xferinfo_callback(handle) { userdata, _, _, _, _ in
-                guard let userdata else { return 0 }
-                return Unmanaged<BodySink>.fromOpaque(userdata).takeUnretainedValue().isCancelled ? 1 : 0
-            }
-            if let body = request.body {
-                return body.withUnsafeBytes { bytes in
-                    whisk_curl_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(bytes.count))
-                    whisk_curl_setopt_pointer(handle, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
-                    return curl_easy_perform(handle)
-                }
-            }
-            return curl_easy_perform(handle)
+    deinit {
+        curl_easy_cleanup(handle)
+        curl_slist_free_all(headerList)
+        errorBuffer.deallocate()
+    }
+
+    func setContinuation(_ continuation: CheckedContinuation<HTTPResponse, Error>) {
+        self.continuation.withLock { $0 = continuation }
+    }
+
+    /// Resumes the caller once; later calls do nothing.
+    func finish(_ result: Result<HTTPResponse, Error>) {
+        let taken = continuation.withLock { value -> CheckedContinuation<HTTPResponse, Error>? in
+            defer { value = nil }
+            return value
         }
-        if code == CURLE_ABORTED_BY_CALLBACK && sink.isCancelled {
-            return .success(0)
-        }
+        taken?.resume(with: result)
+    }
+
+    /// What a transfer that ended with `code` produced.
+    func outcome(_ code: CURLcode) -> Result<HTTPResponse, HTTPTransportError> {
         guard code == CURLE_OK else {
-            let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let detail = String(cString: errorBuffer)
             let text = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
             return .failure(HTTPTransportError(message: "\(request.method) \(request.url): \(text)", isTimeout: code == CURLE_OPERATION_TIMEDOUT))
         }
         var status = 0
         whisk_curl_response_code(handle, &status)
-        return .success(status)
+        return .success(HTTPResponse(status: status, body: sink.data))
+    }
+}
+
+/// Drives transfers on one thread with a curl multi handle. Other threads hand it transfers and
+/// cancellations through `shared` and wake it with `curl_multi_wakeup`; only its thread touches
+/// the multi handle's transfers (`active`).
+final class CurlMultiDriver: @unchecked Sendable {
+    private struct Shared {
+        var queued: [CurlTransfer] = []
+        var cancelled: [CurlTransfer] = []
+        var stopping = false
+        var exited = false
+        var exitWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let multi: UnsafeMutableRawPointer
+    private let maxInFlight: Int?
+    private let shared = Mutex(Shared())
+    /// Only the driver's thread reads or writes this.
+    private var active: [UnsafeMutableRawPointer: CurlTransfer] = [:]
+
+    init(maxInFlight: Int?) {
+        self.multi = curl_multi_init()
+        self.maxInFlight = maxInFlight
+        let thread = Thread { [self] in run() }
+        thread.name = "whiskmesh-curl"
+        thread.start()
+    }
+
+    func submit(_ transfer: CurlTransfer) {
+        let refused: Error? = shared.withLock { state in
+            if state.stopping { return HTTPTransportError(message: "\(transfer.request.method) \(transfer.request.url): the HTTP client was shut down", isTimeout: false) }
+            if transfer.cancelRequested.load(ordering: .acquiring) { return CancellationError() }
+            state.queued.append(transfer)
+            return nil
+        }
+        if let refused {
+            transfer.finish(.failure(refused))
+        } else {
+            curl_multi_wakeup(multi)
+        }
+    }
+
+    func cancel(_ transfer: CurlTransfer) {
+        transfer.cancelRequested.store(true, ordering: .releasing)
+        enum Where { case queued, driver, gone }
+        let place = shared.withLock { state -> Where in
+            if let index = state.queued.firstIndex(where: { $0 === transfer }) {
+                state.queued.remove(at: index)
+                return .queued
+            }
+            if state.exited { return .gone }
+            state.cancelled.append(transfer)
+            return .driver
+        }
+        switch place {
+        case .queued: transfer.finish(.failure(CancellationError()))
+        case .driver: curl_multi_wakeup(multi)
+        case .gone: break  // the driver already ended it
+        }
+    }
+
+    func shutdown() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let exited = shared.withLock { state -> Bool in
+                state.stopping = true
+                if !state.exited { state.exitWaiters.append(continuation) }
+                return state.exited
+            }
+            if exited {
+                continuation.resume()
+            } else {
+                curl_multi_wakeup(multi)
+            }
+        }
+    }
+
+    private func run() {
+        while true {
+            let slots = maxInFlight.map { max(0, $0 - active.count) } ?? Int.max
+            let (starting, cancelled, stopping) = shared.withLock { state in
+                let count = min(slots, state.queued.count)
+                let starting = Array(state.queued.prefix(count))
+                state.queued.removeFirst(count)
+                defer { state.cancelled.removeAll() }
+                return (starting, state.cancelled, state.stopping)
+            }
+            for transfer in cancelled {
+                if active.removeValue(forKey: transfer.handle) != nil {
+                    curl_multi_remove_handle(multi, transfer.handle)
+                    transfer.finish(.failure(CancellationError()))
+                }
+            }
+            if stopping {
+                stop()
+                return
+            }
+            for transfer in starting {
+                active[transfer.handle] = transfer
+                curl_multi_add_handle(multi, transfer.handle)
+            }
+            var running: Int32 = 0
+            curl_multi_perform(multi, &running)
+            var left: Int32 = 0
+            while let message = curl_multi_info_read(multi, &left) {
+                guard message.pointee.msg == CURLMSG_DONE, let handle = message.pointee.easy_handle else { continue }
+                let code = whisk_curl_msg_result(message)
+                curl_multi_remove_handle(multi, handle)
+                if let transfer = active.removeValue(forKey: handle) {
+                    transfer.finish(transfer.outcome(code).mapError { $0 })
+                }
+            }
+            // Returns on socket activity, on curl's own next timeout, or on a wake-up.
+            curl_multi_poll(multi, nil, 0, 1000, nil)
+        }
+    }
+
+    /// Ends everything in flight or waiting, frees the multi handle and lets `shutdown` return.
+    private func stop() {
+        for (handle, transfer) in active {
+            curl_multi_remove_handle(multi, handle)
+            transfer.finish(.failure(HTTPTransportError(message: "\(transfer.request.method) \(transfer.request.url): the HTTP client was shut down", isTimeout: false)))
+        }
+        active.removeAll()
+        let (queued, waiters) = shared.withLock { state in
+            defer {
+                state.queued.removeAll()
+                state.exitWaiters.removeAll()
+                state.exited = true
+            }
+            return (state.queued, state.exitWaiters)
+        }
+        for transfer in queued {
+            transfer.finish(.failure(HTTPTransportError(message: "\(transfer.request.method) \(transfer.request.url): the HTTP client was shut down", isTimeout: false)))
+        }
+        curl_multi_cleanup(multi)
+        for waiter in waiters { waiter.resume() }
     }
 }
 
 /// Collects a response body, or hands chunks to a streaming consumer.
 ///
 /// `@unchecked Sendable`: `data` is touched only by the one thread running the transfer, and
-/// read after `curl_easy_perform` returned on that same thread; `cancelled` is atomic.
+/// read after the transfer ended on that same thread; `cancelled` is atomic.
 final class BodySink: @unchecked Sendable {
     var data = Data()
     private let onChunk: (@Sendable (Data) -> Void)?

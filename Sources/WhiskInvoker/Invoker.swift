@@ -32,7 +32,7 @@ public final class Invoker: Service, Sendable {
         var dockerConfiguration = DockerClient.Configuration()
         dockerConfiguration.socketPath = configuration.dockerSocket
         self.docker = DockerClient(configuration: dockerConfiguration, logger: logger)
-        self.http = CurlHTTPClient(threads: 64)
+        self.http = CurlHTTPClient()
         let overlays = configuration.overlayEnabled ? OverlayNetworks(docker: docker, configuration: configuration, logger: logger) : nil
         let agent = configuration.overlayEnabled ? AddressMapAgent(configuration: configuration, logger: logger) : nil
         self.overlays = overlays

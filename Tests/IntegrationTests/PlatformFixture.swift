@@ -22,7 +22,7 @@ final class Platform: @unchecked Sendable {
     let logDirectory: String
     var controller: Process?
     var invokers: [Int: Process] = [:]
-    let http = CurlHTTPClient(threads: 8)
+    let http = CurlHTTPClient()
 
     var apiHost: String { "http://127.0.0.1:\(port)" }
 
