@@ -3,7 +3,9 @@ pings on `health` with the `addressMap` field, answering snapshot requests from 
 the real controller over the real broker with 100, 1,000 and 10,000 live instances, then churn
 (one instance replaced per update) while an observer reads the `addressmap` topic. Reported per
 scale: controller CPU and memory, Kafka bytes per change on both topics, the bytes of the periodic
-snapshots, and the controller's propagation latency (ping sent → delta on `addressmap`).
+snapshots, and the controller's propagation latency (ping sent → delta on `addressmap`). Every
+scale runs twice (run 1 at each scale, then run 2); docs/benchmarks.md shows both runs and marks
+where they disagree by more than 25 %.
 
     scripts/bench directory
 """
@@ -22,6 +24,7 @@ import whiskbench as wb  # noqa: E402
 
 SIMULATED_INVOKERS = 10
 SCALES = [int(s) for s in os.environ.get("WHISK_BENCH_SCALES", "100,1000,10000").split(",")]
+RUNS = int(os.environ.get("WHISK_BENCH_RUNS", "2"))
 CHURN_PER_SECOND = 10  # per simulated invoker: 100 updates/s in all
 CHURN_SECONDS = 20
 NAMESPACE = "guest"
@@ -201,7 +204,12 @@ def wait_for_size(stack, size, timeout=120):
 
 
 def main():
-    results = [run_scale(scale) for scale in SCALES]
+    results = []
+    for index in range(1, RUNS + 1):
+        for scale in SCALES:
+            result = run_scale(scale)
+            result["run"] = index
+            results.append(result)
     report(results)
 
 
@@ -285,18 +293,33 @@ def measure(scale, observer, sent, started, ended, cpu_share, rss):
     return {"summary": summary, "latencies": latencies, "missing": missing[:50]}
 
 
+COMPARED = (("controllerCpuPercent", "controller CPU %"), ("deltaBytesPerChange", "delta bytes / change"),
+            ("pingBytesPerChange", "ping bytes / change"), ("snapshotBytesPerSecond", "snapshot bytes / s"))
+
+
 def report(results):
-    rows, table = [], []
+    rows, table, notes = [], [], []
+    results = sorted(results, key=lambda r: (r["summary"]["instances"], r.get("run", 1)))
+    for scale in SCALES:
+        pair = [r["summary"] for r in results if r["summary"]["instances"] == scale]
+        if len(pair) == 2:
+            for key, label in COMPARED:
+                if wb.disagree(pair[0][key], pair[1][key]):
+                    notes.append("%s at %s: %s vs %s" % (label, "{:,}".format(scale), pair[0][key], pair[1][key]))
+            for p in ("p50", "p99"):
+                a, b = pair[0]["propagation"].get(p), pair[1]["propagation"].get(p)
+                if wb.disagree(a, b):
+                    notes.append("propagation %s at %s: %s vs %s" % (p, "{:,}".format(scale), wb.fmt_seconds(a), wb.fmt_seconds(b)))
     for r in results:
         s = r["summary"]
         p = s["propagation"]
-        rows.append([s["instances"], s["changes"], s["propagated"], s["controllerCpuPercent"], s["controllerRssMiB"],
+        rows.append([r.get("run", 1), s["instances"], s["changes"], s["propagated"], s["controllerCpuPercent"], s["controllerRssMiB"],
                      s["pingBytesPerChange"], s["deltaBytesPerChange"], s["snapshotBytesPerSecond"], s["largestSnapshotBytes"],
                      p.get("p50"), p.get("p99")])
-        table.append(["{:,}".format(s["instances"]), "%d / %d" % (s["propagated"], s["changes"]), "%.1f %%" % s["controllerCpuPercent"],
+        table.append(["{:,} (run %d)".format(s["instances"]) % r.get("run", 1), "%d / %d" % (s["propagated"], s["changes"]), "%.1f %%" % s["controllerCpuPercent"],
                       "%.0f MiB" % s["controllerRssMiB"], "%.0f %%" % s["brokerCpuPercent"], "%.0f B" % s["pingBytesPerChange"], "%.0f B" % s["deltaBytesPerChange"],
                       "{:,} B/s".format(s["snapshotBytesPerSecond"]), wb.fmt_seconds(p.get("p50")), wb.fmt_seconds(p.get("p99"))])
-    wb.write_csv("directory", ["instances", "changes", "propagated", "controller_cpu_percent", "controller_rss_mib",
+    wb.write_csv("directory", ["run", "instances", "changes", "propagated", "controller_cpu_percent", "controller_rss_mib",
                                "ping_bytes_per_change", "delta_bytes_per_change", "snapshot_bytes_per_second",
                                "largest_snapshot_bytes", "propagation_p50_s", "propagation_p99_s"], rows)
     path = wb.save("directory", {"results": results})
@@ -308,10 +331,12 @@ def report(results):
             "`directory.png`." % (wb.machine_line(info), SIMULATED_INVOKERS, CHURN_PER_SECOND, SIMULATED_INVOKERS * CHURN_PER_SECOND, CHURN_SECONDS),
             "", wb.table(["instances", "propagated", "controller CPU", "controller RSS", "broker CPU", "ping bytes / change", "delta bytes / change",
                           "snapshot traffic", "propagation p50", "propagation p99"], table),
+            "", "Where the two runs disagree by more than 25 %%: %s." % ("; ".join(notes) if notes else "nowhere"),
             "", "![directory](benchmarks/directory.png)"]
     wb.update_doc("directory", "\n".join(text))
     plt = wb.pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    results = [r for r in results if r.get("run", 1) == 1]  # the plot shows run 1
     scales = [r["summary"]["instances"] for r in results]
     axes[0].plot(scales, [r["summary"]["deltaBytesPerChange"] for r in results], "o-", label="delta bytes / change")
     axes[0].plot(scales, [r["summary"]["pingBytesPerChange"] for r in results], "s-", label="ping bytes / change")

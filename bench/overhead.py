@@ -2,7 +2,12 @@
 action, cold and warm, with the overlay feature off (`whisk-invoker --no-overlay`) and on, on the
 same platform. Every invocation carries an instance ID, so with the feature on each one also gets
 its map entry added and removed. Wait, init and run times come from the activation records; the
-end-to-end latency is the client's. Passes alternate off/on to spread drift over both.
+end-to-end latency is the client's.
+
+Off and on are interleaved trial by trial at every concurrency (the invokers restart with the other
+flags between them): a trial is one cold burst of a fresh action and three warm bursts. The on/off
+ratio is the median of the per-trial ratios of the p50 latencies, with its spread. The whole plan
+runs twice; docs/benchmarks.md marks where the runs disagree by more than 25 %.
 
     scripts/bench overhead
 """
@@ -15,9 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import whiskbench as wb  # noqa: E402
 
-CONCURRENCY = [1, 2, 4, 8, 16, 32, 64]
+CONCURRENCY = [int(c) for c in os.environ.get("WHISK_BENCH_CONCURRENCY", "1,2,4,8,16,32,64").split(",")]
 WARM_ROUNDS = 3
-PASSES = 2
+TRIALS = int(os.environ.get("WHISK_BENCH_TRIALS", "2"))
+RUNS = int(os.environ.get("WHISK_BENCH_RUNS", "2"))
 MODES = {"off": ["--no-overlay"], "on": []}
 CODE = '''
 def main(args):
@@ -45,25 +51,45 @@ def burst(stack, name, concurrency, tag):
         return list(pool.map(one, range(concurrency)))
 
 
+def one_run(stack, index):
+    """{concurrency: {"off"|"on": [{"cold": [samples], "warm": [samples]} per trial]}}"""
+    out = {}
+    for c in CONCURRENCY:
+        def trial(mode, number):
+            stack.restart_invokers(MODES[mode])
+            name = "cpu-%d-%s-%d-%d" % (index, mode, c, number)
+            stack.request("PUT", "/namespaces/_/actions/%s?overwrite=true" % name,
+                          {"exec": {"kind": "python:3", "code": CODE}, "limits": {"memory": 128}})
+            tag = "r%d%s%dt%d" % (index, mode, c, number)
+            cold = burst(stack, name, c, "c" + tag)
+            warm = []
+            for r in range(WARM_ROUNDS):
+                warm += burst(stack, name, c, "w%s-%d" % (tag, r))
+            return {"cold": cold, "warm": warm}
+        out[c] = wb.interleave(list(MODES), TRIALS, trial)
+        for phase in ("cold", "warm"):
+            ratio = trial_ratio(out[c], phase)
+            failures = sum(not s["ok"] for mode in MODES for t in out[c][mode] for s in t[phase])
+            wb.log("run %d c=%d %s on/off %s%s" % (index, c, phase, wb.fmt_ratio_spread(ratio), " (%d failed)" % failures if failures else ""))
+    return out
+
+
 def main():
-    samples = {mode: {"cold": {c: [] for c in CONCURRENCY}, "warm": {c: [] for c in CONCURRENCY}} for mode in MODES}
-    # 128 MB actions and room for every container of a pass, so no eviction lands in a cold start.
+    runs = []
+    # 128 MB actions and room for every container of a trial, so no eviction lands in a cold start.
     with wb.Stack("overhead", user_memory="16384 MB") as stack:
-        for npass in range(PASSES):
-            for mode, flags in MODES.items():
-                stack.restart_invokers(flags)
-                for c in CONCURRENCY:
-                    name = "cpu-%s-%d-%d" % (mode, npass, c)
-                    stack.request("PUT", "/namespaces/_/actions/%s?overwrite=true" % name,
-                                  {"exec": {"kind": "python:3", "code": CODE}, "limits": {"memory": 128}})
-                    cold = burst(stack, name, c, "c%d%s%d" % (npass, mode, c))
-                    samples[mode]["cold"][c] += cold
-                    for r in range(WARM_ROUNDS):
-                        samples[mode]["warm"][c] += burst(stack, name, c, "w%d%s%d-%d" % (npass, mode, c, r))
-                    failures = sum(not s["ok"] for s in cold)
-                    wb.log("pass %d overlay %s c=%d cold p50 %.3f s%s" % (npass, mode, c, wb.percentile([s["latency"] for s in cold], 50),
-                                                                       " (%d failed)" % failures if failures else ""))
-    report(samples)
+        for index in range(1, RUNS + 1):
+            runs.append(one_run(stack, index))
+    report(runs)
+
+
+def pooled(trials, phase):
+    return [s for t in trials for s in t[phase]]
+
+
+def trial_ratio(point, phase):
+    """Median over trials of p50(on) / p50(off), the trials being interleaved off, on, off, on."""
+    return wb.ratio([stat(t[phase], "latency") for t in point["on"]], [stat(t[phase], "latency") for t in point["off"]])
 
 
 def stat(items, key, p=50):
@@ -71,45 +97,56 @@ def stat(items, key, p=50):
     return wb.percentile(values, p) if values else None
 
 
-def report(samples):
-    rows, md = [], {"cold": [], "warm": []}
+def report(runs):
+    rows, md, notes = [], {"cold": [], "warm": []}, []
+    ms = lambda v: "-" if v is None else "%.0f" % v  # noqa: E731
     for phase in ("cold", "warm"):
         for c in CONCURRENCY:
-            off, on = samples["off"][phase][c], samples["on"][phase][c]
-            for mode, items in (("off", off), ("on", on)):
-                rows.append([phase, c, mode, len(items), sum(not s["ok"] for s in items),
-                             stat(items, "latency"), stat(items, "latency", 95),
-                             stat(items, "wait"), stat(items, "init"), stat(items, "run")])
-            lat_off, lat_on = stat(off, "latency"), stat(on, "latency")
-            ms = lambda v: "-" if v is None else "%.0f" % v  # noqa: E731
-            md[phase].append([c, "%d / %d" % (sum(not s["ok"] for s in off), sum(not s["ok"] for s in on)),
-                              wb.fmt_seconds(lat_off), wb.fmt_seconds(lat_on), wb.fmt_ratio(lat_on / lat_off if lat_off and lat_on else None),
-                              "%s / %s" % (ms(stat(off, "wait")), ms(stat(on, "wait"))),
-                              "%s / %s" % (ms(stat(off, "init")), ms(stat(on, "init"))),
-                              "%s / %s" % (ms(stat(off, "run")), ms(stat(on, "run")))])
-    wb.write_csv("overhead", ["phase", "concurrency", "overlay", "n", "failures", "latency_p50_s", "latency_p95_s",
+            medians = []
+            for index, run in enumerate(runs, 1):
+                off, on = pooled(run[c]["off"], phase), pooled(run[c]["on"], phase)
+                for mode, items in (("off", off), ("on", on)):
+                    rows.append([index, phase, c, mode, len(items), sum(not s["ok"] for s in items),
+                                 stat(items, "latency"), stat(items, "latency", 95),
+                                 stat(items, "wait"), stat(items, "init"), stat(items, "run")])
+                ratio = trial_ratio(run[c], phase)
+                medians.append(ratio["median"] if ratio else None)
+                md[phase].append(["%d (run %d)" % (c, index), "%d / %d" % (sum(not s["ok"] for s in off), sum(not s["ok"] for s in on)),
+                                  wb.fmt_seconds(stat(off, "latency")), wb.fmt_seconds(stat(on, "latency")), wb.fmt_ratio_spread(ratio),
+                                  "%s / %s" % (ms(stat(off, "wait")), ms(stat(on, "wait"))),
+                                  "%s / %s" % (ms(stat(off, "init")), ms(stat(on, "init"))),
+                                  "%s / %s" % (ms(stat(off, "run")), ms(stat(on, "run")))])
+            if len(medians) == 2 and wb.disagree(*medians):
+                notes.append("%s c=%d on/off %s vs %s" % (phase, c, wb.fmt_ratio(medians[0]), wb.fmt_ratio(medians[1])))
+    wb.write_csv("overhead", ["run", "phase", "concurrency", "overlay", "n", "failures", "latency_p50_s", "latency_p95_s",
                               "wait_p50_ms", "init_p50_ms", "run_p50_ms"], rows)
-    path = wb.save("overhead", {"samples": samples})
+    path = wb.save("overhead", {"runs": runs, "concurrency": CONCURRENCY})
     info = json.load(open(path))["machine"]
 
-    def totals(phase):
-        off = [s["latency"] for c in CONCURRENCY for s in samples["off"][phase][c] if s["ok"]]
-        on = [s["latency"] for c in CONCURRENCY for s in samples["on"][phase][c] if s["ok"]]
+    def totals(run, phase):
+        off = [s["latency"] for c in CONCURRENCY for s in pooled(run[c]["off"], phase) if s["ok"]]
+        on = [s["latency"] for c in CONCURRENCY for s in pooled(run[c]["on"], phase) if s["ok"]]
         return sum(on) / sum(off) if off and on else None
 
-    header = ["concurrent", "failures off / on", "latency p50 off", "latency p50 on", "on / off", "wait ms p50 off / on",
+    header = ["concurrent", "failures off / on", "latency p50 off", "latency p50 on", "on / off (per trial)", "wait ms p50 off / on",
               "init ms p50 off / on", "run ms p50 off / on"]
-    text = ["Machine: %s. %d passes × (1 cold + %d warm rounds) per point, CPU-bound Python action (128 MB), "
-            "2 invokers. Raw data: `docs/benchmarks/overhead.json`, `overhead.csv`; plot `overhead.png`." % (wb.machine_line(info), PASSES, WARM_ROUNDS),
-            "", "Total client latency over all points, overlay on / off: cold %s, warm %s." % (wb.fmt_ratio(totals("cold")), wb.fmt_ratio(totals("warm"))),
+    text = ["Machine: %s. Per point and run: %d trials, off and on interleaved (invokers restarted between them), each trial one "
+            "cold burst of a fresh CPU-bound Python action (128 MB) and %d warm bursts; 2 invokers. on / off is the median of the "
+            "per-trial ratios of p50 latency (spread in brackets). Raw data: `docs/benchmarks/overhead.json`, `overhead.csv`; "
+            "plot `overhead.png`." % (wb.machine_line(info), TRIALS, WARM_ROUNDS),
+            "", "Total client latency over all points, overlay on / off: cold %s, warm %s." % (
+                " and ".join(wb.fmt_ratio(totals(run, "cold")) for run in runs), " and ".join(wb.fmt_ratio(totals(run, "warm")) for run in runs)),
             "", "Cold:", "", wb.table(header, md["cold"]), "", "Warm:", "", wb.table(header, md["warm"]),
+            "", "Where the two runs disagree by more than 25 %%: %s." % ("; ".join(notes) if notes else "nowhere"),
             "", "![overhead](benchmarks/overhead.png)"]
     wb.update_doc("overhead", "\n".join(text))
     plt = wb.pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for axis, phase in zip(axes, ("cold", "warm")):
-        for mode, style in (("off", "o--"), ("on", "s-")):
-            axis.plot(CONCURRENCY, [stat(samples[mode][phase][c], "latency") for c in CONCURRENCY], style, label="overlay %s" % mode)
+        for index, run in enumerate(runs, 1):
+            for mode, style in (("off", "o--"), ("on", "s-")):
+                axis.plot(CONCURRENCY, [stat(pooled(run[c][mode], phase), "latency") for c in CONCURRENCY], style,
+                          label="overlay %s, run %d" % (mode, index))
         axis.set_xscale("log", base=2)
         axis.set_xlabel("concurrent invocations")
         axis.set_ylabel("client latency p50 (s)")

@@ -1,5 +1,5 @@
 """Scatter-gather (seed 003's experiment, made real): a master and N workers count words, each an
-activation with an instance ID (examples/scatter-gather). For N = 6, 11, 17, 35 (and 64 on request):
+activation with an instance ID (examples/scatter-gather). For N = 6, 11, 17, 35 and 64:
 
 - cold: fresh containers (every container of the run is removed before each cold job), the time
   from the first invoke to the master's result, split into launch (until every worker joined)
@@ -26,9 +26,7 @@ import job as sg  # noqa: E402
 import whiskbench as wb  # noqa: E402
 from messaging import start_redis  # noqa: E402
 
-# 64 is the issue's largest point, left out by default until a 64-member group forms reliably
-# (it hangs in group formation here: see docs/benchmarks.md, 7); WHISK_BENCH_SG_WORKERS=...,64 runs it.
-WORKERS = [int(n) for n in os.environ.get("WHISK_BENCH_SG_WORKERS", "6,11,17,35").split(",")]
+WORKERS = [int(n) for n in os.environ.get("WHISK_BENCH_SG_WORKERS", "6,11,17,35,64").split(",")]
 SEED003 = {6: 4.58, 11: 5.87, 17: 10.10, 35: 18.77}
 WARM_TRIALS = int(os.environ.get("WHISK_BENCH_SG_WARM", "5"))
 BIG = 256 << 20
