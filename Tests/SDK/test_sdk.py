@@ -53,6 +53,29 @@ def mesh(tmp_path, monkeypatch):
     return publish
 
 
+def test_peers_sees_every_replacement_of_the_map_even_of_the_same_size(tmp_path, monkeypatch):
+    """peers() parses the file again only when it changed; a replacement (new inode) of the same
+    size and, within the clock's resolution, the same mtime is a change."""
+    path = tmp_path / "map.json"
+    monkeypatch.setenv("__OW_ADDRESS_MAP", str(path))
+    assert whiskmesh.peers() == {}
+    for ip in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
+        tmp = tmp_path / "map.tmp"
+        tmp.write_text(json.dumps({"instances": [{"id": "a", "ip": ip}]}))
+        os.replace(tmp, path)
+        assert whiskmesh.peers() == {"a": ip}
+    mine = whiskmesh.peers()
+    mine["b"] = "10.9.9.9"  # a caller's copy: changing it changes nothing else
+    assert whiskmesh.peers() == {"a": "10.0.0.3"}
+
+
+def test_wait_for_polls_less_often_the_longer_it_waits():
+    assert whiskmesh._poll_interval(0.0, 0.002) == 0.002
+    assert whiskmesh._poll_interval(0.5, 0.002) == 0.01
+    assert whiskmesh._poll_interval(5.0, 0.002) == 0.025
+    assert whiskmesh._poll_interval(5.0, 0.1) == 0.1  # a caller's slower poll stays
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
