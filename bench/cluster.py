@@ -3,10 +3,14 @@ the ansible playbook a user runs), where instances on different hosts talk over 
 VXLAN. In one run, with the same-host figures beside the cross-host ones:
 
 1. message passing (benchmark 1): SDK, raw TCP and Redis BLPOP between two instances on the same
-   host and on two hosts, transports and placements interleaved;
+   host and on two hosts, the transports interleaved trial by trial within one exchange, the
+   placements alternating;
 2. address-map propagation (benchmark 3): watchers on two hosts see a probe's entry appear and go;
 3. what the durable broker costs: warm blocking invokes with Tansu on S3 (SeaweedFS) and with the
    memory broker, each with the consumers' fetch-wait floor it needs, in interleaved rounds.
+
+Parts 1 and 2 run twice (run 1, run 2); docs/benchmarks.md shows both and marks where they disagree
+by more than 25 %.
 
     scripts/bench cluster
 """
@@ -34,6 +38,7 @@ INVOKES = 200
 # scripts/run uses it, and the memory broker with the durable one's floor (which part is which).
 BROKERS = [("s3", 100), ("memory", 0), ("memory", 100)]
 ROUNDS = 2
+RUNS = int(os.environ.get("WHISK_BENCH_RUNS", "2"))
 NOOP = "def main(args):\n    return {}\n"
 
 
@@ -119,10 +124,12 @@ class Cluster(wb.Stack):
 
 # -- 1. message passing -----------------------------------------------------------------------------
 
-def exchange(cluster, pair, transport, points, redis_address):
+def exchange(cluster, pair, transports, points, redis_address):
+    """One pair of activations running `points` over every transport of `transports`, interleaved
+    trial by trial; returns role a's result ({"results": {transport: points}, "placement"})."""
     a, b = pair
-    key = "xbench-%s-%d" % (transport, time.monotonic_ns())
-    common = {"transport": transport, "plan": points, "redis": redis_address, "key": key}
+    key = "xbench-%d" % time.monotonic_ns()
+    common = {"transports": transports, "plan": points, "redis": redis_address, "key": key}
     status_b, body_b = cluster.invoke(b, dict(common, role="b", peer="xa-" + a), blocking=False, instance="xb-" + b)
     status_a, body_a = cluster.invoke(a, dict(common, role="a", peer="xb-" + b), blocking=False, instance="xa-" + a)
     if status_a != 202 or status_b != 202:
@@ -130,7 +137,7 @@ def exchange(cluster, pair, transport, points, redis_address):
     records = [cluster.wait_activation(body_a["activationId"]), cluster.wait_activation(body_b["activationId"])]
     for record in records:
         if not record["response"]["success"] or "error" in record["response"]["result"]:
-            raise RuntimeError("%s exchange failed: %s" % (transport, record["response"]["result"]))
+            raise RuntimeError("%s exchange failed: %s" % (transports, record["response"]["result"]))
     return records[0]["response"]["result"]
 
 
@@ -142,7 +149,7 @@ def message_passing(cluster):
         cluster.put_action(b, code, memory=1024)
     placements = {}
     for label, pair in pairs.items():
-        result = exchange(cluster, pair, "sdk", [{"kind": "count", "n": 10, "trials": 1}], None)
+        result = exchange(cluster, pair, ["sdk"], [{"kind": "count", "n": 10, "trials": 1}], None)
         placements[label] = result["placement"]
         invokers = set(result["placement"].values())
         if len(invokers) != (1 if label == "same host" else 2):
@@ -155,12 +162,16 @@ def message_passing(cluster):
     cluster.host(2, "docker", "run", "-d", "--name", "wmbench-redis", "--label", "%s=%s" % (wb.LABEL, cluster.run), "--network", network,
                  REDIS_IMAGE, "redis-server", "--port", "6379", "--protected-mode", "no", "--save", "", "--appendonly", "no")
     redis_ip = cluster.host(2, "docker", "inspect", "--format", "{{(index .NetworkSettings.Networks \"%s\").IPAddress}}" % network, "wmbench-redis")
-    results = {}
-    for transport in TRANSPORTS:
+    runs = []
+    for index in range(1, RUNS + 1):
+        results = {}
         for label, pair in pairs.items():
-            wb.log("messaging: %s, %s" % (transport, label))
-            results["%s|%s" % (transport, label)] = exchange(cluster, pair, transport, PLAN, "%s:6379" % redis_ip)["results"][transport]
-    return {"placements": placements, "results": results, "redis": "on %s (a third host)" % cluster.hosts[2]}
+            wb.log("messaging run %d: %s interleaved, %s" % (index, ", ".join(TRANSPORTS), label))
+            measured = exchange(cluster, pair, TRANSPORTS, PLAN, "%s:6379" % redis_ip)["results"]
+            for transport in TRANSPORTS:
+                results["%s|%s" % (transport, label)] = measured[transport]
+        runs.append(results)
+    return {"placements": placements, "runs": runs, "redis": "on %s (a third host)" % cluster.hosts[2]}
 
 
 # -- 2. propagation ---------------------------------------------------------------------------------
@@ -172,11 +183,15 @@ def propagation(cluster):
     watchers = [named_for(0, "xw"), named_for(1, "xw")]
     for name in watchers:
         cluster.put_action(name, watch, timeout=300_000)
-    probes, results = propagation_bench.measure(cluster, watchers, named_for(0, "xp"), PROBES)
-    series, _, missing = propagation_bench.classify(probes, results)
     names = {"same": "same host", "other": "two hosts"}
-    return {"series": {"%s|%s" % (key.split("-")[0], names[key.split("-")[1]]): values for key, values in series.items()},
-            "missing": missing, "probes": len(probes)}
+    runs = []
+    for index in range(1, RUNS + 1):
+        wb.log("propagation run %d" % index)
+        probes, results = propagation_bench.measure(cluster, watchers, named_for(0, "xp"), PROBES)
+        series, _, missing = propagation_bench.classify(probes, results)
+        runs.append({"series": {"%s|%s" % (key.split("-")[0], names[key.split("-")[1]]): values for key, values in series.items()},
+                     "missing": missing, "probes": len(probes)})
+    return {"runs": runs}
 
 
 # -- 3. the durable broker's cost -------------------------------------------------------------------
@@ -217,34 +232,50 @@ def report(data):
           "joined in one swarm (`scripts/cluster up 3`); VXLAN between them goes through this machine's kernel, so "
           "\"two hosts\" here measures the overlay's encapsulation and the extra network namespaces, not a physical "
           "link. Raw data: `docs/benchmarks/cluster.json`." % wb.machine_line(info), ""]
-    results = data["messaging"]["results"]
-    md += ["**Message passing** (placements %s; Redis %s). p50 / p95:" % (data["messaging"]["placements"], data["messaging"]["redis"]), ""]
-    rows = []
+    messaging_runs = data["messaging"]["runs"]
+    md += ["**Message passing** (placements %s; Redis %s). SDK, raw TCP and Redis interleaved trial by trial; p50 / p95 per run; "
+           "the ratios are medians of per-trial ratios (spread in brackets):" % (data["messaging"]["placements"], data["messaging"]["redis"]), ""]
+    rows, notes = [], []
     for index, point in enumerate(PLAN):
         label = ("%d × 64 B round trips" % point["n"]) if point["kind"] == "count" else wb.fmt_bytes(point["bytes"])
-        row = [label]
-        for transport in TRANSPORTS:
-            for where in ("same host", "two hosts"):
-                s = wb.summary(results["%s|%s" % (transport, where)][index]["seconds"])
-                row.append("%s / %s" % (wb.fmt_seconds(s["p50"]), wb.fmt_seconds(s["p95"])))
-        sdk_same = wb.summary(results["sdk|same host"][index]["seconds"])["p50"]
-        sdk_two = wb.summary(results["sdk|two hosts"][index]["seconds"])["p50"]
-        redis_two = wb.summary(results["redis|two hosts"][index]["seconds"])["p50"]
-        row += [wb.fmt_ratio(sdk_two / sdk_same), wb.fmt_ratio(redis_two / sdk_two)]
-        rows.append(row)
+        medians = []
+        for run_index, results in enumerate(messaging_runs, 1):
+            row = ["%s (run %d)" % (label, run_index)]
+            for transport in TRANSPORTS:
+                for where in ("same host", "two hosts"):
+                    s = wb.summary(results["%s|%s" % (transport, where)][index]["seconds"])
+                    row.append("%s / %s" % (wb.fmt_seconds(s["p50"]), wb.fmt_seconds(s["p95"])))
+            sdk_same = results["sdk|same host"][index]["seconds"]
+            sdk_two = results["sdk|two hosts"][index]["seconds"]
+            redis_two = results["redis|two hosts"][index]["seconds"]
+            across = wb.summary(sdk_two)["p50"] / wb.summary(sdk_same)["p50"]
+            versus = wb.ratio(redis_two, sdk_two)
+            medians.append((across, versus["median"] if versus else None))
+            row += [wb.fmt_ratio(across), wb.fmt_ratio_spread(versus)]
+            rows.append(row)
+        if len(medians) == 2:
+            for position, what in ((0, "SDK two hosts / same"), (1, "Redis / SDK two hosts")):
+                if wb.disagree(medians[0][position], medians[1][position]):
+                    notes.append("%s %s: %s vs %s" % (label, what, wb.fmt_ratio(medians[0][position]), wb.fmt_ratio(medians[1][position])))
     header = [""] + ["%s, %s" % (t if t != "redis" else "Redis BLPOP", w) for t in TRANSPORTS for w in ("same host", "two hosts")] + \
-             ["SDK two hosts / same", "Redis / SDK, two hosts"]
+             ["SDK two hosts / same (p50)", "Redis / SDK, two hosts"]
     md += [wb.table(header, rows), ""]
-    prop = data["propagation"]
-    md += ["**Address-map propagation**: %d probes on host 1, watchers on host 1 and host 2 (never seen: %d)." %
-           (prop["probes"], prop["missing"]), ""]
+    prop_runs = data["propagation"]["runs"]
+    md += ["**Address-map propagation**: %d probes on host 1 per run, watchers on host 1 and host 2 (never seen: %s)." %
+           (prop_runs[0]["probes"], " and ".join(str(r["missing"]) for r in prop_runs)), ""]
     rows = []
-    for key, values in prop["series"].items():
-        s = wb.summary(values)
-        what, where = key.split("|")
-        rows.append(["%s, watcher on %s" % (what, "the probe's host" if where == "same host" else "another host"), s["n"],
-                     wb.fmt_seconds(s.get("p50")), wb.fmt_seconds(s.get("p99")), wb.fmt_seconds(s.get("max"))])
-    md += [wb.table(["", "samples", "p50", "p99", "max"], rows), ""]
+    for key in prop_runs[0]["series"]:
+        figures = []
+        for run_index, prop in enumerate(prop_runs, 1):
+            s = wb.summary(prop["series"][key])
+            figures.append(s)
+            what, where = key.split("|")
+            rows.append(["%s, watcher on %s (run %d)" % (what, "the probe's host" if where == "same host" else "another host", run_index), s["n"],
+                         wb.fmt_seconds(s.get("p50")), wb.fmt_seconds(s.get("p99")), wb.fmt_seconds(s.get("max"))])
+        if len(figures) == 2 and wb.disagree(figures[0].get("p50"), figures[1].get("p50")):
+            notes.append("propagation %s p50: %s vs %s" % (key, wb.fmt_seconds(figures[0].get("p50")), wb.fmt_seconds(figures[1].get("p50"))))
+    md += [wb.table(["", "samples", "p50", "p99", "max"], rows), "",
+           "Where the two runs disagree by more than 25 %%: %s." % ("; ".join(notes) if notes else "nowhere"), ""]
     md += ["**What the durable broker costs**: %d warm blocking invokes of a no-op action per configuration, from the "
            "client, in %d interleaved rounds (each round redeploys the broker and restarts controller and invokers)." %
            (INVOKES, ROUNDS), ""]
