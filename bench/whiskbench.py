@@ -461,7 +461,7 @@ def fmt_ratio_spread(value):
 
 def disagree(first, second, tolerance=0.25):
     """Whether two runs' figures differ by more than `tolerance` of the smaller one."""
-    if first is None or second is None:
+    if first is None or second is None or first == second:
         return False
     low, high = sorted((first, second))
     return low <= 0 or (high - low) / low > tolerance
