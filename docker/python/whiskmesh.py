@@ -374,10 +374,12 @@ def connect(peer_id, port=DEFAULT_PORT, timeout=30.0, me=None, max_message=None)
 # Collectives among a group of instances, with mpi4py's names where they exist (size, rank, send,
 # recv, bcast, scatter, gather, allgather, reduce, allreduce, alltoall, barrier).
 #
-# Every member listens on COLLECTIVE_PORT. The root and every member connect to each other when the
-# group forms; other pairs connect the first time one sends to the other, so a group holds only
-# the connections its algorithms use (about N log N for the tree ones, not N²).
-# A connection carries one direction: what a sends to b travels on the connection a opened, so two
+# Every member listens on COLLECTIVE_PORT. As the group forms, every member connects to the root
+# (it only needs the root's map entry, which is there first: the root is invoked first) and that
+# one connection carries both directions between them, so the root waits for nobody's map entry
+# and opens no connection. Other pairs connect the first time one sends to the other, so a group
+# holds only the connections its algorithms use (about N log N for the tree ones, not N²); such a
+# connection carries one direction: what a sends to b travels on the connection a opened, so two
 # members never race to open the same one. One sender thread per group sends while the caller
 # receives: ring and pipeline steps need both at once, and a send blocked on a full socket buffer
 # must not stop the receive that drains the peer.
@@ -527,35 +529,60 @@ class Group:
             self._listener = listen(port, address=address)
             self._sender = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="whiskmesh-send")
             threading.Thread(target=self._accept_loop, name="whiskmesh-accept", daemon=True).start()
-            try:
-                wait_for(self.ids, timeout=timeout)
-            except MeshError:
-                missing = [i for i in self.ids if i not in peers()]
-                raise MeshError("instances %s did not join the group within %.1f s" % (missing, timeout))
             self._join(deadline)
         except BaseException:
             self.close()
             raise
 
     def _join(self, deadline):
-        """Opens the connections between the root and every member (the root's in parallel), then
-        returns once every member has: they are what scatter, gather and the root's broadcasts
-        use, and opening them here keeps their cost out of the first operation."""
+        """Every member connects to the root and says so; the root answers each once all are there
+        (or tells them who did not come). The root's connections exist from then on: scatter,
+        gather and the root's broadcasts use them, and their cost stays out of the first operation."""
         root = self._ranks[self.root]
         if self.rank == root:
             members = [member for member in range(self.size) if member != root]
-
-            def open_to(member):
-                self._outgoing[member] = connect(self.ids[member], port=self.port, timeout=self._left(deadline), me=self.me)
-            with concurrent.futures.ThreadPoolExecutor(min(16, len(members))) as pool:
-                for done in [pool.submit(open_to, member) for member in members]:
-                    done.result()
-            for member in members:
-                self._recv(member, _TAG_BARRIER, deadline)
+            try:
+                for member in members:
+                    self._recv(member, _TAG_BARRIER, deadline)
+            except MeshTimeout:
+                missing = [self.ids[member] for member in members if member not in self._incoming]
+                if not missing:
+                    raise
+                error = MeshError("instances %s did not join the group within %.1f s" % (missing, self.timeout))
+                # The members that came learn why instead of seeing the root go away.
+                notices = [self._post(member, {"error": str(error)}, _TAG_BARRIER, time.monotonic() + 1.0)
+                           for member in members if member in self._incoming]
+                concurrent.futures.wait(notices, timeout=1.0)
+                raise error
             self._wait([self._post(member, b"", _TAG_BARRIER, deadline) for member in members], deadline)
         else:
+            try:
+                connection = connect(self.ids[root], port=self.port, timeout=self._left(deadline), me=self.me)
+            except MeshError:
+                if self.ids[root] in peers():
+                    raise
+                raise MeshError("instances %s did not join the group within %.1f s" % ([self.ids[root]], self.timeout))
+            self._pair(root, connection)
             self._send(root, b"", _TAG_BARRIER, deadline)
-            self._recv(root, _TAG_BARRIER, deadline)
+            # The root answers by its deadline; a second more lets its word on who did not come
+            # arrive rather than this member's own timeout.
+            answer = self._recv(root, _TAG_BARRIER, deadline + 1.0)
+            if isinstance(answer, dict) and "error" in answer:
+                raise MeshError(str(answer["error"]))
+
+    def _pair(self, rank, connection):
+        """Uses `connection` (to or from the member of rank `rank`) for both directions: this side
+        receives on it and sends on a duplicate of its socket, a Python socket object of its own, so
+        the sender thread's timeouts never change the receiver's."""
+        sender = Connection(connection.sock.dup(), max_message=connection.max_message, peer=connection.peer)
+        with self._condition:
+            if self._closed:
+                connection.close()
+                sender.close()
+                raise MeshError("the group is closed")
+            self._incoming[rank] = connection
+            self._outgoing[rank] = sender
+            self._condition.notify_all()
 
     @property
     def is_root(self):
@@ -591,8 +618,15 @@ class Group:
                 if self._closed or rank is None or rank == self.rank or rank in self._incoming:
                     connection.close()
                     continue
-                self._incoming[rank] = connection
-                self._condition.notify_all()
+                if self.rank != self._ranks[self.root]:
+                    self._incoming[rank] = connection
+                    self._condition.notify_all()
+                    continue
+            # At the root, a member's connection carries both directions (see _join).
+            try:
+                self._pair(rank, connection)
+            except MeshError:
+                return
 
     @staticmethod
     def _left(deadline):
