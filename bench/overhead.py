@@ -75,12 +75,8 @@ def one_run(stack, index):
 
 
 def main():
-    runs = []
     # 128 MB actions and room for every container of a trial, so no eviction lands in a cold start.
-    with wb.Stack("overhead", user_memory="16384 MB") as stack:
-        for index in range(1, RUNS + 1):
-            runs.append(one_run(stack, index))
-    report(runs)
+    report(wb.runs_on_one_platform("overhead", RUNS, one_run, user_memory="16384 MB"))
 
 
 def pooled(trials, phase):

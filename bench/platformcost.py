@@ -116,12 +116,8 @@ def one_run(stack, index):
 
 
 def main():
-    runs = []
     # 128 MB actions; room for 64 containers per invoker, so no eviction lands in a level.
-    with wb.Stack("platform", user_memory="10240 MB") as stack:
-        for index in range(1, RUNS + 1):
-            runs.append(one_run(stack, index))
-    report(runs)
+    report(wb.runs_on_one_platform("platform", RUNS, one_run, user_memory="10240 MB"))
 
 
 def report(runs):
