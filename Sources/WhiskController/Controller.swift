@@ -172,14 +172,25 @@ public final class Controller: Sendable {
                 logger.notice("invoker state changed", metadata: ["invoker": "\(transition.instance)", "state": "\(transition.to)"])
             }
         }
-        if let activation = ack.activation {
+        guard let activation = ack.activation else { return }
+        if case .result = ack {
+            // A blocking caller's result, ahead of the record with the logs: answer first, then
+            // keep it as a provisional record (the combined ack replaces it; should that never
+            // come, the record still says what the caller was told).
+            waiters.complete(activation)
             do {
-                try await store.storeActivation(activation)
+                try await store.storeActivation(activation, provisional: true)
             } catch {
                 logger.error("cannot store activation", metadata: ["activationId": "\(activation.activationId)", "error": "\(error)"])
             }
-            waiters.complete(activation)
+            return
         }
+        do {
+            try await store.storeActivation(activation)
+        } catch {
+            logger.error("cannot store activation", metadata: ["activationId": "\(activation.activationId)", "error": "\(error)"])
+        }
+        waiters.complete(activation)
     }
 
     /// Handles one message of `health`.
