@@ -174,9 +174,10 @@ public final class Controller: Sendable {
         }
         guard let activation = ack.activation else { return }
         if case .result = ack {
-            // A blocking caller's result, ahead of the record with the logs: answer first, then
-            // keep it as a provisional record (the combined ack replaces it; should that never
-            // come, the record still says what the caller was told).
+            // A blocking caller's result ahead of the record with the logs (an upstream invoker
+            // sends one when it collects the logs afterwards): answer first, then keep it as a
+            // provisional record (the completion's record replaces it; should that never come,
+            // the record still says what the caller was told).
             waiters.complete(activation)
             do {
                 try await store.storeActivation(activation, provisional: true)

@@ -19,9 +19,7 @@ struct ActivationRunner: Sendable {
     let drainOver: CancelFlag
     let logger: Logger
 
-    /// - Parameter onResult: called with the record (without logs) as soon as `/run` answered, before
-    ///   the logs are collected; the record returned afterwards has them.
-    func run(_ message: ActivationMessage, onResult: (@Sendable (WhiskActivation) async -> Void)? = nil) async -> WhiskActivation {
+    func run(_ message: ActivationMessage) async -> WhiskActivation {
         let received = Self.nowMillis
         var logger = logger
         logger[metadataKey: "activationId"] = "\(message.activationId)"
@@ -174,10 +172,6 @@ struct ActivationRunner: Sendable {
             }
         }
         let timedOut = ending == .failed(.timeout)
-        if let onResult {
-            await onResult(record(message, action: action, start: runStart, end: end, response: response, logs: [],
-                                  annotations: annotations + [Parameter(key: "timeout", value: .bool(timedOut))]))
-        }
         let logs = timedOut ? [] : Self.limit(await collectLogs(&container), toBytes: action.limits.logs * 1024 * 1024)
         await pool.release(container, ending)
         return record(message, action: action, start: runStart, end: end, response: response, logs: logs,

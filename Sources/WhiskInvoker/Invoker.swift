@@ -229,13 +229,7 @@ public final class Invoker: Service, Sendable {
                 logger.warning("cannot tell whether an activation already has its record; running it", metadata: ["activationId": "\(message.activationId)", "error": "\(error)"])
             }
         }
-        // A blocking caller gets its result before the logs are collected (upstream's result
-        // message, then its completion); the record with the logs follows in the combined ack.
-        var onResult: (@Sendable (WhiskActivation) async -> Void)?
-        if message.blocking {
-            onResult = { early in await self.sendResult(early, of: message) }
-        }
-        let activation = await runner.run(message, onResult: onResult)
+        let activation = await runner.run(message)
         let ack = AcknowledgementMessage.combined(
             transid: message.transid, response: .activation(activation),
             isSystemError: activation.response.isWhiskError, instance: configuration.instanceId
@@ -265,17 +259,6 @@ public final class Invoker: Service, Sendable {
             }
         } catch {
             logger.error("cannot send acknowledgement", metadata: ["activationId": "\(message.activationId)", "error": "\(error)"])
-        }
-    }
-
-    /// The result of a blocking activation, ahead of its record: the controller answers the caller
-    /// with it. Best effort: the combined ack that follows carries the whole record either way.
-    func sendResult(_ activation: WhiskActivation, of message: ActivationMessage) async {
-        let result = AcknowledgementMessage.result(transid: message.transid, response: .activation(activation))
-        do {
-            try await producer.send(topic: configuration.topic(message.rootControllerIndex.completionTopic), value: try WhiskMessageCoding.encode(result))
-        } catch {
-            logger.warning("cannot send the result ahead of the record", metadata: ["activationId": "\(message.activationId)", "error": "\(error)"])
         }
     }
 

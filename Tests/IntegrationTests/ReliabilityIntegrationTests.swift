@@ -62,8 +62,8 @@ extension PlatformIntegrationTests {
             }
             // The invoker returns: its topic still holds the six; it checks them and runs none.
             try platform.startInvoker(0)
-            // (It may skip the warm-up too: a blocking caller is answered before the invoker
-            // commits, so a kill right after it leaves that offset to replay.)
+            // (It may skip the warm-up too: the controller answers a blocking caller on the ack,
+            // and a kill right after the answer can beat the invoker's commit of that offset.)
             try await waitUntil("the restarted invoker skipped all six", timeout: .seconds(60)) {
                 let skipped = platform.log("invoker0.log").split(separator: "\n").filter { $0.contains("activation already has its record: not run") }
                 return ids.allSatisfy { id in skipped.contains { $0.contains("activationId=\(id)") } }
