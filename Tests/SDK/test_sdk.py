@@ -69,6 +69,17 @@ def test_peers_sees_every_replacement_of_the_map_even_of_the_same_size(tmp_path,
     assert whiskmesh.peers() == {"a": "10.0.0.3"}
 
 
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"instances": [{"ip": "10.0.0.1"}]}', '{"instances": 7}'])
+def test_a_malformed_map_is_a_mesh_error_not_a_crash(tmp_path, monkeypatch, content):
+    path = tmp_path / "map.json"
+    monkeypatch.setenv("__OW_ADDRESS_MAP", str(path))
+    path.write_text(content)
+    with pytest.raises(MeshError, match="not a WhiskMesh map"):
+        whiskmesh.peers()
+    with pytest.raises(MeshError, match="not a WhiskMesh map"):
+        whiskmesh.wait_for(["a"], timeout=0.1)
+
+
 def test_wait_for_polls_less_often_the_longer_it_waits():
     assert whiskmesh._poll_interval(0.0, 0.002) == 0.002
     assert whiskmesh._poll_interval(0.5, 0.002) == 0.01

@@ -96,9 +96,11 @@ def peers():
             if cached_path == path and cached_signature == signature:
                 return dict(cached)
             document = json.load(f)
+        current = {str(entry["id"]): str(entry["ip"]) for entry in document.get("instances", [])}
     except FileNotFoundError:
         return {}
-    current = {entry["id"]: entry["ip"] for entry in document.get("instances", [])}
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise MeshError("the address map %s is not a WhiskMesh map: %s" % (path, error))
     _parsed = (path, signature, current)
     return dict(current)
 
