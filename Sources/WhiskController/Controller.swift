@@ -173,25 +173,18 @@ public final class Controller: Sendable {
             }
         }
         guard let activation = ack.activation else { return }
-        if case .result = ack {
-            // A blocking caller's result ahead of the record with the logs (an upstream invoker
-            // sends one when it collects the logs afterwards): answer first, then keep it as a
-            // provisional record (the completion's record replaces it; should that never come,
-            // the record still says what the caller was told).
-            waiters.complete(activation)
-            do {
-                try await store.storeActivation(activation, provisional: true)
-            } catch {
-                logger.error("cannot store activation", metadata: ["activationId": "\(activation.activationId)", "error": "\(error)"])
-            }
-            return
-        }
+        // A result ahead of the record with the logs (an upstream invoker sends one when it
+        // collects the logs afterwards) answers the caller first and is kept as a provisional
+        // record: the completion's record replaces it, and should that never come, the record
+        // still says what the caller was told.
+        let ahead = if case .result = ack { true } else { false }
+        if ahead { waiters.complete(activation) }
         do {
-            try await store.storeActivation(activation)
+            try await store.storeActivation(activation, provisional: ahead)
         } catch {
             logger.error("cannot store activation", metadata: ["activationId": "\(activation.activationId)", "error": "\(error)"])
         }
-        waiters.complete(activation)
+        if !ahead { waiters.complete(activation) }
     }
 
     /// Handles one message of `health`.

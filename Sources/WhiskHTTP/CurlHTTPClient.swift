@@ -188,6 +188,11 @@ final class CurlTransfer: @unchecked Sendable {
         taken?.resume(with: result)
     }
 
+    /// The error of a transfer that the client's shutdown ended or refused.
+    var shutDown: HTTPTransportError {
+        HTTPTransportError(message: "\(request.method) \(request.url): the HTTP client was shut down", isTimeout: false)
+    }
+
     /// What a transfer that ended with `code` produced.
     func outcome(_ code: CURLcode) -> Result<HTTPResponse, HTTPTransportError> {
         guard code == CURLE_OK else {
@@ -229,7 +234,7 @@ final class CurlMultiDriver: @unchecked Sendable {
 
     func submit(_ transfer: CurlTransfer) {
         let refused: Error? = shared.withLock { state in
-            if state.stopping { return HTTPTransportError(message: "\(transfer.request.method) \(transfer.request.url): the HTTP client was shut down", isTimeout: false) }
+            if state.stopping { return transfer.shutDown }
             if transfer.cancelRequested.load(ordering: .acquiring) { return CancellationError() }
             state.queued.append(transfer)
             return nil
@@ -319,7 +324,7 @@ final class CurlMultiDriver: @unchecked Sendable {
     private func stop() {
         for (handle, transfer) in active {
             curl_multi_remove_handle(multi, handle)
-            transfer.finish(.failure(HTTPTransportError(message: "\(transfer.request.method) \(transfer.request.url): the HTTP client was shut down", isTimeout: false)))
+            transfer.finish(.failure(transfer.shutDown))
         }
         active.removeAll()
         let (queued, waiters) = shared.withLock { state in
@@ -331,7 +336,7 @@ final class CurlMultiDriver: @unchecked Sendable {
             return (state.queued, state.exitWaiters)
         }
         for transfer in queued {
-            transfer.finish(.failure(HTTPTransportError(message: "\(transfer.request.method) \(transfer.request.url): the HTTP client was shut down", isTimeout: false)))
+            transfer.finish(.failure(transfer.shutDown))
         }
         curl_multi_cleanup(multi)
         for waiter in waiters { waiter.resume() }
