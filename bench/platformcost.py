@@ -40,8 +40,7 @@ def closed_loop(stack, name, concurrency, count):
     """`concurrency` clients, each invoking `name` blocking `count` times over its own kept-alive
     connection. Returns (wall seconds, samples)."""
     host, port = stack.api.split("//", 1)[1].split(":")
-    headers = {"Authorization": "Basic " + __import__("base64").b64encode(wb.GUEST_AUTH.encode()).decode(),
-               "Content-Type": "application/json"}
+    headers = {"Authorization": wb.GUEST_AUTHORIZATION, "Content-Type": "application/json"}
     samples, lock = [], threading.Lock()
     start = threading.Barrier(concurrency + 1)
 

