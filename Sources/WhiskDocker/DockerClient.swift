@@ -167,6 +167,29 @@ extension DockerClient {
         return DockerLogDemultiplexer.lines(from: response.body)
     }
 
+    /// The container's stdout and stderr from its start, live, one line at a time (`onLine`, on the
+    /// HTTP client's thread: keep it short), until the container stops or `cancelled` is set;
+    /// then `onEnd`, with an error if the stream broke or was refused.
+    public func followLogs(_ id: String, timestamps: Bool = true, cancelled: CancelFlag,
+                           onLine: @escaping @Sendable (LogLine) -> Void, onEnd: @escaping @Sendable (DockerError?) -> Void) {
+        let query = ["stdout": "true", "stderr": "true", "follow": "true", "timestamps": String(timestamps)]
+        let request = HTTPRequest(method: "GET", url: url("/containers/\(id)/logs", query: query), headers: [], body: nil, timeout: nil)
+        let reader = LogStreamReader()
+        transport.stream(request, cancelled: cancelled, onChunk: { chunk in
+            for line in reader.feed(chunk) { onLine(line) }
+        }, onEnd: { result in
+            for line in reader.flush() { onLine(line) }
+            switch result {
+            case .success(let status) where status == 0 || (200..<300).contains(status):
+                onEnd(nil)
+            case .success(let status):
+                onEnd(DockerError(.engine, status: status, "log stream of container \(id) refused"))
+            case .failure(let error):
+                onEnd(DockerError(.transport, error.message))
+            }
+        })
+    }
+
     /// Containers (running or not) carrying all of `labels` (`key` or `key=value`).
     public func listContainers(labels: [String] = [], all: Bool = true) async throws -> [ContainerSummary] {
         var query = ["all": String(all)]
@@ -301,6 +324,22 @@ extension DockerClient {
             }
         })
         return stream
+    }
+}
+
+/// Turns a log stream's chunks into lines.
+///
+/// `@unchecked Sendable`: fed only from the single thread that runs its stream.
+final class LogStreamReader: @unchecked Sendable {
+    private var demultiplexer = DockerLogDemultiplexer()
+    private var assembler = LogLineAssembler()
+
+    func feed(_ chunk: Data) -> [LogLine] {
+        assembler.lines(from: demultiplexer.feed(chunk))
+    }
+
+    func flush() -> [LogLine] {
+        assembler.flush()
     }
 }
 

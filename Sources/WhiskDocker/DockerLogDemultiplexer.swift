@@ -30,17 +30,36 @@ public struct DockerLogDemultiplexer: Sendable {
     /// Demultiplexes a whole log and splits it into lines per stream, in order.
     public static func lines(from data: Data) -> [LogLine] {
         var demultiplexer = DockerLogDemultiplexer()
-        var partial: [LogStream: String] = [:]
+        var assembler = LogLineAssembler()
+        return assembler.lines(from: demultiplexer.feed(data)) + assembler.flush()
+    }
+}
+
+/// Joins demultiplexed frames into whole lines per stream: a line may span frames (Docker splits
+/// long lines), and a frame may hold several lines.
+public struct LogLineAssembler: Sendable {
+    private var partial: [LogStream: String] = [:]
+
+    public init() {}
+
+    /// The lines that `frames` complete, in order.
+    public mutating func lines(from frames: [(LogStream, Data)]) -> [LogLine] {
         var lines: [LogLine] = []
-        for (stream, payload) in demultiplexer.feed(data) {
+        for (stream, payload) in frames {
             let text = (partial[stream] ?? "") + String(decoding: payload, as: UTF8.self)
             var parts = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
             partial[stream] = parts.removeLast()
             lines += parts.map { LogLine(stream: stream, text: $0) }
         }
-        for stream in [LogStream.stdout, .stderr] {
-            if let rest = partial[stream], !rest.isEmpty { lines.append(LogLine(stream: stream, text: rest)) }
-        }
         return lines
+    }
+
+    /// What is left of unterminated lines, as lines.
+    public mutating func flush() -> [LogLine] {
+        defer { partial.removeAll() }
+        return [LogStream.stdout, .stderr].compactMap { stream in
+            guard let rest = partial[stream], !rest.isEmpty else { return nil }
+            return LogLine(stream: stream, text: rest)
+        }
     }
 }

@@ -70,7 +70,7 @@ public final class CurlHTTPClient: Sendable {
         let transfer = try CurlTransfer(request, unixSocketPath: unixSocketPath, sink: BodySink())
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                transfer.setContinuation(continuation)
+                transfer.setCompletion { continuation.resume(with: $0) }
                 driver.submit(transfer)
             }
         } onCancel: {
@@ -78,29 +78,28 @@ public final class CurlHTTPClient: Sendable {
         }
     }
 
-    /// Streams a long-lived response on a thread of its own, handing each chunk to `onChunk`,
-    /// until the server ends it or `cancelled` becomes true.
+    /// Streams a long-lived response (Docker's events, a container's log), handing each chunk to
+    /// `onChunk` on the client's thread, until the server ends it or `cancelled` becomes true
+    /// (seen within a second). Streams do not count against `maxInFlight`.
     public func stream(_ request: HTTPRequest, cancelled: CancelFlag, onChunk: @escaping @Sendable (Data) -> Void,
                        onEnd: @escaping @Sendable (Result<Int, HTTPTransportError>) -> Void) {
-        let socket = unixSocketPath
-        let thread = Thread {
-            let sink = BodySink(onChunk: onChunk, cancelled: cancelled)
-            do {
-                let transfer = try CurlTransfer(request, unixSocketPath: socket, sink: sink)
-                let code = curl_easy_perform(transfer.handle)
-                if code == CURLE_ABORTED_BY_CALLBACK && sink.isCancelled {
-                    onEnd(.success(0))
-                } else {
-                    onEnd(transfer.outcome(code).map(\.status))
-                }
-            } catch let error as HTTPTransportError {
-                onEnd(.failure(error))
-            } catch {
-                onEnd(.failure(HTTPTransportError(message: "\(error)", isTimeout: false)))
+        let sink = BodySink(onChunk: onChunk, cancelled: cancelled)
+        let transfer: CurlTransfer
+        do {
+            transfer = try CurlTransfer(request, unixSocketPath: unixSocketPath, sink: sink, limited: false)
+        } catch {
+            onEnd(.failure(error as? HTTPTransportError ?? HTTPTransportError(message: "\(error)", isTimeout: false)))
+            return
+        }
+        transfer.setCompletion { result in
+            switch result {
+            case .success(let response): onEnd(.success(response.status))
+            case .failure where sink.isCancelled: onEnd(.success(0))
+            case .failure(let error as HTTPTransportError): onEnd(.failure(error))
+            case .failure(let error): onEnd(.failure(HTTPTransportError(message: "\(error)", isTimeout: false)))
             }
         }
-        thread.name = "whiskmesh-docker-stream"
-        thread.start()
+        driver.submit(transfer)
     }
 }
 
@@ -108,24 +107,27 @@ public final class CurlHTTPClient: Sendable {
 /// header list, the error buffer, the body sink), freed together when the transfer is dropped.
 ///
 /// `@unchecked Sendable`: the handle is used by one thread at a time (the submitting task until it
-/// is queued, then the driver's thread); the continuation is taken once under its lock.
+/// is queued, then the driver's thread); the completion is taken once under its lock.
 final class CurlTransfer: @unchecked Sendable {
     let handle: UnsafeMutableRawPointer
     let request: HTTPRequest
     let sink: BodySink
+    /// Counts against the client's `maxInFlight` (streams do not).
+    let limited: Bool
     private var headerList: UnsafeMutablePointer<curl_slist>?
     private let errorBuffer: UnsafeMutablePointer<CChar>
-    private let continuation = Mutex<CheckedContinuation<HTTPResponse, Error>?>(nil)
+    private let completion = Mutex<(@Sendable (Result<HTTPResponse, Error>) -> Void)?>(nil)
     /// Set by a cancellation that arrived before the transfer reached the driver.
     let cancelRequested = Atomic<Bool>(false)
 
-    init(_ request: HTTPRequest, unixSocketPath: String?, sink: BodySink) throws {
+    init(_ request: HTTPRequest, unixSocketPath: String?, sink: BodySink, limited: Bool = true) throws {
         guard let handle = curl_easy_init() else {
             throw HTTPTransportError(message: "curl_easy_init failed", isTimeout: false)
         }
         self.handle = handle
         self.request = request
         self.sink = sink
+        self.limited = limited
         self.errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
         for header in request.headers {
@@ -175,17 +177,17 @@ final class CurlTransfer: @unchecked Sendable {
         errorBuffer.deallocate()
     }
 
-    func setContinuation(_ continuation: CheckedContinuation<HTTPResponse, Error>) {
-        self.continuation.withLock { $0 = continuation }
+    func setCompletion(_ completion: @escaping @Sendable (Result<HTTPResponse, Error>) -> Void) {
+        self.completion.withLock { $0 = completion }
     }
 
-    /// Resumes the caller once; later calls do nothing.
+    /// Tells the caller once; later calls do nothing.
     func finish(_ result: Result<HTTPResponse, Error>) {
-        let taken = continuation.withLock { value -> CheckedContinuation<HTTPResponse, Error>? in
+        let taken = completion.withLock { value -> (@Sendable (Result<HTTPResponse, Error>) -> Void)? in
             defer { value = nil }
             return value
         }
-        taken?.resume(with: result)
+        taken?(result)
     }
 
     /// The error of a transfer that the client's shutdown ended or refused.
@@ -223,6 +225,8 @@ final class CurlMultiDriver: @unchecked Sendable {
     private let shared = Mutex(Shared())
     /// Only the driver's thread reads or writes this.
     private var active: [UnsafeMutableRawPointer: CurlTransfer] = [:]
+    /// Transfers in `active` that count against `maxInFlight`; only the driver's thread.
+    private var limitedActive = 0
 
     init(maxInFlight: Int?) {
         self.multi = curl_multi_init()
@@ -282,16 +286,21 @@ final class CurlMultiDriver: @unchecked Sendable {
 
     private func run() {
         while true {
-            let slots = maxInFlight.map { max(0, $0 - active.count) } ?? Int.max
+            var slots = maxInFlight.map { max(0, $0 - limitedActive) } ?? Int.max
             let (starting, cancelled, stopping) = shared.withLock { state in
-                let count = min(slots, state.queued.count)
-                let starting = Array(state.queued.prefix(count))
-                state.queued.removeFirst(count)
+                // Streams start at once; requests in order, as slots allow.
+                var starting: [CurlTransfer] = []
+                state.queued.removeAll { transfer in
+                    guard !transfer.limited || slots > 0 else { return false }
+                    if transfer.limited { slots -= 1 }
+                    starting.append(transfer)
+                    return true
+                }
                 defer { state.cancelled.removeAll() }
                 return (starting, state.cancelled, state.stopping)
             }
             for transfer in cancelled {
-                if active.removeValue(forKey: transfer.handle) != nil {
+                if deactivate(transfer.handle) != nil {
                     curl_multi_remove_handle(multi, transfer.handle)
                     transfer.finish(.failure(CancellationError()))
                 }
@@ -302,6 +311,7 @@ final class CurlMultiDriver: @unchecked Sendable {
             }
             for transfer in starting {
                 active[transfer.handle] = transfer
+                if transfer.limited { limitedActive += 1 }
                 curl_multi_add_handle(multi, transfer.handle)
             }
             var running: Int32 = 0
@@ -311,13 +321,19 @@ final class CurlMultiDriver: @unchecked Sendable {
                 guard message.pointee.msg == CURLMSG_DONE, let handle = message.pointee.easy_handle else { continue }
                 let code = whisk_curl_msg_result(message)
                 curl_multi_remove_handle(multi, handle)
-                if let transfer = active.removeValue(forKey: handle) {
+                if let transfer = deactivate(handle) {
                     transfer.finish(transfer.outcome(code).mapError { $0 })
                 }
             }
             // Returns on socket activity, on curl's own next timeout, or on a wake-up.
             curl_multi_poll(multi, nil, 0, 1000, nil)
         }
+    }
+
+    private func deactivate(_ handle: UnsafeMutableRawPointer) -> CurlTransfer? {
+        guard let transfer = active.removeValue(forKey: handle) else { return nil }
+        if transfer.limited { limitedActive -= 1 }
+        return transfer
     }
 
     /// Ends everything in flight or waiting, frees the multi handle and lets `shutdown` return.
@@ -327,6 +343,7 @@ final class CurlMultiDriver: @unchecked Sendable {
             transfer.finish(.failure(transfer.shutDown))
         }
         active.removeAll()
+        limitedActive = 0
         let (queued, waiters) = shared.withLock { state in
             defer {
                 state.queued.removeAll()

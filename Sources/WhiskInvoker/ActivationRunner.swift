@@ -6,11 +6,10 @@ import WhiskMessages
 
 /// Runs one activation through OpenWhisk's action-runtime protocol and builds its record.
 struct ActivationRunner: Sendable {
-    static let sentinel = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX"
-
     let configuration: InvokerConfiguration
     let pool: ContainerPool
     let docker: DockerClient
+    let containerLogs: ContainerLogs
     let http: CurlHTTPClient
     let codeSource: any ActionCodeSource
     let overlays: OverlayNetworks?
@@ -79,7 +78,7 @@ struct ActivationRunner: Sendable {
             case .response(200, _):
                 break
             case .response(_, let body):
-                let logs = await collectLogs(&container)
+                let logs = await containerLogs.collect(container.id, timeout: Self.logWait)
                 await pool.release(container, .failed(.initialization))
                 let error = Self.errorMessage(body) ?? "The action failed to initialize."
                 return record(message, action: action, start: start, end: Self.nowMillis, response: .error(.developerError, .string(error)),
@@ -172,7 +171,7 @@ struct ActivationRunner: Sendable {
             }
         }
         let timedOut = ending == .failed(.timeout)
-        let logs = timedOut ? [] : Self.limit(await collectLogs(&container), toBytes: action.limits.logs * 1024 * 1024)
+        let logs = timedOut ? [] : Self.limit(await containerLogs.collect(container.id, timeout: Self.logWait), toBytes: action.limits.logs * 1024 * 1024)
         await pool.release(container, ending)
         return record(message, action: action, start: runStart, end: end, response: response, logs: logs,
                       annotations: annotations + [Parameter(key: "timeout", value: .bool(timedOut))])
@@ -253,41 +252,9 @@ struct ActivationRunner: Sendable {
         (try? JSONDecoder().decode(JSONValue.self, from: body))?["error"]?.stringValue
     }
 
-    /// Reads the container's log since the last activation up to the sentinels on both streams.
-    func collectLogs(_ container: inout ActionContainer) async -> [String] {
-        var lines: [String] = []
-        let clock = ContinuousClock()
-        let giveUp = clock.now + .seconds(2)
-        while clock.now < giveUp {
-            let since = container.logCursor.flatMap(Self.epochSeconds)
-            guard let fetched = try? await docker.containerLogs(container.id, since: since.map { Date(timeIntervalSince1970: $0) }, timestamps: true) else { break }
-            var sentinels = Set<LogStream>()
-            var collected: [String] = []
-            var cursor = container.logCursor
-            for line in fetched {
-                let (timestamp, text) = Self.splitTimestamp(line.text)
-                if let last = container.logCursor, timestamp <= last { continue }
-                if sentinels.contains(line.stream) { continue }
-                if text == Self.sentinel {
-                    sentinels.insert(line.stream)
-                    cursor = max(cursor ?? timestamp, timestamp)
-                    continue
-                }
-                collected.append("\(timestamp) \(line.stream == .stderr ? "stderr" : "stdout"): \(text)")
-            }
-            if sentinels.count == 2 {
-                container.logCursor = cursor
-                lines = collected
-                break
-            }
-            lines = collected
-            try? await Task.sleep(for: .milliseconds(25))
-        }
-        return lines
-    }
+    /// How long the log's sentinels may lag behind `/run`'s answer.
+    static let logWait = Duration.seconds(2)
 
-    /// Splits Docker's `TIMESTAMP text`; the timestamp's fraction is padded to 9 digits, since
-    /// Docker trims trailing zeros and the cursor compares timestamps as strings.
     /// Keeps the lines that fit the action's log limit, as upstream does, with its notice.
     static func limit(_ lines: [String], toBytes limit: Int) -> [String] {
         var total = 0
@@ -298,23 +265,6 @@ struct ActivationRunner: Sendable {
             }
         }
         return lines
-    }
-
-    static func splitTimestamp(_ line: String) -> (String, String) {
-        guard let space = line.firstIndex(of: " ") else { return (line, "") }
-        var timestamp = String(line[..<space])
-        if let dot = timestamp.firstIndex(of: "."), timestamp.hasSuffix("Z") {
-            let fraction = timestamp[timestamp.index(after: dot)..<timestamp.index(before: timestamp.endIndex)]
-            timestamp = String(timestamp[...dot]) + fraction.padding(toLength: 9, withPad: "0", startingAt: 0) + "Z"
-        }
-        return (timestamp, String(line[line.index(after: space)...]))
-    }
-
-    /// Docker's RFC 3339 nano timestamp as epoch seconds (whole seconds suffice for `since`).
-    static func epochSeconds(_ timestamp: String) -> Double? {
-        let formatter = ISO8601DateFormatter()
-        let base = String(timestamp.prefix(19)) + "Z"
-        return formatter.date(from: base).map { $0.timeIntervalSince1970 }
     }
 
     func record(_ message: ActivationMessage, action: InvokerAction?, start: Int64, end: Int64, response: ActivationResponse,

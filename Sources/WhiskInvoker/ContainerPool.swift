@@ -16,8 +16,6 @@ public struct ActionContainer: Sendable, Hashable {
     public var overlayIP: String?
     /// The action it was initialised with (`namespace/name@rev`), nil for a stem cell.
     public var actionKey: String?
-    /// Timestamp (RFC 3339, Docker's) of the last log line already collected.
-    public var logCursor: String?
     public var lastUsed: ContinuousClock.Instant
 }
 
@@ -27,6 +25,7 @@ public struct ActionContainer: Sendable, Hashable {
 /// A container that enters `removing` is removed from Docker, then forgotten.
 public actor ContainerPool {
     private let docker: DockerClient
+    private let logs: ContainerLogs
     private let configuration: InvokerConfiguration
     private let logger: Logger
     private var state: PoolState
@@ -40,9 +39,10 @@ public actor ContainerPool {
     private var recentNamespaces: [String: ContinuousClock.Instant] = [:]
     private static let placeholderPrefix = "creating-"
 
-    public init(docker: DockerClient, configuration: InvokerConfiguration, overlays: OverlayNetworks? = nil,
-                writer: AddressMapFileWriter? = nil, logger: Logger) {
+    init(docker: DockerClient, logs: ContainerLogs, configuration: InvokerConfiguration, overlays: OverlayNetworks? = nil,
+         writer: AddressMapFileWriter? = nil, logger: Logger) {
         self.docker = docker
+        self.logs = logs
         self.configuration = configuration
         self.overlays = overlays
         self.writer = writer
@@ -229,6 +229,7 @@ public actor ContainerPool {
         for key in keys where state.entries[key]?.state == .removing && !key.hasPrefix(Self.placeholderPrefix) && !removals.contains(key) {
             removals.insert(key)
             defer { removals.remove(key) }
+            logs.stop(key)
             do {
                 try await docker.removeContainer(key)
                 state.removed(key)
@@ -265,7 +266,7 @@ public actor ContainerPool {
         let name = Self.containerName(invoker: configuration.instance, sequence: sequence, namespace: namespace, action: action)
         let placeholder = "\(Self.placeholderPrefix)\(sequence)"
         state.addCreating(ActionContainer(id: placeholder, name: name, address: "", kind: kind, memory: memory, namespace: nil, overlayIP: nil,
-                                          actionKey: nil, logCursor: nil, lastUsed: .now), key: placeholder, stemKey: stemKey)
+                                          actionKey: nil, lastUsed: .now), key: placeholder, stemKey: stemKey)
         var spec = ContainerSpec(image: image, name: name)
         spec.labels = configuration.containerLabels.merging(["org.whiskmesh.kind": kind]) { $1 }
         spec.memoryBytes = Int64(memory) * 1024 * 1024
@@ -287,10 +288,11 @@ public actor ContainerPool {
             throw error
         }
         var container = ActionContainer(id: id, name: name, address: "", kind: kind, memory: memory, namespace: mountedNamespace, overlayIP: nil,
-                                        actionKey: nil, logCursor: nil, lastUsed: .now)
+                                        actionKey: nil, lastUsed: .now)
         state.rekey(placeholder, to: container)
         do {
             try await docker.startContainer(id)
+            logs.follow(id)
             let inspect = try await docker.inspectContainer(id)
             guard let address = inspect.ipAddress(onNetwork: configuration.actionNetwork) else {
                 throw InvokerError("container \(name) has no address on \(configuration.actionNetwork)")

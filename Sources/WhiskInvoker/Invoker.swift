@@ -37,13 +37,14 @@ public final class Invoker: Service, Sendable {
         let agent = configuration.overlayEnabled ? AddressMapAgent(configuration: configuration, logger: logger) : nil
         self.overlays = overlays
         self.agent = agent
-        self.pool = ContainerPool(docker: docker, configuration: configuration, overlays: overlays, writer: agent?.writer, logger: logger)
+        let containerLogs = ContainerLogs(docker: docker, logger: logger)
+        self.pool = ContainerPool(docker: docker, logs: containerLogs, configuration: configuration, overlays: overlays, writer: agent?.writer, logger: logger)
         var producerConfiguration = KafkaProducerConfiguration(client: configuration.kafka)
         producerConfiguration.partition = 0  // the platform's topics have one partition (see KafkaProducerConfiguration)
         self.producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
         let source = codeSource ?? ControllerCodeSource(baseURL: configuration.controllerURL, token: configuration.internalToken, http: http)
         self.codeSource = source
-        self.runner = ActivationRunner(configuration: configuration, pool: pool, docker: docker, http: http, codeSource: source,
+        self.runner = ActivationRunner(configuration: configuration, pool: pool, docker: docker, containerLogs: containerLogs, http: http, codeSource: source,
                                        overlays: overlays, agent: agent, drainOver: drainOver, logger: logger)
     }
 

@@ -100,6 +100,36 @@ struct PlatformIntegrationTests {
         }
     }
 
+    /// The invoker follows each container's log on one stream and cuts it at the sentinels: every
+    /// warm activation gets exactly its own lines, from both streams, including a last line
+    /// without a newline, and none of the activation before or after it.
+    @Test func eachWarmActivationGetsExactlyItsOwnLogLines() async throws {
+        try await withPlatform(invokers: 1) { platform in
+            try await platform.createAction("chatty", code: """
+            import sys
+            def main(args):
+                n = args["n"]
+                for i in range(3):
+                    print("out %d.%d" % (n, i))
+                    print("err %d.%d" % (n, i), file=sys.stderr)
+                sys.stdout.write("tail %d" % n)
+                return {"n": n}
+            """)
+            for n in 1...6 {
+                let reply = try await platform.invoke("chatty", ["n": .int(Int64(n))])
+                #expect(reply.status == 200)
+                let logs = reply.json["logs"]?.arrayValue?.compactMap(\.stringValue) ?? []
+                let stdout = logs.filter { $0.contains(" stdout: ") }.map { String($0.split(separator: " ", maxSplits: 2)[2]) }
+                let stderr = logs.filter { $0.contains(" stderr: ") }.map { String($0.split(separator: " ", maxSplits: 2)[2]) }
+                #expect(stdout == ["out \(n).0", "out \(n).1", "out \(n).2", "tail \(n)"], "activation \(n): \(logs)")
+                #expect(stderr == ["err \(n).0", "err \(n).1", "err \(n).2"], "activation \(n): \(logs)")
+                #expect(logs.count == 7, "activation \(n): \(logs)")
+                let timestamps = logs.map { String($0.prefix { $0 != " " }) }
+                #expect(timestamps == timestamps.sorted(), "in time order: \(logs)")
+            }
+        }
+    }
+
     @Test func actionsSpreadOverInvokersAndAKilledInvokerGoesOffline() async throws {
         try await withPlatform { platform in
             // Home invokers come from a stable hash of namespace and action name.

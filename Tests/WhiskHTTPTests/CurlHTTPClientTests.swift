@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import Synchronization
 import Testing
 import WhiskHTTP
 
@@ -162,6 +163,43 @@ struct CurlHTTPClientTests {
                 let other = try? await client.perform(WhiskHTTP.HTTPRequest(method: "GET", url: "\(base)/missing", timeout: .seconds(10)))
                 #expect(other?.status == 404)
             }
+            await client.shutdown()
+        }
+    }
+
+    /// Streams (Docker's events, every container's log) run on the client's one thread next to
+    /// requests, take none of `maxInFlight`'s slots, and end when their flag is set.
+    @Test func streamsTakeNoRequestSlotAndEndWhenCancelled() async throws {
+        try await withServer({ router in
+            router.get("/stream") { _, _ -> Response in
+                Response(status: .ok, body: ResponseBody { writer in
+                    for _ in 0..<400 {
+                        try await writer.write(ByteBuffer(string: "tick\n"))
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                    try await writer.finish(nil)
+                })
+            }
+        }) { base in
+            let client = CurlHTTPClient(maxInFlight: 1)
+            let chunks = Mutex(0)
+            let flags = [CancelFlag(), CancelFlag()]
+            let (ends, endContinuation) = AsyncStream.makeStream(of: Result<Int, HTTPTransportError>.self)
+            for flag in flags {
+                client.stream(WhiskHTTP.HTTPRequest(method: "GET", url: "\(base)/stream"), cancelled: flag,
+                              onChunk: { _ in chunks.withLock { $0 += 1 } }, onEnd: { endContinuation.yield($0) })
+            }
+            // With both streams open, a request still gets the one slot.
+            let reply = try await client.perform(WhiskHTTP.HTTPRequest(method: "GET", url: "\(base)/missing", timeout: .seconds(10)))
+            #expect(reply.status == 404)
+            while chunks.withLock({ $0 }) < 4 { try await Task.sleep(for: .milliseconds(20)) }
+            for flag in flags { flag.set() }
+            var ended: [Result<Int, HTTPTransportError>] = []
+            for await end in ends {
+                ended.append(end)
+                if ended.count == 2 { break }
+            }
+            #expect(ended.allSatisfy { (try? $0.get()) == 0 }, "a cancelled stream ends quietly: \(ended)")
             await client.shutdown()
         }
     }

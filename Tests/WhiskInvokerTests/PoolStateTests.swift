@@ -56,7 +56,7 @@ struct PoolStateTests {
 
     func container(_ id: String, memory: Int = 256, action: String? = nil, usedAt seconds: Int = 0) -> ActionContainer {
         ActionContainer(id: id, name: "wsk0_\(id)", address: "10.0.0.1", kind: "python:3", memory: memory, namespace: nil, overlayIP: nil,
-                        actionKey: action, logCursor: nil, lastUsed: epoch + .seconds(seconds))
+                        actionKey: action, lastUsed: epoch + .seconds(seconds))
     }
 
     /// A pool with containers in given states (through the lifecycle, as the actor does it).
