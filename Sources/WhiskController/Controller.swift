@@ -154,37 +154,55 @@ public final class Controller: Sendable {
 
     /// Handles one message of `completed{C}`; bad input is logged and skipped.
     func handleAcknowledgement(_ data: Data) async {
-        let ack: AcknowledgementMessage
-        do {
-            ack = try WhiskMessageCoding.decode(AcknowledgementMessage.self, from: data)
-        } catch {
-            logger.warning("unreadable acknowledgement skipped", metadata: ["error": "\(error)"])
-            return
-        }
-        if let instance = ack.releasedInvoker {
-            release(ack.activationId)
-            let isSystemError: Bool
-            switch ack {
-            case .combined(_, _, let flag, _), .completion(_, _, let flag, _): isSystemError = flag
-            case .result: isSystemError = false
+        await handleAcknowledgements([data])
+    }
+
+    /// Handles messages of `completed{C}` in the order read, with one store transaction for all
+    /// their records; bad input is logged and skipped.
+    func handleAcknowledgements(_ messages: [Data]) async {
+        var records: [(activation: WhiskActivation, provisional: Bool)] = []
+        for data in messages {
+            let ack: AcknowledgementMessage
+            do {
+                ack = try WhiskMessageCoding.decode(AcknowledgementMessage.self, from: data)
+            } catch {
+                logger.warning("unreadable acknowledgement skipped", metadata: ["error": "\(error)"])
+                continue
             }
-            if let transition = health.withLock({ $0.record(instance: instance.instance, systemError: isSystemError) }) {
-                logger.notice("invoker state changed", metadata: ["invoker": "\(transition.instance)", "state": "\(transition.to)"])
+            if let instance = ack.releasedInvoker {
+                release(ack.activationId)
+                let isSystemError: Bool
+                switch ack {
+                case .combined(_, _, let flag, _), .completion(_, _, let flag, _): isSystemError = flag
+                case .result: isSystemError = false
+                }
+                if let transition = health.withLock({ $0.record(instance: instance.instance, systemError: isSystemError) }) {
+                    logger.notice("invoker state changed", metadata: ["invoker": "\(transition.instance)", "state": "\(transition.to)"])
+                }
+            }
+            guard let activation = ack.activation else { continue }
+            // A result ahead of the record with the logs (an upstream invoker sends one when it
+            // collects the logs afterwards) answers the caller first and is kept as a provisional
+            // record: the completion's record replaces it, and should that never come, the record
+            // still says what the caller was told.
+            let ahead = if case .result = ack { true } else { false }
+            if ahead { waiters.complete(activation) }
+            records.append((activation, ahead))
+        }
+        guard !records.isEmpty else { return }
+        do {
+            try await store.storeActivations(records)
+        } catch {
+            // One bad record must not cost the others theirs.
+            for record in records {
+                do {
+                    try await store.storeActivation(record.activation, provisional: record.provisional)
+                } catch {
+                    logger.error("cannot store activation", metadata: ["activationId": "\(record.activation.activationId)", "error": "\(error)"])
+                }
             }
         }
-        guard let activation = ack.activation else { return }
-        // A result ahead of the record with the logs (an upstream invoker sends one when it
-        // collects the logs afterwards) answers the caller first and is kept as a provisional
-        // record: the completion's record replaces it, and should that never come, the record
-        // still says what the caller was told.
-        let ahead = if case .result = ack { true } else { false }
-        if ahead { waiters.complete(activation) }
-        do {
-            try await store.storeActivation(activation, provisional: ahead)
-        } catch {
-            logger.error("cannot store activation", metadata: ["activationId": "\(activation.activationId)", "error": "\(error)"])
-        }
-        if !ahead { waiters.complete(activation) }
+        for record in records where !record.provisional { waiters.complete(record.activation) }
     }
 
     /// Handles one message of `health`.
@@ -277,7 +295,7 @@ public final class Controller: Sendable {
         let pings = try consumer(topic: configuration.topic("health"), group: "health\(controllerInstance.asString)", start: .end)
         await cancelWhenGracefulShutdown {
           await withDiscardingTaskGroup { group in
-            group.addTask { await self.consume(completions) { await self.handleAcknowledgement($0) } }
+            group.addTask { await self.consumeBatches(completions) { await self.handleAcknowledgements($0) } }
             group.addTask { await self.consume(pings) { await self.handlePing($0) } }
             group.addTask {
                 // Entries of silent invokers go; snapshots answer invokers' resync requests (new
@@ -322,6 +340,24 @@ public final class Controller: Sendable {
         configuration.assignment = .init(partitions: [0], start: start)
         return try KafkaConsumer(configuration: configuration, logger: logger)
     }
+
+    /// Reads until cancelled, a batch of what has arrived at a time; commits once per batch.
+    private func consumeBatches(_ consumer: KafkaConsumer, _ handle: ([Data]) async -> Void) async {
+        while !Task.isCancelled {
+            do {
+                let batch = try await consumer.nextBatch(limit: Self.ackBatchLimit)
+                guard let last = batch.last else { return }
+                await handle(batch.map(\.value))
+                try await consumer.commit(last)
+            } catch {
+                logger.error("consumer error; continuing", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
+    /// Most acks handled (and stored) together.
+    static let ackBatchLimit = 64
 
     /// Reads until cancelled; a failing message is logged and committed, never stops the loop.
     private func consume(_ consumer: KafkaConsumer, _ handle: (Data) async -> Void) async {

@@ -102,6 +102,33 @@ public final class KafkaConsumer: Sendable {
         return nil
     }
 
+    /// Up to `limit` messages: waits for the first as ``next()`` does, then takes those librdkafka
+    /// already holds, without waiting. Empty once closed or cancelled. A busy reader handles a
+    /// batch at the cost of one message's overheads (a store transaction, a commit).
+    public func nextBatch(limit: Int) async throws -> [KafkaConsumerMessage] {
+        guard let first = try await next() else { return [] }
+        var batch = [first]
+        guard limit > 1 else { return batch }
+        let client = self.client
+        let more = (try? await worker.runIfActive { () -> [PollOutcome] in
+            var outcomes: [PollOutcome] = []
+            while outcomes.count < limit - 1, let message = rd_kafka_consumer_poll(client.handle, 0) {
+                defer { rd_kafka_message_destroy(message) }
+                outcomes.append(PollOutcome(message.pointee))
+            }
+            return outcomes
+        }) ?? []
+        for outcome in more {
+            switch outcome {
+            case .nothing: break
+            case .message(let message): batch.append(message)
+            // A fatal error comes back on the next poll too; the batch so far is handled first.
+            case .error(let error, _): logger.warning("consumer error; continuing", metadata: ["error": "\(error.reason)"])
+            }
+        }
+        return batch
+    }
+
     /// Commits `message` as processed: after a restart the group resumes at the next one.
     /// A consumer with a fixed assignment that starts at the end or the beginning keeps no
     /// position: this is a no-op for it.

@@ -45,4 +45,30 @@ struct AcknowledgementTests {
         await controller.handleAcknowledgement(try WhiskMessageCoding.encode(result))
         #expect(try await store.activation(namespace: "guest", id: id)?.logs == ["a line"])
     }
+
+    /// A busy controller handles what arrived as one batch with one store transaction: each ack
+    /// counts as it would alone, in order, and junk in the batch costs the others nothing.
+    @Test func aBatchStoresEveryRecordInOrderAndSkipsJunk() async throws {
+        let (controller, store) = try await controller()
+        let invoker = InvokerInstanceId(instance: 0, userMemory: ByteSize(bytes: 1 << 30))
+        let transid = TransactionId.generate()
+        let ids = (0..<3).map { _ in ActivationId.generate() }
+        for id in ids { controller.waiters.register(id) }
+        let batch: [Data] = [
+            try WhiskMessageCoding.encode(AcknowledgementMessage.result(transid: transid, response: .activation(activation(ids[0], logs: [])))),
+            Data("not an acknowledgement".utf8),
+            try WhiskMessageCoding.encode(AcknowledgementMessage.combined(transid: transid, response: .activation(activation(ids[0], logs: ["zero"])),
+                                                                           isSystemError: false, instance: invoker)),
+            try WhiskMessageCoding.encode(AcknowledgementMessage.combined(transid: transid, response: .activation(activation(ids[1], logs: ["one"])),
+                                                                           isSystemError: false, instance: invoker)),
+            Data("{}".utf8),
+            try WhiskMessageCoding.encode(AcknowledgementMessage.combined(transid: transid, response: .activation(activation(ids[2], logs: ["two"])),
+                                                                           isSystemError: false, instance: invoker)),
+        ]
+        await controller.handleAcknowledgements(batch)
+        for (id, logs) in zip(ids, [["zero"], ["one"], ["two"]]) {
+            #expect(try await store.activation(namespace: "guest", id: id)?.logs == logs, "the record, not the provisional result, stays")
+            #expect(await controller.waiters.wait(for: id, timeout: .seconds(5))?.activationId == id, "its caller is answered")
+        }
+    }
 }

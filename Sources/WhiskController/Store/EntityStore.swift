@@ -122,7 +122,9 @@ public protocol EntityStore: Sendable {
     /// Stores an activation's record and forgets it as pending. The first record stays, except
     /// that a `provisional` one (written by the controller when it gave up waiting) yields to a
     /// real record that arrives later.
-    func storeActivation(_ activation: WhiskActivation, provisional: Bool) async throws
+    /// Stores records in one transaction (a busy controller's acks, a batch at a time); each
+    /// as ``storeActivation(_:provisional:)`` would.
+    func storeActivations(_ records: [(activation: WhiskActivation, provisional: Bool)]) async throws
     func activation(namespace: String, id: ActivationId) async throws -> WhiskActivation?
     func activations(_ query: ActivationQuery) async throws -> [WhiskActivation]
 
@@ -139,6 +141,10 @@ public protocol EntityStore: Sendable {
 extension EntityStore {
     public func storeActivation(_ activation: WhiskActivation) async throws {
         try await storeActivation(activation, provisional: false)
+    }
+
+    public func storeActivation(_ activation: WhiskActivation, provisional: Bool) async throws {
+        try await storeActivations([(activation, provisional)])
     }
 }
 

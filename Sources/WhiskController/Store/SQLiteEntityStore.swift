@@ -162,16 +162,18 @@ public final class SQLiteEntityStore: EntityStore {
     /// Keeps the first record of an activation: an activation that an invoker ran again after a
     /// crash (at-least-once delivery) never replaces the record its first run left. Only a
     /// provisional record (the controller gave up waiting) is replaced, by a real one.
-    public func storeActivation(_ activation: WhiskActivation, provisional: Bool) async throws {
-        let record = try Self.encode(activation)
+    public func storeActivations(_ records: [(activation: WhiskActivation, provisional: Bool)]) async throws {
+        let encoded = try records.map { (record: $0.activation, document: try Self.encode($0.activation), provisional: $0.provisional) }
         try await database.write { db in
-            try db.execute(sql: """
-                INSERT INTO activation (id, namespace, name, start, record, provisional) VALUES (?, ?, ?, ?, ?, ?)
-                ON CONFLICT(id) DO UPDATE SET namespace = excluded.namespace, name = excluded.name, start = excluded.start,
-                    record = excluded.record, provisional = excluded.provisional
-                WHERE activation.provisional AND NOT excluded.provisional
-                """, arguments: [activation.activationId.rawValue, activation.namespace.rawValue, activation.name.rawValue, activation.start, record, provisional])
-            try db.execute(sql: "DELETE FROM pending_activation WHERE id = ?", arguments: [activation.activationId.rawValue])
+            for (activation, document, provisional) in encoded {
+                try db.execute(sql: """
+                    INSERT INTO activation (id, namespace, name, start, record, provisional) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(id) DO UPDATE SET namespace = excluded.namespace, name = excluded.name, start = excluded.start,
+                        record = excluded.record, provisional = excluded.provisional
+                    WHERE activation.provisional AND NOT excluded.provisional
+                    """, arguments: [activation.activationId.rawValue, activation.namespace.rawValue, activation.name.rawValue, activation.start, document, provisional])
+                try db.execute(sql: "DELETE FROM pending_activation WHERE id = ?", arguments: [activation.activationId.rawValue])
+            }
         }
     }
 
