@@ -30,6 +30,9 @@ CONCURRENCY = [int(c) for c in os.environ.get("WHISK_BENCH_CONCURRENCY", "1,4,16
 PER_LEVEL = int(os.environ.get("WHISK_BENCH_PER_LEVEL", "25"))  # invokes per client thread and pass
 RUNS = int(os.environ.get("WHISK_BENCH_RUNS", "2"))
 MODES = {"off": ["--no-overlay"], "on": []}
+# Results under another name: an earlier build's baseline (WHISK_BIN_DIR pointing at its binaries)
+# goes to platform-before.json and its own table, next to the current build's.
+NAME = os.environ.get("WHISK_BENCH_NAME", "platform")
 ACTIONS = {
     "noop": "def main(args):\n    return {}\n",
     "cpu50": "import time\ndef main(args):\n    end = time.process_time() + 0.05\n    while time.process_time() < end:\n        pass\n    return {}\n",
@@ -116,7 +119,7 @@ def one_run(stack, index):
 
 def main():
     # 128 MB actions; room for 64 containers per invoker, so no eviction lands in a level.
-    report(wb.runs_on_one_platform("platform", RUNS, one_run, user_memory="10240 MB"))
+    report(wb.runs_on_one_platform(NAME, RUNS, one_run, user_memory="10240 MB"))
 
 
 def report(runs):
@@ -142,20 +145,21 @@ def report(runs):
                         if wb.disagree(pair[0][key], pair[1][key]):
                             value = (lambda v: "%.0f/s" % v) if key == "throughput" else wb.fmt_seconds
                             notes.append("%s c=%d overlay %s %s: %s vs %s" % (action, c, mode, label, value(pair[0][key]), value(pair[1][key])))
-    wb.write_csv("platform", ["run", "action", "concurrency", "overlay", "first_per_s", "first_p50_s", "first_p99_s", "steady_per_s",
+    wb.write_csv(NAME, ["run", "action", "concurrency", "overlay", "first_per_s", "first_p50_s", "first_p99_s", "steady_per_s",
                               "steady_p50_s", "steady_p99_s", "before_run_p50_s", "run_p50_s", "after_run_p50_s", "failures"], rows)
-    path = wb.save("platform", {"runs": runs, "concurrency": CONCURRENCY, "perLevel": PER_LEVEL})
+    path = wb.save(NAME, {"runs": runs, "concurrency": CONCURRENCY, "perLevel": PER_LEVEL})
     info = json.load(open(path))["machine"]
     text = ["Machine: %s. Two invokers; closed loop: each of c clients invokes blocking over its own kept-alive connection, %d "
             "times per pass; overlay off and on interleaved (invokers restarted between them); a fresh 128 MB action per "
             "level, so the first pass includes creating its containers. Where the time goes (steady state, p50 of each part): "
             "before the run (`waitTime`: controller → Kafka → invoker → container) + the run (`duration`) + after it (the "
-            "client's latency minus both: logs, ack over Kafka, store, HTTP). Raw data: `docs/benchmarks/platform.json`, "
-            "`platform.csv`." % (wb.machine_line(info), PER_LEVEL), "",
+            "client's latency minus both: logs, ack over Kafka, store, HTTP). Raw data: `docs/benchmarks/%s.json`, "
+            "`%s.csv`." % (wb.machine_line(info), PER_LEVEL, NAME, NAME), "",
             wb.table(["action, concurrency, overlay", "first pass: rate, p50 / p99", "steady rate", "steady p50", "steady p99",
                       "before + run + after (p50)", "failures"], md), "",
-            "Where the two runs disagree by more than 25 %%: %s." % ("; ".join(notes) if notes else "nowhere")]
-    wb.update_doc("platform", "\n".join(text))
+            ("Where the two runs disagree by more than 25 %%: %s." % ("; ".join(notes) if notes else "nowhere")) if len(runs) > 1
+            else "One run only: nothing to compare it with."]
+    wb.update_doc(NAME, "\n".join(text))
 
 
 if __name__ == "__main__":
