@@ -39,10 +39,10 @@ public struct ControllerAPI: Sendable {
             return try JSONResponse.make(encodable: controller.addressMap.file(namespace: identity.name))
         }
         api.get("{ns}/activations/{id}") { request, context in
-            try JSONResponse.make(try await activation(request, context).extendedJSON)
+            try JSONResponse.make(encodable: try await activation(request, context).extended)
         }
         api.get("{ns}/activations/{id}/result") { request, context in
-            try JSONResponse.make(try await activation(request, context).extendedResponse)
+            try JSONResponse.make(encodable: try await activation(request, context).extendedResponse)
         }
         api.get("{ns}/activations/{id}/logs") { request, context in
             try JSONResponse.make(["logs": .array(try await activation(request, context).logs.map { .string($0) })])
@@ -302,8 +302,10 @@ public struct ControllerAPI: Sendable {
             case .applicationError, .developerError: status = .badGateway
             case .whiskError: status = .internalServerError
             }
-            let body = resultOnly ? (record.response.result ?? [:]) : record.extendedJSON
-            return try JSONResponse.make(status: status, headers: headers, body)
+            if resultOnly {
+                return try JSONResponse.make(status: status, headers: headers, record.response.result ?? [:])
+            }
+            return try JSONResponse.make(status: status, headers: headers, encodable: record.extended)
         }
     }
 
@@ -318,7 +320,7 @@ public struct ControllerAPI: Sendable {
             skip: max(query.get("skip", as: Int.self) ?? 0, 0), since: query.get("since", as: Int64.self), upto: query.get("upto", as: Int64.self)
         ))
         if query.get("docs") == "true" {
-            return try JSONResponse.make(.array(activations.map(\.extendedJSON)))
+            return try JSONResponse.make(encodable: activations.map(\.extended))
         }
         return try JSONResponse.make(.array(activations.map { activation in
             [
