@@ -23,9 +23,26 @@ public struct TransactionId: Hashable, Sendable, Codable, CustomStringConvertibl
 
     /// A new user transaction id: 32 random alphanumerics, started now.
     public static func generate(now: Date = Date()) -> TransactionId {
-        let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
-        let id = String((0..<32).map { _ in alphabet.randomElement()! })
-        return TransactionId(id: id, start: Int64(now.timeIntervalSince1970 * 1000))
+        TransactionId(id: randomAlphanumerics(32), start: Int64(now.timeIntervalSince1970 * 1000))
+    }
+
+    private static let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789".utf8)
+
+    /// `count` random alphanumerics, eight from each random 64-bit word (2^64 / 62^8 > 84,000, so
+    /// no string is likelier than another by more than 1 in 84,000). Picking each character with `randomElement()` asked the
+    /// system's generator once per character: 2 % of the controller's CPU.
+    static func randomAlphanumerics(_ count: Int) -> String {
+        var generator = SystemRandomNumberGenerator()
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(count)
+        while bytes.count < count {
+            var word = generator.next()
+            for _ in 0..<min(8, count - bytes.count) {
+                bytes.append(alphabet[Int(word % 62)])
+                word /= 62
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     public var description: String { id }

@@ -25,6 +25,30 @@ struct StoreTests {
         await #expect(throws: StoreError.self) { try await store.createNamespace("bad name!", identity: nil) }
     }
 
+    /// Reads of an action are served from memory once read; an update or a delete is seen by the
+    /// next read, also when reads and writes interleave.
+    @Test func aCachedActionNeverOutlivesItsUpdateOrDelete() async throws {
+        let store = try SQLiteEntityStore(path: nil)
+        var stored = try await store.putAction(action("a"), overwrite: false)
+        #expect(try await store.action(namespace: "guest", name: "a")?.rev == stored.rev)
+        for round in 0..<20 {
+            var changed = action("a")
+            changed.exec.code = "def main(a): return {'round': \(round)}"
+            // Reads race the update; the read after it returns must see it.
+            async let racing = (0..<10).asyncMap { _ in try await store.action(namespace: "guest", name: "a")?.rev }
+            stored = try await store.putAction(changed, overwrite: true)
+            _ = try await racing
+            let read = try await store.action(namespace: "guest", name: "a")
+            #expect(read?.rev == stored.rev && read?.exec.code == changed.exec.code, "round \(round)")
+        }
+        _ = try await store.deleteAction(namespace: "guest", name: "a")
+        #expect(try await store.action(namespace: "guest", name: "a") == nil)
+        // Another namespace's action of the same name is another entry.
+        _ = try await store.putAction(action("a", namespace: "other"), overwrite: false)
+        #expect(try await store.action(namespace: "guest", name: "a") == nil)
+        #expect(try await store.action(namespace: "other", name: "a") != nil)
+    }
+
     @Test func putWithoutOverwriteConflictsAndUpdatesBumpVersionAndRevision() async throws {
         let store = try SQLiteEntityStore(path: nil)
         let first = try await store.putAction(action("a"), overwrite: false)
@@ -180,5 +204,17 @@ struct PendingVerdictTests {
         #expect(record.namespace.rawValue == "guest" && record.name.rawValue == "x")
         #expect(record.response == .error(.whiskError, "why"))
         #expect(record.start == 1_000 && record.end == 12_000 && record.cause == component.cause)
+    }
+}
+
+extension Range where Bound == Int {
+    /// Runs `body` for every element concurrently; the results in order.
+    func asyncMap<T: Sendable>(_ body: @escaping @Sendable (Int) async throws -> T) async throws -> [T] {
+        try await withThrowingTaskGroup(of: (Int, T).self) { group in
+            for index in self { group.addTask { (index, try await body(index)) } }
+            var results: [(Int, T)] = []
+            for try await result in group { results.append(result) }
+            return results.sorted { $0.0 < $1.0 }.map(\.1)
+        }
     }
 }

@@ -140,3 +140,17 @@ struct PrimitiveTests {
         }
     }
 }
+
+@Suite("transaction ids")
+struct TransactionIdGenerationTests {
+    @Test func thirtyTwoAlphanumericsThatDoNotRepeatAndUseTheWholeAlphabet() {
+        let ids = (0..<2000).map { _ in TransactionId.generate().id }
+        #expect(ids.allSatisfy { $0.count == 32 && $0.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) } })
+        #expect(Set(ids).count == ids.count)
+        // 64,000 characters: every one of the 62 shows up, in every position class of a word.
+        let seen = Set(ids.joined())
+        #expect(seen.count == 62)
+        let lastOfWords = Set(ids.map { $0[$0.index($0.startIndex, offsetBy: 7)] })
+        #expect(lastOfWords.count == 62, "the most significant digit of a word is not stuck")
+    }
+}

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 import WhiskMessages
 
 /// The embedded store: one SQLite file through GRDB (or memory, for tests).
@@ -8,6 +9,12 @@ import WhiskMessages
 /// its own serial queue, so awaiting it does not block Swift's cooperative pool.
 public final class SQLiteEntityStore: EntityStore {
     private let database: DatabaseQueue
+    /// Actions as last read, by `namespace/name`: every invoke reads its action, and decoding the
+    /// document (code and all) cost more than the rest of the read. Filled and cleared only inside
+    /// the database's closures, which run one at a time, so a fill never outlives the write that
+    /// changed the action.
+    private let actionCache = Mutex<[String: ActionDocument]>([:])
+    private static let actionCacheLimit = 1024
 
     /// - Parameter path: the database file; nil keeps everything in memory.
     public init(path: String?) throws {
@@ -131,14 +138,22 @@ public final class SQLiteEntityStore: EntityStore {
             }
             try db.execute(sql: "INSERT OR REPLACE INTO action (namespace, name, document) VALUES (?, ?, ?)",
                            arguments: [stored.namespace, stored.name, try Self.encode(stored)])
+            actionCache.withLock { _ = $0.removeValue(forKey: "\(action.namespace)/\(action.name)") }
             return stored
         }
     }
 
     public func action(namespace: String, name: String) async throws -> ActionDocument? {
-        try await database.read { db in
-            try Data.fetchOne(db, sql: "SELECT document FROM action WHERE namespace = ? AND name = ?", arguments: [namespace, name])
-                .map { try Self.decode(ActionDocument.self, $0) }
+        let key = "\(namespace)/\(name)"
+        if let cached = actionCache.withLock({ $0[key] }) { return cached }
+        return try await database.read { db in
+            guard let action = try Data.fetchOne(db, sql: "SELECT document FROM action WHERE namespace = ? AND name = ?", arguments: [namespace, name])
+                .map({ try Self.decode(ActionDocument.self, $0) }) else { return nil }
+            actionCache.withLock { cache in
+                if cache.count >= Self.actionCacheLimit { cache.removeAll() }
+                cache[key] = action
+            }
+            return action
         }
     }
 
@@ -153,6 +168,7 @@ public final class SQLiteEntityStore: EntityStore {
         try await database.write { db in
             guard let data = try Data.fetchOne(db, sql: "SELECT document FROM action WHERE namespace = ? AND name = ?", arguments: [namespace, name]) else { return nil }
             try db.execute(sql: "DELETE FROM action WHERE namespace = ? AND name = ?", arguments: [namespace, name])
+            actionCache.withLock { _ = $0.removeValue(forKey: "\(namespace)/\(name)") }
             return try Self.decode(ActionDocument.self, data)
         }
     }
