@@ -162,13 +162,7 @@ public final class Controller: Sendable {
     func handleAcknowledgements(_ messages: [Data]) async {
         var records: [(activation: WhiskActivation, provisional: Bool)] = []
         for data in messages {
-            let ack: AcknowledgementMessage
-            do {
-                ack = try WhiskMessageCoding.decode(AcknowledgementMessage.self, from: data)
-            } catch {
-                logger.warning("unreadable acknowledgement skipped", metadata: ["error": "\(error)"])
-                continue
-            }
+            guard let ack = decoded(AcknowledgementMessage.self, data, what: "acknowledgement") else { continue }
             if let instance = ack.releasedInvoker {
                 release(ack.activationId)
                 let isSystemError: Bool
@@ -205,15 +199,19 @@ public final class Controller: Sendable {
         for record in records where !record.provisional { waiters.complete(record.activation) }
     }
 
+    /// A message of a topic, or nil after logging it as skipped: bad input never stops a consumer.
+    private func decoded<T: Decodable>(_ type: T.Type, _ data: Data, what: String) -> T? {
+        do {
+            return try WhiskMessageCoding.decode(type, from: data)
+        } catch {
+            logger.warning("unreadable \(what) skipped", metadata: ["error": "\(error)"])
+            return nil
+        }
+    }
+
     /// Handles one message of `health`.
     func handlePing(_ data: Data) async {
-        let ping: PingMessage
-        do {
-            ping = try WhiskMessageCoding.decode(PingMessage.self, from: data)
-        } catch {
-            logger.warning("unreadable ping skipped", metadata: ["error": "\(error)"])
-            return
-        }
+        guard let ping = decoded(PingMessage.self, data, what: "ping") else { return }
         balancer.withLock { $0.updateCapacity(instance: ping.name.instance, userMemory: ping.name.userMemory) }
         if let transition = health.withLock({ $0.ping(ping, at: .now) }) {
             logger.notice("invoker state changed", metadata: ["invoker": "\(ping.name)", "state": "\(transition.to)"])
