@@ -1,4 +1,3 @@
-import Foundation
 /// Settings shared by every Kafka client; mapped to librdkafka's keys in ``librdkafkaProperties``.
 public struct KafkaClientConfiguration: Sendable {
     /// `host:port` of one or more brokers.
@@ -84,7 +83,7 @@ public struct KafkaConsumerConfiguration: Sendable {
 
     /// How long the broker may hold a fetch waiting for data. librdkafka's 500 ms default adds up
     /// to that much latency per hop on a quiet topic; activations and acks want it low.
-    public var fetchMaxWait: Duration = .milliseconds(Int(ProcessInfo.processInfo.environment["WHISK_EXPERIMENT_FETCH_WAIT"] ?? "10") ?? 10)
+    public var fetchMaxWait: Duration = .milliseconds(10)
     /// How long one poll waits before checking for cancellation or close.
     public var pollInterval: Duration = .milliseconds(100)
 
