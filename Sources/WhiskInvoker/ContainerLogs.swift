@@ -96,9 +96,9 @@ final class LogFollower: Sendable {
                 lines.append("\(dropped) log lines were dropped: the container wrote more than the invoker holds between activations.")
                 dropped = 0
             }
+            // Every later activation of the container is told too: its lines are lost as well.
             if let failure {
                 lines.append("Logs may be incomplete: the container's log stream broke: \(failure)")
-                self.failure = nil
             }
             return lines
         }
@@ -136,7 +136,8 @@ final class LogFollower: Sendable {
                 }
                 state.streams[line.stream]!.append(entry)
             }
-            guard state.ready, let waiter = state.waiter else { return nil }
+            // `ready` scans the buffer: only asked when a collection waits, not for every line.
+            guard let waiter = state.waiter, state.ready else { return nil }
             state.waiter = nil
             return (waiter.continuation, state.take())
         }

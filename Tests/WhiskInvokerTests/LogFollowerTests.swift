@@ -28,14 +28,17 @@ struct LogFollowerTests {
     @Test func waitsForTheSentinelsThatArriveAfterTheCall() async {
         let follower = LogFollower(maxBufferedBytes: 1 << 20)
         follower.append(line(.stdout, 1, "early"))
-        async let lines = follower.next(timeout: .seconds(30))
+        // The timeout hands over the same lines, so only the time tells the two apart: the
+        // sentinels must answer long before it (a broken wake-up fails after 2 minutes).
+        let timeout = Duration.seconds(120)
+        let clock = ContinuousClock()
+        let started = clock.now
+        async let lines = follower.next(timeout: timeout)
         try? await Task.sleep(for: .milliseconds(50))
         follower.append(line(.stdout, 2, "tail" + Self.sentinel))  // no newline before the sentinel
         follower.append(line(.stderr, 3, Self.sentinel))
-        let clock = ContinuousClock()
-        let started = clock.now
         #expect(await lines == ["2026-12-06T12:00:00.100000000Z stdout: early", "2026-12-06T12:00:00.200000000Z stdout: tail"])
-        #expect(clock.now - started < .seconds(30), "answered by the sentinels, not the timeout")
+        #expect(clock.now - started < timeout / 2, "answered by the sentinels, not the timeout")
     }
 
     @Test func withoutSentinelsTheWaitEndsWithWhatIsThere() async {
@@ -53,6 +56,8 @@ struct LogFollowerTests {
         let lines = await follower.next(timeout: .seconds(30))
         #expect(lines.first == "2026-12-06T12:00:00.100000000Z stdout: before the break")
         #expect(lines.count == 2 && lines[1].contains("connection reset"), "\(lines)")
+        // Nothing more arrives, and every later collection says why.
+        #expect(await follower.next(timeout: .seconds(30)) == [lines[1]])
     }
 
     @Test func linesBeyondTheBufferAreDroppedAndCounted() async {
