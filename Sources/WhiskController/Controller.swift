@@ -152,11 +152,6 @@ public final class Controller: Sendable {
 
     // MARK: Kafka input
 
-    /// Handles one message of `completed{C}`; bad input is logged and skipped.
-    func handleAcknowledgement(_ data: Data) async {
-        await handleAcknowledgements([data])
-    }
-
     /// Handles messages of `completed{C}` in the order read, with one store transaction for all
     /// their records; bad input is logged and skipped.
     func handleAcknowledgements(_ messages: [Data]) async {

@@ -29,8 +29,9 @@ public struct TransactionId: Hashable, Sendable, Codable, CustomStringConvertibl
     private static let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789".utf8)
 
     /// `count` random alphanumerics, eight from each random 64-bit word (2^64 / 62^8 > 84,000, so
-    /// no string is likelier than another by more than 1 in 84,000). Picking each character with `randomElement()` asked the
-    /// system's generator once per character: 2 % of the controller's CPU.
+    /// no string is likelier than another by more than 1 in 84,000). Picking each character with
+    /// `randomElement()` asked the system's generator once per character: 2 % of the controller's
+    /// CPU.
     static func randomAlphanumerics(_ count: Int) -> String {
         var generator = SystemRandomNumberGenerator()
         var bytes: [UInt8] = []

@@ -31,18 +31,18 @@ struct AcknowledgementTests {
         controller.waiters.register(id)
 
         let result = AcknowledgementMessage.result(transid: transid, response: .activation(activation(id, logs: [])))
-        await controller.handleAcknowledgement(try WhiskMessageCoding.encode(result))
+        await controller.handleAcknowledgements([try WhiskMessageCoding.encode(result)])
         let answered = await controller.waiters.wait(for: id, timeout: .seconds(5))
         #expect(answered?.activationId == id && answered?.logs == [], "the caller gets the result without waiting for logs")
         #expect(try await store.activation(namespace: "guest", id: id)?.logs == [], "kept (provisionally) until the record comes")
 
         let combined = AcknowledgementMessage.combined(transid: transid, response: .activation(activation(id, logs: ["a line"])),
                                                        isSystemError: false, instance: invoker)
-        await controller.handleAcknowledgement(try WhiskMessageCoding.encode(combined))
+        await controller.handleAcknowledgements([try WhiskMessageCoding.encode(combined)])
         #expect(try await store.activation(namespace: "guest", id: id)?.logs == ["a line"], "the record with the logs replaces it")
 
         // A result that arrives after its record (reordered) does not replace it.
-        await controller.handleAcknowledgement(try WhiskMessageCoding.encode(result))
+        await controller.handleAcknowledgements([try WhiskMessageCoding.encode(result)])
         #expect(try await store.activation(namespace: "guest", id: id)?.logs == ["a line"])
     }
 

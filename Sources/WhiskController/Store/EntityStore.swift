@@ -119,11 +119,10 @@ public protocol EntityStore: Sendable {
     func actions(namespace: String, limit: Int, skip: Int) async throws -> [ActionDocument]
     func deleteAction(namespace: String, name: String) async throws -> ActionDocument?
 
-    /// Stores an activation's record and forgets it as pending. The first record stays, except
-    /// that a `provisional` one (written by the controller when it gave up waiting) yields to a
-    /// real record that arrives later.
-    /// Stores records in one transaction (a busy controller's acks, a batch at a time); each
-    /// as ``storeActivation(_:provisional:)`` would.
+    /// Stores activations' records, in order and in one transaction (a busy controller's acks,
+    /// a batch at a time), and forgets them as pending. The first record of an activation stays,
+    /// except that a `provisional` one (written by the controller when it gave up waiting) yields
+    /// to a real record that arrives later.
     func storeActivations(_ records: [(activation: WhiskActivation, provisional: Bool)]) async throws
     func activation(namespace: String, id: ActivationId) async throws -> WhiskActivation?
     func activations(_ query: ActivationQuery) async throws -> [WhiskActivation]
