@@ -179,14 +179,7 @@ extension DockerClient {
             for line in reader.feed(chunk) { onLine(line) }
         }, onEnd: { result in
             for line in reader.flush() { onLine(line) }
-            switch result {
-            case .success(let status) where status == 0 || (200..<300).contains(status):
-                onEnd(nil)
-            case .success(let status):
-                onEnd(DockerError(.engine, status: status, "log stream of container \(id) refused"))
-            case .failure(let error):
-                onEnd(DockerError(.transport, error.message))
-            }
+            onEnd(Self.streamError(result, "log stream of container \(id) refused"))
         })
     }
 
@@ -314,16 +307,22 @@ extension DockerClient {
                 }
             }
         }, onEnd: { result in
-            switch result {
-            case .success(let status) where status == 0 || (200..<300).contains(status):
-                continuation.finish()
-            case .success(let status):
-                continuation.finish(throwing: DockerError(.engine, status: status, "event stream refused"))
-            case .failure(let error):
-                continuation.finish(throwing: DockerError(.transport, error.message))
-            }
+            continuation.finish(throwing: Self.streamError(result, "event stream refused"))
         })
         return stream
+    }
+
+    /// How a stream ended: nil when the engine closed it or it was cancelled (status 0), else
+    /// the error (`refused` for an answer outside 2xx).
+    static func streamError(_ result: Result<Int, HTTPTransportError>, _ refused: String) -> DockerError? {
+        switch result {
+        case .success(let status) where status == 0 || (200..<300).contains(status):
+            return nil
+        case .success(let status):
+            return DockerError(.engine, status: status, refused)
+        case .failure(let error):
+            return DockerError(.transport, error.message)
+        }
     }
 }
 
