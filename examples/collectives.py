@@ -15,7 +15,10 @@ def main(args):
         with whiskmesh.Group(ids, root=args.get("root"), timeout=timeout) as group:
             invokers = None
             if group.is_root:
-                # Where every member runs, as the address map says.
+                # Where every member runs, as the address map says. The join needs no member's
+                # entry at the root, so wait for them all here: a member's entry from the other
+                # invoker can reach this map after the join (it did: 16 of 17 were there).
+                whiskmesh.wait_for(ids, timeout=timeout)
                 invokers = {e["id"]: e["invoker"] for e in whiskmesh.read_map()["instances"] if e["id"] in ids}
             n, rank = group.size, group.rank
             block = int(args.get("block", 1024))
