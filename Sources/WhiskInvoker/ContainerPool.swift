@@ -166,8 +166,9 @@ public actor ContainerPool {
         for (key, missing) in plan.create.sorted(by: { $0.key < $1.key }) {
             guard let kind = kindOf[key] else { continue }
             for _ in 0..<missing {
-                // Stem cells never push out warm containers: they wait for room.
-                guard state.victims(for: 256).isEmpty else { break }
+                // Stem cells never push out warm containers: they wait for room. A cancelled
+                // pass (shutdown) makes no more.
+                guard state.victims(for: 256).isEmpty, !Task.isCancelled else { break }
                 await waitForCreateSlot()
                 defer { freeCreateSlot() }
                 do {
@@ -258,7 +259,17 @@ public actor ContainerPool {
     /// Creates and starts a container (a stem cell under `stemKey`, or one for an activation),
     /// attaching a namespace stem cell to its overlay when `attach` is set. The pool knows it
     /// from the first moment, in `creating`; whatever fails, nothing is leaked.
+    ///
+    /// The work is not cancelled with the caller: Docker goes on making a container whose create
+    /// request was cut off, and the pool would never learn its id (a shutdown that cancelled the
+    /// pool's maintenance mid-create left such a container behind).
     private func create(kind: String, memory: Int, namespace: String, action: String, stemKey: String?, attach: Bool) async throws -> ActionContainer {
+        try await Task {
+            try await self.createAndStart(kind: kind, memory: memory, namespace: namespace, action: action, stemKey: stemKey, attach: attach)
+        }.value
+    }
+
+    private func createAndStart(kind: String, memory: Int, namespace: String, action: String, stemKey: String?, attach: Bool) async throws -> ActionContainer {
         guard let image = configuration.runtimeImages[kind] else {
             throw InvokerError("no runtime image for kind '\(kind)'")
         }

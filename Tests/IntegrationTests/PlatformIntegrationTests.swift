@@ -243,6 +243,39 @@ struct PlatformIntegrationTests {
         }
     }
 
+    /// A SIGTERM that arrives while the pool is making stem cells (Docker calls in flight) leaves
+    /// no container behind. CI once saw one outlive its invoker: the shutdown cancelled the pool's
+    /// maintenance in the middle of a create, Docker made the container, the pool never learned its id.
+    /// The stop lands every 50 ms of the first second of the stem-cell burst (without the fix,
+    /// one run of these 20 stops left a `created` stem cell at 400 ms; each stop costs ~6 s).
+    @Test func aShutdownDuringStemCellCreationLeavesNoContainer() async throws {
+        try await withPlatform(invokers: 1) { platform in
+            try await platform.createAction("greet", code: Self.greet)
+            var configuration = DockerClient.Configuration()
+            configuration.socketPath = TestEnvironment.dockerSocket
+            let docker = DockerClient(configuration: configuration, logger: TestEnvironment.logger)
+            defer { Task { await docker.shutdown() } }
+            let labels = ["org.whiskmesh.test=\(platform.runLabel)", "org.whiskmesh.invoker=0"]
+            platform.terminate(invoker: 0)
+            for delay in stride(from: 0, to: 1000, by: 50) {
+                try platform.startInvoker(0, prewarm: 4)
+                try await waitUntil("invoker0 is up", timeout: .seconds(60)) { (try? await platform.invokerStates())?["invoker0/0"] == "up" }
+                // An activation makes the namespace recent: the pool's next pass makes its stem cells.
+                _ = try await platform.invoke("greet", ["name": .string("stem \(delay)")], result: true)
+                try await waitUntil("the first stem cell exists", timeout: .seconds(30)) {
+                    ((try? await docker.listContainers(labels: labels)) ?? []).contains { $0.names.contains { $0.hasSuffix("_prewarm") } }
+                }
+                try await Task.sleep(for: .milliseconds(delay))
+                platform.terminate(invoker: 0)
+                let left = try await docker.listContainers(labels: labels)
+                #expect(left.isEmpty, "stopped \(delay) ms into the stem cells: containers left: \(left.map(\.names))")
+                for container in left { try? await docker.removeContainer(container.id) }
+            }
+            try platform.startInvoker(0)
+            try await waitUntil("invoker0 is up", timeout: .seconds(60)) { (try? await platform.invokerStates())?["invoker0/0"] == "up" }
+        }
+    }
+
     @Test func actionExceedingItsTimeoutFailsAndItsContainerIsRemoved() async throws {
         try await withPlatform(invokers: 1) { platform in
             try await platform.createAction("sleepy", code: "import time\ndef main(args):\n    time.sleep(30)\n    return {}\n", timeout: 1000)
