@@ -273,7 +273,8 @@ public final class Controller: Sendable {
     /// The controller's background work: ack and ping consumers, the ticker and sequence jobs.
     public func runBackground() async throws {
         let admin = try KafkaAdmin(configuration: configuration.kafka, logger: logger)
-        for topic in [configuration.topic(controllerInstance.completionTopic), configuration.topic("health"), configuration.topic(AddressMapHub.topic)] {
+        try await admin.createTopic(configuration.topic(controllerInstance.completionTopic), configs: KafkaAdmin.activationTopicConfigs)
+        for topic in [configuration.topic("health"), configuration.topic(AddressMapHub.topic)] {
             try await admin.createTopic(topic)
         }
         await admin.close()

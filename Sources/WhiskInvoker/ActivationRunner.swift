@@ -127,7 +127,7 @@ struct ActivationRunner: Sendable {
         // /run
         let runStart = needsInit ? start : Self.nowMillis
         var runBody: JSONValue = [
-            "value": message.content ?? [:],
+            "value": Self.runValue(message),
             "namespace": .string(message.user.namespace.name.rawValue),
             "action_name": .string("/\(message.action.path)/\(message.action.name)"),
             "action_version": .string(action.version.description),
@@ -194,6 +194,14 @@ struct ActivationRunner: Sendable {
             if let value = message.content?[name] { env[name] = value }
         }
         return .object(env)
+    }
+
+    /// The parameters `/run` gets: `content` without the `initArgs`, which went to `/init`'s env
+    /// (upstream's ContainerProxy partitions them the same way).
+    static func runValue(_ message: ActivationMessage) -> JSONValue {
+        guard case .object(var fields) = message.content ?? [:] else { return message.content ?? [:] }
+        for name in message.initArgs { fields[name] = nil }
+        return .object(fields)
     }
 
     enum PostOutcome {

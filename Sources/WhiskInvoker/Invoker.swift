@@ -124,7 +124,8 @@ public final class Invoker: Service, Sendable {
         }
         try await ensureActionNetwork()
         let admin = try KafkaAdmin(configuration: configuration.kafka, logger: logger)
-        for topic in [configuration.instanceId.topic, "health", AddressMapAgent.topic] {
+        try await admin.createTopic(configuration.topic(configuration.instanceId.topic), configs: KafkaAdmin.activationTopicConfigs)
+        for topic in ["health", AddressMapAgent.topic] {
             try await admin.createTopic(configuration.topic(topic))
         }
         await admin.close()

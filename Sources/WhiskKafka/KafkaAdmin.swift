@@ -18,8 +18,14 @@ public final class KafkaAdmin: Sendable {
         worker.start()
     }
 
-    /// Creates `name` unless it exists.
-    public func createTopic(_ name: String, partitions: Int = 1, replicationFactor: Int = 1, timeout: Duration = .seconds(15)) async throws {
+    /// What upstream's Kafka setup gives the topics that carry activations and their acks
+    /// (`invoker{N}`, `completed{C}`): room for a 1 MB payload and the message around it.
+    public static let activationTopicConfigs = ["max.message.bytes": "1054644"]
+
+    /// Creates `name` unless it exists, with the topic `configs` given (e.g. `max.message.bytes`).
+    /// An existing topic keeps the configs it has.
+    public func createTopic(_ name: String, partitions: Int = 1, replicationFactor: Int = 1, configs: [String: String] = [:],
+                            timeout: Duration = .seconds(15)) async throws {
         let client = self.client
         let result = try await worker.runIfActive { () -> Result<Void, KafkaError> in
             var errorBuffer = [CChar](repeating: 0, count: 512)
@@ -27,6 +33,12 @@ public final class KafkaAdmin: Sendable {
                 return .failure(KafkaError(.admin, "invalid topic \(name): \(String(cErrorBuffer: errorBuffer))"))
             }
             defer { rd_kafka_NewTopic_destroy(topic) }
+            for (key, value) in configs.sorted(by: { $0.key < $1.key }) {
+                let error = rd_kafka_NewTopic_set_config(topic, key, value)
+                if error != RD_KAFKA_RESP_ERR_NO_ERROR {
+                    return .failure(KafkaError.fromRDKafka(.admin, error, context: "topic \(name): config \(key)=\(value)"))
+                }
+            }
             var topics: [OpaquePointer?] = [topic]
             return Self.runAdmin(client: client, timeout: timeout, what: "create topic \(name)") { queue in
                 rd_kafka_CreateTopics(client.handle, &topics, 1, nil, queue)
@@ -57,6 +69,42 @@ public final class KafkaAdmin: Sendable {
             }
         }
         try result.get()
+    }
+
+    /// The configs the broker reports for topic `name` (DescribeConfigs).
+    public func topicConfigs(_ name: String, timeout: Duration = .seconds(15)) async throws -> [String: String] {
+        let client = self.client
+        let result = try await worker.runIfActive { () -> Result<[String: String], KafkaError> in
+            guard let resource = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, name) else {
+                return .failure(KafkaError(.admin, "invalid topic \(name)"))
+            }
+            defer { rd_kafka_ConfigResource_destroy(resource) }
+            var resources: [OpaquePointer?] = [resource]
+            var configs: [String: String] = [:]
+            let outcome = Self.runAdmin(client: client, timeout: timeout, what: "describe topic \(name)") { queue in
+                rd_kafka_DescribeConfigs(client.handle, &resources, 1, nil, queue)
+            } extract: { event in
+                var count = 0
+                guard let results = rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(event), &count) else { return nil }
+                for index in 0..<count {
+                    guard let described = results[index] else { continue }
+                    let error = rd_kafka_ConfigResource_error(described)
+                    if error != RD_KAFKA_RESP_ERR_NO_ERROR {
+                        let message = rd_kafka_ConfigResource_error_string(described).map { String(cString: $0) } ?? ""
+                        return KafkaError(.admin, "\(String(cString: rd_kafka_err2name(error))) \(message)", rdKafkaError: error.rawValue)
+                    }
+                    var entryCount = 0
+                    guard let entries = rd_kafka_ConfigResource_configs(described, &entryCount) else { continue }
+                    for entryIndex in 0..<entryCount {
+                        guard let entry = entries[entryIndex], let key = rd_kafka_ConfigEntry_name(entry) else { continue }
+                        configs[String(cString: key)] = rd_kafka_ConfigEntry_value(entry).map { String(cString: $0) }
+                    }
+                }
+                return nil
+            }
+            return outcome.map { configs }
+        }
+        return try result.get()
     }
 
     /// Runs on the admin thread: issues the request, waits for its result event.

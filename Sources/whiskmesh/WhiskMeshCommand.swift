@@ -36,7 +36,8 @@ struct Status: AsyncParsableCommand {
             let admin = try KafkaAdmin(configuration: KafkaClientConfiguration(bootstrapServers: kafka.split(separator: ",").map(String.init), clientID: "whiskmesh-status"), logger: logger)
             do {
                 for topic in topics {
-                    try await admin.createTopic(topic, timeout: .seconds(10))
+                    let carriesActivations = topic.wholeMatch(of: /(invoker|completed)[0-9]+/) != nil
+                    try await admin.createTopic(topic, configs: carriesActivations ? KafkaAdmin.activationTopicConfigs : [:], timeout: .seconds(10))
                 }
                 await admin.close()
             } catch {

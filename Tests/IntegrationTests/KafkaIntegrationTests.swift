@@ -113,6 +113,19 @@ struct KafkaIntegrationTests {
         }
     }
 
+    @Test func aTopicIsCreatedWithTheConfigsGiven() async throws {
+        let configuration = try TestEnvironment.requireBrokers()
+        let admin = try KafkaAdmin(configuration: configuration, logger: TestEnvironment.logger)
+        let plain = TestEnvironment.uniqueName("whiskmesh-test")
+        let sized = TestEnvironment.uniqueName("whiskmesh-test")
+        defer { Task { try? await admin.deleteTopic(plain); try? await admin.deleteTopic(sized); await admin.close() } }
+        try await admin.createTopic(plain)
+        try await admin.createTopic(sized, configs: KafkaAdmin.activationTopicConfigs)
+        // Positive control: a topic created without configs does not report the value.
+        #expect(try await admin.topicConfigs(plain)["max.message.bytes"] != "1054644")
+        #expect(try await admin.topicConfigs(sized)["max.message.bytes"] == "1054644")
+    }
+
     @Test func creatingAnExistingTopicIsNotAnError() async throws {
         try await withTopics(1) { client, topics in
             let admin = try KafkaAdmin(configuration: client, logger: TestEnvironment.logger)

@@ -243,6 +243,40 @@ struct PlatformIntegrationTests {
         }
     }
 
+    /// Upstream's Kafka setup: the topics that carry activations and acks take 1 MB payloads.
+    @Test func activationAndAckTopicsAreCreatedWithUpstreamsMessageSize() async throws {
+        try await withPlatform(invokers: 1) { platform in
+            let admin = try KafkaAdmin(configuration: try TestEnvironment.requireBrokers(), logger: TestEnvironment.logger)
+            let invoker = try await admin.topicConfigs(platform.prefix + "invoker0")
+            let completed = try await admin.topicConfigs(platform.prefix + "completed0")
+            let health = try await admin.topicConfigs(platform.prefix + "health")
+            await admin.close()
+            #expect(invoker["max.message.bytes"] == "1054644", "\(invoker)")
+            #expect(completed["max.message.bytes"] == "1054644", "\(completed)")
+            #expect(health["max.message.bytes"] != "1054644", "positive control: health is created without it")
+        }
+    }
+
+    /// A parameter marked `init` goes to `/init`'s environment and not to `/run`'s value, as
+    /// upstream's ContainerProxy partitions them; the others stay parameters.
+    @Test func initParametersReachTheEnvironmentAndNotTheArguments() async throws {
+        try await withPlatform(invokers: 1) { platform in
+            let code = """
+            import os
+            def main(args):
+                return {"args": sorted(args.keys()), "env": os.environ.get("SECRET")}
+            """
+            let body: JSONValue = [
+                "exec": ["kind": "python:3", "code": .string(code)],
+                "parameters": [["key": "SECRET", "value": "s3cr3t", "init": true], ["key": "plain", "value": 1]],
+            ]
+            let created = try await platform.request("PUT", "/api/v1/namespaces/_/actions/envy", json: body)
+            #expect(created.status == 200, "\(created.json)")
+            let reply = try await platform.invoke("envy", ["extra": true], result: true)
+            #expect(reply.json == ["args": ["extra", "plain"], "env": "s3cr3t"], "\(reply.json)")
+        }
+    }
+
     /// A SIGTERM that arrives while the pool is making stem cells (Docker calls in flight) leaves
     /// no container behind. CI once saw one outlive its invoker: the shutdown cancelled the pool's
     /// maintenance in the middle of a create, Docker made the container, the pool never learned its id.
