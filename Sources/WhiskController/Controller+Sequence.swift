@@ -50,7 +50,7 @@ extension Controller {
         let activation = WhiskActivation(
             namespace: EntityPath(identity.name) ?? EntityPath("guest")!,
             name: EntityName(sequence.name) ?? EntityName("sequence")!,
-            subject: identity.name,
+            subject: Subject(namespace: identity.name),
             activationId: id,
             start: start,
             end: end,

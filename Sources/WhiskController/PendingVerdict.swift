@@ -46,7 +46,7 @@ public enum PendingVerdict: Sendable, Equatable {
         if pending.kind == .sequence { annotations.append(Parameter(key: "kind", value: "sequence")) }
         annotations.append(Parameter(key: "givenUp", value: true))
         return WhiskActivation(
-            namespace: namespace, name: entity, subject: pending.namespace, activationId: pending.activationId,
+            namespace: namespace, name: entity, subject: Subject(namespace: pending.namespace), activationId: pending.activationId,
             start: pending.accepted, end: max(now, pending.accepted), cause: pending.cause,
             response: .error(.whiskError, .string(message)), version: pending.version, annotations: annotations
         )

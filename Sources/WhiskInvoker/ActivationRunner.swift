@@ -70,7 +70,7 @@ struct ActivationRunner: Sendable {
         if needsInit {
             let initBody: JSONValue = ["value": [
                 "name": .string(action.name), "main": .string(action.exec.main ?? "main"), "code": .string(action.exec.code ?? ""),
-                "binary": .bool(action.exec.binary ?? false), "env": initEnvironment(message),
+                "binary": .bool(action.exec.binary ?? false), "env": message.initEnvironment,
             ]]
             let outcome = await post(container, path: "/init", body: initBody, until: deadline, retryConnect: true)
             annotations.append(Parameter(key: "initTime", value: .int(Self.nowMillis - start)))
@@ -127,7 +127,7 @@ struct ActivationRunner: Sendable {
         // /run
         let runStart = needsInit ? start : Self.nowMillis
         var runBody: JSONValue = [
-            "value": Self.runValue(message),
+            "value": message.runValue,
             "namespace": .string(message.user.namespace.name.rawValue),
             "action_name": .string("/\(message.action.path)/\(message.action.name)"),
             "action_version": .string(action.version.description),
@@ -185,23 +185,6 @@ struct ActivationRunner: Sendable {
         } catch {
             return .failure(error)
         }
-    }
-
-    /// Parameters named in `initArgs` go to `/init`'s env, not to `/run`.
-    func initEnvironment(_ message: ActivationMessage) -> JSONValue {
-        var env: [String: JSONValue] = [:]
-        for name in message.initArgs {
-            if let value = message.content?[name] { env[name] = value }
-        }
-        return .object(env)
-    }
-
-    /// The parameters `/run` gets: `content` without the `initArgs`, which went to `/init`'s env
-    /// (upstream's ContainerProxy partitions them the same way).
-    static func runValue(_ message: ActivationMessage) -> JSONValue {
-        guard case .object(var fields) = message.content ?? [:] else { return message.content ?? [:] }
-        for name in message.initArgs { fields[name] = nil }
-        return .object(fields)
     }
 
     enum PostOutcome {

@@ -76,3 +76,22 @@ public struct ActivationMessage: Hashable, Sendable, Codable {
         try container.encodeIfPresent(traceContext, forKey: .traceContext)
     }
 }
+
+extension ActivationMessage {
+    /// The parameters named in `initArgs`: they go to `/init`'s `env`.
+    public var initEnvironment: JSONValue {
+        var env: [String: JSONValue] = [:]
+        for name in initArgs {
+            if let value = content?[name] { env[name] = value }
+        }
+        return .object(env)
+    }
+
+    /// The value `/run` gets: `content` without the `initArgs` (upstream's ContainerProxy
+    /// partitions the arguments the same way).
+    public var runValue: JSONValue {
+        guard case .object(var fields) = content ?? [:] else { return content ?? [:] }
+        for name in initArgs { fields[name] = nil }
+        return .object(fields)
+    }
+}

@@ -10,7 +10,7 @@ public struct Identity: Hashable, Sendable, Codable {
         }
     }
 
-    public var subject: String
+    public var subject: Subject
     public var namespace: Namespace
     /// Opaque to the invoker; for basic auth `{"api_key": "uuid:key"}`.
     public var authkey: JSONValue
@@ -18,7 +18,7 @@ public struct Identity: Hashable, Sendable, Codable {
     /// UserLimits; `{}` for the defaults.
     public var limits: JSONValue
 
-    public init(subject: String, namespace: Namespace, authkey: JSONValue, rights: [String] = ["READ", "PUT", "DELETE", "ACTIVATE"], limits: JSONValue = [:]) {
+    public init(subject: Subject, namespace: Namespace, authkey: JSONValue, rights: [String] = ["READ", "PUT", "DELETE", "ACTIVATE"], limits: JSONValue = [:]) {
         self.subject = subject
         self.namespace = namespace
         self.authkey = authkey

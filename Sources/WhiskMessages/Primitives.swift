@@ -37,35 +37,63 @@ public struct ActivationId: Hashable, Sendable, CustomStringConvertible, Codable
 }
 
 /// A memory size as OpenWhisk writes it: `"<n> <unit>"`; units B, KB, MB, GB (any case, K/M/G too).
+/// Like upstream's ByteSize it keeps the unit it was given and writes itself in it (`"1024 MB"`
+/// stays `"1024 MB"`); two sizes are equal when their bytes are.
 public struct ByteSize: Hashable, Sendable, Comparable, CustomStringConvertible, Codable {
-    public var bytes: Int64
+    public enum Unit: String, Sendable {
+        case bytes = "B", kilobytes = "KB", megabytes = "MB", gigabytes = "GB"
 
-    public init(bytes: Int64) { self.bytes = bytes }
-    public static func megabytes(_ value: Int64) -> ByteSize { ByteSize(bytes: value * 1024 * 1024) }
+        var multiplier: Int64 {
+            switch self {
+            case .bytes: 1
+            case .kilobytes: 1024
+            case .megabytes: 1024 * 1024
+            case .gigabytes: 1024 * 1024 * 1024
+            }
+        }
+    }
+
+    public let bytes: Int64
+    /// The unit it is written in.
+    public let unit: Unit
+
+    public init(bytes: Int64) {
+        self.bytes = bytes
+        self.unit = .bytes
+    }
+
+    public static func megabytes(_ value: Int64) -> ByteSize { ByteSize(bytes: value * Unit.megabytes.multiplier, unit: .megabytes) }
+
+    private init(bytes: Int64, unit: Unit) {
+        self.bytes = bytes
+        self.unit = unit
+    }
 
     /// Parses OpenWhisk's notation, e.g. `"2048 MB"`, `"2147483648 B"`, `"256M"`.
     public init?(_ string: String) {
         let trimmed = string.trimmingCharacters(in: .whitespaces)
         let digits = trimmed.prefix { $0.isASCII && $0.isNumber }
         guard !digits.isEmpty, let value = Int64(digits) else { return nil }
-        let unit = trimmed.dropFirst(digits.count).trimmingCharacters(in: .whitespaces).uppercased()
-        let multiplier: Int64
-        switch unit {
-        case "B": multiplier = 1
-        case "K", "KB": multiplier = 1024
-        case "M", "MB": multiplier = 1024 * 1024
-        case "G", "GB": multiplier = 1024 * 1024 * 1024
+        let unit: Unit
+        switch trimmed.dropFirst(digits.count).trimmingCharacters(in: .whitespaces).uppercased() {
+        case "B": unit = .bytes
+        case "K", "KB": unit = .kilobytes
+        case "M", "MB": unit = .megabytes
+        case "G", "GB": unit = .gigabytes
         default: return nil
         }
-        let (product, overflow) = value.multipliedReportingOverflow(by: multiplier)
+        let (product, overflow) = value.multipliedReportingOverflow(by: unit.multiplier)
         guard !overflow else { return nil }
-        bytes = product
+        self.init(bytes: product, unit: unit)
     }
 
-    public var megabytes: Int64 { bytes / (1024 * 1024) }
-    /// Upstream writes sizes in bytes.
-    public var description: String { "\(bytes) B" }
+    /// The same size written in bytes (what upstream's invoker puts in its pings).
+    public var inBytes: ByteSize { ByteSize(bytes: bytes) }
+    public var megabytes: Int64 { bytes / Unit.megabytes.multiplier }
+    public var description: String { "\(bytes / unit.multiplier) \(unit.rawValue)" }
     public static func < (lhs: ByteSize, rhs: ByteSize) -> Bool { lhs.bytes < rhs.bytes }
+    public static func == (lhs: ByteSize, rhs: ByteSize) -> Bool { lhs.bytes == rhs.bytes }
+    public func hash(into hasher: inout Hasher) { hasher.combine(bytes) }
 
     public init(from decoder: Decoder) throws {
         let container = try decoder.singleValueContainer()
@@ -180,5 +208,42 @@ public struct SemVer: Hashable, Sendable, CustomStringConvertible, Codable {
     public func encode(to encoder: Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(description)
+    }
+}
+
+/// Who an identity or an activation record belongs to: upstream's `Subject`, at least 5
+/// characters (its decoder refuses shorter ones).
+public struct Subject: Hashable, Sendable, CustomStringConvertible, Codable, ExpressibleByStringLiteral {
+    public static let minimumLength = 5
+    public let rawValue: String
+
+    public init?(_ string: String) {
+        guard string.count >= Self.minimumLength else { return nil }
+        rawValue = string
+    }
+
+    /// The subject of namespace `name`: the name, with `_` appended up to the minimum length
+    /// (upstream's subjects are user names, which `wskadmin` keeps at 5 characters or more).
+    public init(namespace name: String) {
+        rawValue = name.count >= Self.minimumLength ? name : name + String(repeating: "_", count: Self.minimumLength - name.count)
+    }
+
+    /// A literal too short is lengthened as ``init(namespace:)`` does.
+    public init(stringLiteral value: String) { self.init(namespace: value) }
+
+    public var description: String { rawValue }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let string = try container.decode(String.self)
+        guard let subject = Subject(string) else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "subject '\(string)' is shorter than \(Self.minimumLength) characters")
+        }
+        self = subject
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
     }
 }

@@ -67,7 +67,7 @@ public struct ActivationResponse: Hashable, Sendable, Codable {
 public struct WhiskActivation: Hashable, Sendable, Codable {
     public var namespace: EntityPath
     public var name: EntityName
-    public var subject: String
+    public var subject: Subject
     public var activationId: ActivationId
     /// Epoch milliseconds.
     public var start: Int64
@@ -80,7 +80,7 @@ public struct WhiskActivation: Hashable, Sendable, Codable {
     public var annotations: [Parameter]
     public var duration: Int64?
 
-    public init(namespace: EntityPath, name: EntityName, subject: String, activationId: ActivationId, start: Int64, end: Int64,
+    public init(namespace: EntityPath, name: EntityName, subject: Subject, activationId: ActivationId, start: Int64, end: Int64,
                 cause: ActivationId? = nil, response: ActivationResponse, logs: [String] = [], version: SemVer = SemVer(),
                 publish: Bool = false, annotations: [Parameter] = [], duration: Int64? = nil) {
         self.namespace = namespace

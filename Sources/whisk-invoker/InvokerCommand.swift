@@ -51,7 +51,7 @@ struct InvokerCommand: AsyncParsableCommand {
         )
         guard kafkaMinFetchWait >= 0 else { throw ValidationError("--kafka-min-fetch-wait must not be negative") }
         configuration.kafka.minimumFetchWait = .milliseconds(kafkaMinFetchWait)
-        configuration.userMemory = memory
+        configuration.userMemory = memory.inBytes  // upstream's invoker writes its memory in bytes
         configuration.controllerURL = controller
         configuration.topicPrefix = topicPrefix
         configuration.idleTimeout = .milliseconds(Int(idleTimeout * 1000))

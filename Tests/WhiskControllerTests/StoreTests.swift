@@ -11,7 +11,7 @@ struct StoreTests {
     }
 
     func activation(_ name: String, start: Int64, namespace: String = "guest") -> WhiskActivation {
-        WhiskActivation(namespace: EntityPath(namespace)!, name: EntityName(name)!, subject: namespace, activationId: .generate(),
+        WhiskActivation(namespace: EntityPath(namespace)!, name: EntityName(name)!, subject: Subject(namespace: namespace), activationId: .generate(),
                         start: start, end: start + 5, response: .success(["n": .int(start)]))
     }
 

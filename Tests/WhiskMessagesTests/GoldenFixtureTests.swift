@@ -130,9 +130,10 @@ struct GoldenFixtureTests {
         #expect(ping.name.userMemory.bytes == 4096 * 1024 * 1024)
         #expect(ping.name.description == "invoker3/host-a/a")
         #expect(ping.name.topic == "invoker3")
-        // Written back the way upstream writes sizes: in bytes.
+        // Written back in the unit it came in, as upstream's ByteSize does.
         let encoded = String(decoding: try WhiskMessageCoding.encode(ping), as: UTF8.self)
-        #expect(encoded.contains("\"userMemory\":\"4294967296 B\""))
+        #expect(encoded.contains("\"userMemory\":\"4096 MB\""))
+        #expect(ping.name.userMemory.inBytes.description == "4294967296 B")
     }
 
     @Test func pingExtensionFieldsSurviveAndStockFieldsStayReadable() throws {

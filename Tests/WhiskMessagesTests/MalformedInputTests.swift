@@ -105,8 +105,14 @@ struct PrimitiveTests {
         #expect(ByteSize(text) == nil)
     }
 
-    @Test func byteSizeWritesBytes() {
-        #expect(ByteSize.megabytes(256).description == "268435456 B")
+    /// As upstream's ByteSize: written in the unit it holds, equal by bytes.
+    @Test func byteSizeWritesItsOwnUnit() {
+        #expect(ByteSize.megabytes(256).description == "256 MB")
+        #expect(ByteSize("256m")?.description == "256 MB")
+        #expect(ByteSize("1 gb")?.description == "1 GB")
+        #expect(ByteSize.megabytes(256).inBytes.description == "268435456 B")
+        #expect(ByteSize("268435456 B") == .megabytes(256))
+        #expect(Set([ByteSize("1 GB")!, ByteSize("1024 MB")!]).count == 1)
     }
 
     @Test func entityNames() {

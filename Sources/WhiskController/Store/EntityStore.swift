@@ -18,7 +18,7 @@ public struct NamespaceIdentity: Sendable, Hashable, Codable {
     public var identity: Identity {
         // A valid EntityName is checked when the namespace is created.
         Identity(
-            subject: name,
+            subject: Subject(namespace: name),
             namespace: Identity.Namespace(name: EntityName(name) ?? EntityName("guest")!, uuid: uuid),
             authkey: ["api_key": .string(authKey)]
         )
