@@ -221,22 +221,32 @@ struct ActivationRunner: Sendable {
         }
     }
 
-    /// OpenWhisk's reading of a `/run` reply.
+    /// OpenWhisk's reading of a `/run` reply (upstream's `processRunResponseContent`): a JSON
+    /// object or array with 200 is the result (an object with `error` an application error); a
+    /// reply over the limit is an application error carrying its first `limit` bytes; anything
+    /// else, or another status, is the developer's error.
     static func interpret(status: Int, body: Data, limit: Int) -> ActivationResponse {
         guard body.count <= limit else {
-            return .error(.developerError, .string("The action produced a response that exceeded the allowed length: \(body.count) > \(limit) bytes."))
+            let trunk = String(decoding: body.prefix(limit), as: UTF8.self)
+            return ActivationResponse(statusCode: ActivationResponse.Status.applicationError.rawValue,
+                                      result: ["error": .string("The action produced a response that exceeded the allowed length: \(body.count) > \(limit) bytes. The truncated response was: \(trunk)")],
+                                      size: body.count)
         }
-        guard let value = try? JSONDecoder().decode(JSONValue.self, from: body), case .object(let object) = value else {
-            return .error(.developerError, "The action did not return a dictionary.")
-        }
-        if status == 200 {
+        let invalid: JSONValue = .string("The action did not produce a valid JSON or JSON Array response" + (body.isEmpty ? "" : ": \(String(decoding: body, as: UTF8.self))"))
+        switch try? JSONDecoder().decode(JSONValue.self, from: body) {
+        case .object(let object)?:
+            if status != 200 {
+                return ActivationResponse(statusCode: ActivationResponse.Status.developerError.rawValue, result: ["error": object["error"] ?? invalid], size: body.count)
+            }
             if let error = object["error"] {
                 return ActivationResponse(statusCode: ActivationResponse.Status.applicationError.rawValue, result: ["error": error], size: body.count)
             }
-            return .success(value, size: body.count)
+            return .success(.object(object), size: body.count)
+        case .array(let array)? where status == 200:
+            return .success(.array(array), size: body.count)
+        default:
+            return ActivationResponse(statusCode: ActivationResponse.Status.developerError.rawValue, result: ["error": invalid], size: body.count)
         }
-        return ActivationResponse(statusCode: ActivationResponse.Status.developerError.rawValue,
-                                  result: ["error": object["error"] ?? "The action did not produce a valid response."], size: body.count)
     }
 
     static func errorMessage(_ body: Data) -> String? {

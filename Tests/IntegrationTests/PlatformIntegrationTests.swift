@@ -257,6 +257,20 @@ struct PlatformIntegrationTests {
         }
     }
 
+    /// Upstream accepts a JSON array as an action's result; a scalar is the developer's error.
+    @Test func anArrayResultIsAResult() async throws {
+        try await withPlatform(invokers: 1) { platform in
+            try await platform.createAction("listy", code: "def main(args):\n    return [args.get('n', 0), 'two', {'x': None}]\n")
+            let reply = try await platform.invoke("listy", ["n": 1], result: true)
+            #expect(reply.status == 200)
+            #expect(reply.json == [1, "two", ["x": nil]], "\(reply.json)")
+            try await platform.createAction("scalar", code: "def main(args):\n    return 42\n")
+            let scalar = try await platform.invoke("scalar", result: true)
+            #expect(scalar.status == 502, "positive control: a scalar is refused")
+            #expect(scalar.json["error"]?.stringValue?.contains("did not return a dictionary or an array") == true, "\(scalar.json)")
+        }
+    }
+
     /// A parameter marked `init` goes to `/init`'s environment and not to `/run`'s value, as
     /// upstream's ContainerProxy partitions them; the others stay parameters.
     @Test func initParametersReachTheEnvironmentAndNotTheArguments() async throws {

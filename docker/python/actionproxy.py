@@ -137,8 +137,8 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(200, {"error": "An exception was raised: %s: %s" % (type(error).__name__, error)})
             return
         self.finish_logs()
-        if not isinstance(result, dict):
-            self.reply(502, {"error": "The action did not return a dictionary."})
+        if not isinstance(result, (dict, list)):
+            self.reply(502, {"error": "The action did not return a dictionary or an array."})
             return
         try:
             self.reply(200, result)
