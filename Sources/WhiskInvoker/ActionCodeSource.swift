@@ -22,11 +22,24 @@ public struct InvokerAction: Sendable, Codable, Hashable {
     public var version: SemVer
     public var exec: Exec
     public var limits: Limits
+    /// The action's annotations (`provide-api-key` decides whether `/run` gets the API key).
+    public var annotations: [Parameter]
     public var rev: String
 
     enum CodingKeys: String, CodingKey {
-        case namespace, name, version, exec, limits
+        case namespace, name, version, exec, limits, annotations
         case rev = "_rev"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        namespace = try container.decode(String.self, forKey: .namespace)
+        name = try container.decode(String.self, forKey: .name)
+        version = try container.decode(SemVer.self, forKey: .version)
+        exec = try container.decode(Exec.self, forKey: .exec)
+        limits = try container.decode(Limits.self, forKey: .limits)
+        annotations = try container.decodeIfPresent([Parameter].self, forKey: .annotations) ?? []
+        rev = try container.decode(String.self, forKey: .rev)
     }
 }
 

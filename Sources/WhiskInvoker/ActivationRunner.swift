@@ -134,7 +134,8 @@ struct ActivationRunner: Sendable {
             "activation_id": .string(message.activationId.rawValue),
             "transaction_id": .string(message.transid.id),
             "deadline": .string(String(Self.nowMillis + Int64(action.limits.timeout))),
-            "api_key": message.user.apiKey.map { .string($0) } ?? .null,
+            // As upstream: only for actions that ask for it (absent counts as asking).
+            "api_key": action.annotations.isTruthy(Annotations.provideApiKey, valueForNonExistent: true) ? message.user.apiKey.map { .string($0) } ?? .null : .null,
             "api_host": .string(configuration.controllerURL),
         ]
         if case .object(var fields) = runBody {

@@ -17,6 +17,34 @@ extension Array where Element == Parameter {
     public subscript(key: String) -> JSONValue? {
         first { $0.key == key }?.value
     }
+
+    /// Upstream's `Parameters.isTruthy`: true, a non-zero number, a non-empty string, an array
+    /// or object; `valueForNonExistent` when `key` is absent.
+    public func isTruthy(_ key: String, valueForNonExistent: Bool = false) -> Bool {
+        guard let value = self[key] else { return valueForNonExistent }
+        switch value {
+        case .null: return false
+        case .bool(let flag): return flag
+        case .int(let number): return number != 0
+        case .double(let number): return number != 0
+        case .string(let text): return !text.isEmpty
+        case .array, .object: return true
+        }
+    }
+
+    /// Sets `key` to `value`, replacing an annotation of that key.
+    public mutating func set(_ key: String, _ value: JSONValue) {
+        if let index = firstIndex(where: { $0.key == key }) { self[index].value = value } else { append(Parameter(key: key, value: value)) }
+    }
+}
+
+/// Annotations upstream gives meaning to.
+public enum Annotations {
+    /// Whether `/run` gets the invoker's API key (`__OW_API_KEY`); absent counts as true, and
+    /// new actions are created with false unless they say otherwise.
+    public static let provideApiKey = "provide-api-key"
+    /// The action's kind, added to every created or updated action.
+    public static let exec = "exec"
 }
 
 /// The outcome of an activation: status code 0 success, 1 application error, 2 action developer

@@ -257,6 +257,67 @@ struct PlatformIntegrationTests {
         }
     }
 
+    /// List entries are the contract's ActivationBrief (upstream's summary); list windows and
+    /// epochs that are not integers or out of range are a 400 with upstream's message; the
+    /// namespace's limits are what the platform enforces.
+    @Test func listsAndLimitsFollowTheContract() async throws {
+        try await withPlatform(invokers: 1) { platform in
+            try await platform.createAction("greet", code: Self.greet)
+            let reply = try await platform.invoke("greet", ["name": "brief"])
+            let id = try #require(reply.json["activationId"]?.stringValue, "\(reply.json)")
+            let list = try await platform.request("GET", "/api/v1/namespaces/_/activations?limit=0")
+            #expect(list.status == 200)
+            let entry = try #require(list.json.arrayValue?.first { $0["activationId"]?.stringValue == id }, "\(list.json)")
+            #expect(Set(entry.objectValue?.keys.map { $0 } ?? []) == ["namespace", "name", "version", "publish", "annotations", "activationId",
+                                                                    "start", "end", "duration", "statusCode"])
+            #expect(entry["publish"] == false && entry["statusCode"] == 0 && entry["name"] == "greet")
+
+            for (path, message) in [
+                ("/activations?skip=abc", "The value 'abc' is not an integer for activations."),
+                ("/activations?skip=-1", "The value '-1' is not greater than or equal to 0 for activations."),
+                ("/activations?limit=201", "The value '201' is not in the range of 0 to 200 for activations."),
+                ("/activations?limit=1.5", "The value '1.5' is not an integer for activations."),
+                ("/activations?since=yesterday", "Parameter is not a valid value for epoch seconds: yesterday"),
+                ("/actions?skip=x", "The value 'x' is not an integer for actions."),
+            ] {
+                let refused = try await platform.request("GET", "/api/v1/namespaces/_\(path)")
+                #expect(refused.status == 400, "\(path): \(refused.status)")
+                #expect(refused.json["error"]?.stringValue == message, "\(path): \(refused.json)")
+            }
+            let one = try await platform.request("GET", "/api/v1/namespaces/_/activations?limit=1&skip=0")
+            #expect(one.status == 200 && one.json.arrayValue?.count == 1, "positive control: valid values are accepted")
+
+            let limits = try await platform.request("GET", "/api/v1/namespaces/_/limits")
+            #expect(limits.status == 200)
+            #expect(limits.json["minActionMemory"] == 128 && limits.json["maxActionMemory"] == 2048)
+            #expect(limits.json["minActionTimeout"] == 100 && limits.json["maxActionTimeout"] == 300_000)
+            #expect(limits.json["maxActionLogs"] == 10 && limits.json["maxActionConcurrency"] == 1)
+            #expect(limits.json["maxParameterSize"] == "1048576 B")
+            #expect(limits.json["allowedKinds"]?.arrayValue?.contains("python:3") == true)
+            let other = try await platform.request("GET", "/api/v1/namespaces/someoneelse/limits")
+            #expect(other.status == 403)
+        }
+    }
+
+    /// Upstream's `provide-api-key`: a new action gets the annotation false and no API key; one
+    /// that asks for it gets `__OW_API_KEY`; every action carries its kind as `exec`.
+    @Test func theAPIKeyGoesOnlyToActionsThatAskForIt() async throws {
+        try await withPlatform(invokers: 1) { platform in
+            let code = "import os\ndef main(args):\n    return {'key': os.environ.get('__OW_API_KEY')}\n"
+            try await platform.createAction("keyless", code: code)
+            let keyless = try await platform.request("GET", "/api/v1/namespaces/_/actions/keyless")
+            let annotations = keyless.json["annotations"]?.arrayValue ?? []
+            #expect(annotations.contains(["key": "provide-api-key", "value": false]), "\(annotations)")
+            #expect(annotations.contains(["key": "exec", "value": "python:3"]), "\(annotations)")
+            #expect(try await platform.invoke("keyless", result: true).json == ["key": nil])
+
+            let body: JSONValue = ["exec": ["kind": "python:3", "code": .string(code)], "annotations": [["key": "provide-api-key", "value": true]]]
+            #expect(try await platform.request("PUT", "/api/v1/namespaces/_/actions/keyed", json: body).status == 200)
+            let keyed = try await platform.invoke("keyed", result: true)
+            #expect(keyed.json["key"]?.stringValue == Platform.guestAuth, "positive control: the key reaches an action that asks: \(keyed.json)")
+        }
+    }
+
     /// Upstream accepts a JSON array as an action's result; a scalar is the developer's error.
     @Test func anArrayResultIsAResult() async throws {
         try await withPlatform(invokers: 1) { platform in

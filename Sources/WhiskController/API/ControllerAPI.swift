@@ -34,6 +34,7 @@ public struct ControllerAPI: Sendable {
         api.delete("{ns}/actions/{name}") { request, context in try await deleteAction(request, context) }
         api.post("{ns}/actions/{name}") { request, context in try await invokeAction(request, context) }
         api.get("{ns}/activations") { request, context in try await listActivations(request, context) }
+        api.get("{ns}/limits") { request, context in try await limits(request, context) }
         api.get("{ns}/addressmap") { request, context in
             let identity = try await authorize(request, context)
             return try JSONResponse.make(encodable: controller.addressMap.file(namespace: identity.name))
@@ -127,10 +128,51 @@ public struct ControllerAPI: Sendable {
 
     func listActions(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let identity = try await authorize(request, context)
-        let limit = min(max(request.uri.queryParameters.get("limit", as: Int.self) ?? 30, 0), 200)
-        let skip = max(request.uri.queryParameters.get("skip", as: Int.self) ?? 0, 0)
-        let actions = try await store.actions(namespace: identity.name, limit: limit == 0 ? 200 : limit, skip: skip)
+        let window = try Self.listWindow(request, collection: "actions")
+        let actions = try await store.actions(namespace: identity.name, limit: window.limit, skip: window.skip)
         return try JSONResponse.make(.array(actions.map(Self.summary)))
+    }
+
+    /// A list's `limit` (default 30; 0 means the most, 200) and `skip`, refused as upstream
+    /// refuses them (400) when they are not integers or out of range.
+    static func listWindow(_ request: Request, collection: String) throws -> (limit: Int, skip: Int) {
+        let query = request.uri.queryParameters
+        var limit = 30
+        if let text = query.get("limit") {
+            guard let value = Int(text) else { throw APIError(.badRequest, "The value '\(text)' is not an integer for \(collection).") }
+            guard (0...200).contains(value) else { throw APIError(.badRequest, "The value '\(value)' is not in the range of 0 to 200 for \(collection).") }
+            limit = value == 0 ? 200 : value
+        }
+        var skip = 0
+        if let text = query.get("skip") {
+            guard let value = Int(text) else { throw APIError(.badRequest, "The value '\(text)' is not an integer for \(collection).") }
+            guard value >= 0 else { throw APIError(.badRequest, "The value '\(value)' is not greater than or equal to 0 for \(collection).") }
+            skip = value
+        }
+        return (limit, skip)
+    }
+
+    /// An epoch-milliseconds query parameter (`since`, `upto`); 400 when it is not one.
+    static func epochParameter(_ request: Request, _ name: String) throws -> Int64? {
+        guard let text = request.uri.queryParameters.get(name) else { return nil }
+        guard let value = Int64(text), value >= 0 else { throw APIError(.badRequest, "Parameter is not a valid value for epoch seconds: \(text)") }
+        return value
+    }
+
+    /// `GET /namespaces/{ns}/limits`: what this platform lets the namespace's actions ask for.
+    /// WhiskMesh throttles no invocations, so the rate limits upstream reports are absent.
+    func limits(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        _ = try await authorize(request, context)
+        return try JSONResponse.make([
+            "minActionMemory": .int(Int64(ActionLimits.memoryRange.lowerBound)), "maxActionMemory": .int(Int64(ActionLimits.memoryRange.upperBound)),
+            "minActionTimeout": .int(Int64(ActionLimits.timeoutRange.lowerBound)), "maxActionTimeout": .int(Int64(ActionLimits.timeoutRange.upperBound)),
+            "minActionLogs": .int(Int64(ActionLimits.logsRange.lowerBound)), "maxActionLogs": .int(Int64(ActionLimits.logsRange.upperBound)),
+            "minActionConcurrency": .int(Int64(ActionLimits.concurrencyRange.lowerBound)),
+            "maxActionConcurrency": .int(Int64(ActionLimits.concurrencyRange.upperBound)),
+            "maxParameterSize": .string(ByteSize(bytes: Int64(configuration.payloadLimit)).description),
+            "allowedKinds": .array(configuration.supportedKinds.sorted().map { .string($0) }),
+            "storeActivations": true,
+        ])
     }
 
     /// What a listing shows of an action: no code.
@@ -138,7 +180,7 @@ public struct ControllerAPI: Sendable {
         [
             "namespace": .string(action.namespace), "name": .string(action.name), "version": .string(action.version.description),
             "publish": .bool(action.publish), "updated": .int(action.updated),
-            "annotations": .array(action.annotations.map { ["key": .string($0.key), "value": $0.value] } + [["key": "exec", "value": .string(action.exec.kind)]]),
+            "annotations": .array(Self.amendAnnotations(action.annotations, exec: action.exec, create: false).map { ["key": .string($0.key), "value": $0.value] }),
             "limits": action.limits.json,
             "exec": ["binary": .bool(action.exec.binary ?? false)],
         ]
@@ -189,25 +231,29 @@ public struct ControllerAPI: Sendable {
         try validate(exec)
         var limits = existing?.limits ?? ActionLimits()
         if let timeout = put.limits?.timeout {
-            guard (100...300_000).contains(timeout) else { throw APIError(.badRequest, "The timeout must be between 100 and 300000 ms.") }
+            let range = ActionLimits.timeoutRange
+            guard range.contains(timeout) else { throw APIError(.badRequest, "The timeout must be between \(range.lowerBound) and \(range.upperBound) ms.") }
             limits.timeout = timeout
         }
         if let memory = put.limits?.memory {
-            guard (128...2048).contains(memory) else { throw APIError(.badRequest, "The memory limit must be between 128 and 2048 MB.") }
+            let range = ActionLimits.memoryRange
+            guard range.contains(memory) else { throw APIError(.badRequest, "The memory limit must be between \(range.lowerBound) and \(range.upperBound) MB.") }
             limits.memory = memory
         }
         if let logs = put.limits?.logs {
-            guard (0...10).contains(logs) else { throw APIError(.badRequest, "The log limit must be between 0 and 10 MB.") }
+            let range = ActionLimits.logsRange
+            guard range.contains(logs) else { throw APIError(.badRequest, "The log limit must be between \(range.lowerBound) and \(range.upperBound) MB.") }
             limits.logs = logs
         }
         if let concurrency = put.limits?.concurrency {
-            guard concurrency == 1 else { throw APIError(.badRequest, "Only a concurrency limit of 1 is supported.") }
+            guard ActionLimits.concurrencyRange.contains(concurrency) else { throw APIError(.badRequest, "Only a concurrency limit of 1 is supported.") }
             limits.concurrency = concurrency
         }
         let document = ActionDocument(
             namespace: identity.name, name: name, version: put.version ?? existing?.version ?? SemVer(),
             publish: put.publish ?? existing?.publish ?? false, exec: exec,
-            parameters: put.parameters ?? existing?.parameters ?? [], annotations: put.annotations ?? existing?.annotations ?? [],
+            parameters: put.parameters ?? existing?.parameters ?? [],
+            annotations: Self.amendAnnotations(put.annotations ?? existing?.annotations ?? [], exec: exec, create: existing == nil),
             limits: limits, updated: Controller.nowMillis, rev: existing?.rev ?? ""
         )
         do {
@@ -216,6 +262,15 @@ public struct ControllerAPI: Sendable {
         } catch let error as StoreError where error.kind == .conflict {
             throw APIError(.conflict, "resource already exists")
         }
+    }
+
+    /// Upstream's `amendAnnotations`: a new action that does not say whether it gets the API key
+    /// does not; every action carries its kind as the `exec` annotation.
+    static func amendAnnotations(_ annotations: [Parameter], exec: ActionExec, create: Bool) -> [Parameter] {
+        var amended = annotations
+        if create && amended[Annotations.provideApiKey] == nil { amended.append(Parameter(key: Annotations.provideApiKey, value: false)) }
+        amended.set(Annotations.exec, .string(exec.kind))
+        return amended
     }
 
     func validate(_ exec: ActionExec) throws {
@@ -314,23 +369,29 @@ public struct ControllerAPI: Sendable {
     func listActivations(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let identity = try await authorize(request, context)
         let query = request.uri.queryParameters
-        let limit = min(max(query.get("limit", as: Int.self) ?? 30, 0), 200)
+        let window = try Self.listWindow(request, collection: "activations")
         let activations = try await store.activations(ActivationQuery(
-            namespace: identity.name, name: query.get("name"), limit: limit == 0 ? 200 : limit,
-            skip: max(query.get("skip", as: Int.self) ?? 0, 0), since: query.get("since", as: Int64.self), upto: query.get("upto", as: Int64.self)
+            namespace: identity.name, name: query.get("name"), limit: window.limit, skip: window.skip,
+            since: try Self.epochParameter(request, "since"), upto: try Self.epochParameter(request, "upto")
         ))
         if query.get("docs") == "true" {
             return try JSONResponse.make(encodable: activations.map(\.extended))
         }
-        return try JSONResponse.make(.array(activations.map { activation in
-            [
-                "namespace": .string(activation.namespace.rawValue), "name": .string(activation.name.rawValue),
-                "activationId": .string(activation.activationId.rawValue), "start": .int(activation.start), "end": .int(activation.end),
-                "duration": .int(activation.duration ?? (activation.end - activation.start)), "version": .string(activation.version.description),
-                "statusCode": .int(Int64(activation.response.statusCode)),
-                "annotations": .array(activation.annotations.map { ["key": .string($0.key), "value": $0.value] }),
-            ]
-        }))
+        return try JSONResponse.make(.array(activations.map(Self.brief)))
+    }
+
+    /// A list entry: the contract's ActivationBrief, upstream's `summaryAsJson`.
+    static func brief(_ activation: WhiskActivation) -> JSONValue {
+        var fields: [String: JSONValue] = [
+            "namespace": .string(activation.namespace.rawValue), "name": .string(activation.name.rawValue),
+            "version": .string(activation.version.description), "publish": .bool(activation.publish),
+            "annotations": .array(activation.annotations.map { ["key": .string($0.key), "value": $0.value] }),
+            "activationId": .string(activation.activationId.rawValue), "start": .int(activation.start), "end": .int(activation.end),
+            "duration": .int(activation.duration ?? (activation.end - activation.start)),
+            "statusCode": .int(Int64(activation.response.statusCode)),
+        ]
+        if let cause = activation.cause { fields["cause"] = .string(cause.rawValue) }
+        return .object(fields)
     }
 
     func activation(_ request: Request, _ context: BasicRequestContext) async throws -> WhiskActivation {

@@ -42,6 +42,12 @@ public struct ActionLimits: Sendable, Hashable, Codable {
     public var json: JSONValue {
         ["timeout": .int(Int64(timeout)), "memory": .int(Int64(memory)), "logs": .int(Int64(logs)), "concurrency": .int(Int64(concurrency))]
     }
+
+    /// What an action may ask for (upstream's system defaults; concurrency 1 only).
+    public static let timeoutRange = 100...300_000
+    public static let memoryRange = 128...2048
+    public static let logsRange = 0...10
+    public static let concurrencyRange = 1...1
 }
 
 /// What an action runs: code of a kind, or a sequence of other actions.
