@@ -18,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C-facing targets: modulemaps and shims only.
@@ -58,11 +60,23 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // Metrics (swift-metrics) and their Prometheus exposition at /metrics.
+        .target(
+            name: "WhiskMetrics",
+            dependencies: [
+                "WhiskMessages",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         // The controller: REST API, store, load balancer, invoker health.
         .target(
             name: "WhiskController",
             dependencies: [
-                "WhiskKafka", "WhiskMessages",
+                "WhiskKafka", "WhiskMessages", "WhiskMetrics",
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -75,7 +89,7 @@ let package = Package(
         .target(
             name: "WhiskInvoker",
             dependencies: [
-                "WhiskKafka", "WhiskDocker", "WhiskHTTP", "WhiskMessages",
+                "WhiskKafka", "WhiskDocker", "WhiskHTTP", "WhiskMessages", "WhiskMetrics",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -91,7 +105,7 @@ let package = Package(
         .executableTarget(
             name: "whisk-controller",
             dependencies: [
-                "WhiskController",
+                "WhiskController", "WhiskMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -100,7 +114,8 @@ let package = Package(
         .executableTarget(
             name: "whisk-invoker",
             dependencies: [
-                "WhiskInvoker",
+                "WhiskInvoker", "WhiskMetrics",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import WhiskKafka
 import WhiskMessages
+import WhiskMetrics
 
 /// The controller's global address map: merged from invokers' heartbeats, published to invokers.
 final class AddressMapHub: Sendable {
@@ -39,6 +40,11 @@ final class AddressMapHub: Sendable {
             state.claimsByActivation[activationId] = key
             return nil
         }
+    }
+
+    /// Entries of the global map, over all namespaces.
+    var entryCount: Int {
+        state.withLock { $0.map.namespaces.values.reduce(0) { $0 + $1.count } }
     }
 
     func release(activationId: ActivationId) {
@@ -130,6 +136,7 @@ extension Controller {
     /// delta costs only time (replicas buffer early deltas and repair gaps from snapshots).
     func publish(_ publications: [AddressMapPublication]) async {
         guard !publications.isEmpty else { return }
+        WhiskMetrics.setAddressMapEntries(addressMap.entryCount)
         let logger = self.logger
         let encoded = publications.compactMap { publication -> Data? in
             do {

@@ -1,5 +1,6 @@
 import Foundation
 import WhiskMessages
+import WhiskMetrics
 
 extension Controller {
     /// Runs a sequence's components one after another, each a blocking invoke whose result is
@@ -66,6 +67,7 @@ extension Controller {
             ],
             duration: outcome.duration
         )
+        WhiskMetrics.recordActivation(activation)
         do {
             try await store.storeActivation(activation)
         } catch {

@@ -4,6 +4,7 @@ import ServiceLifecycle
 import Synchronization
 import WhiskKafka
 import WhiskMessages
+import WhiskMetrics
 
 /// What an invoke produced: the finished record, or only its id (still running or waited too long).
 public enum InvokeOutcome: Sendable {
@@ -177,6 +178,10 @@ public final class Controller: Sendable {
             let ahead = if case .result = ack { true } else { false }
             if ahead { waiters.complete(activation) }
             records.append((activation, ahead))
+            if !ahead {
+                WhiskMetrics.recordActivation(activation)
+                WhiskMetrics.recordEndToEnd(milliseconds: Self.nowMillis - ack.transid.start, kind: activation.annotations["kind"]?.stringValue ?? "unknown")
+            }
         }
         guard !records.isEmpty else { return }
         do {
@@ -253,6 +258,7 @@ public final class Controller: Sendable {
                 continue
             }
             release(pending.activationId)
+            WhiskMetrics.recordActivation(record)
             do {
                 try await store.storeActivation(record, provisional: true)
                 logger.warning("gave up waiting for an activation", metadata: ["activationId": "\(pending.activationId)", "reason": "\(message)"])
@@ -341,6 +347,7 @@ public final class Controller: Sendable {
             do {
                 let batch = try await consumer.nextBatch(limit: Self.ackBatchLimit)
                 guard let last = batch.last else { return }
+                if let lag = consumer.lag(after: last) { WhiskMetrics.setConsumerLag(topic: last.topic, lag) }
                 await handle(batch.map(\.value))
                 try await consumer.commit(last)
             } catch {

@@ -3,6 +3,7 @@ import Logging
 import Synchronization
 import WhiskKafka
 import WhiskMessages
+import WhiskMetrics
 
 /// The invoker's side of the address map: its own instances (announced on heartbeats) and the
 /// global map it receives from the controller (written into each namespace's `map.json`).
@@ -20,6 +21,8 @@ final class AddressMapAgent: Sendable {
     /// Which activation runs in which container, and containers that died while running.
     private let running = Mutex((active: [String: ActivationId](), died: Set<String>()))
     private let logger: Logger
+    /// Epoch milliseconds when this agent started.
+    private let started = ActivationRunner.nowMillis
 
     init(configuration: InvokerConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -94,21 +97,29 @@ final class AddressMapAgent: Sendable {
             trigger.kick()
         case .delta(let namespace, _, _, _), .snapshot(let namespace, _, _), .snapshotPart(let namespace, _, _, _, _):
             if publication.isSnapshot { synced.store(true, ordering: .releasing) }
-            let (file, becameStale): (AddressMapFile?, Bool) = replicas.withLock { replicas in
+            let (file, becameStale, entryCount, arrived): (AddressMapFile?, Bool, Int, [AddressEntry]) = replicas.withLock { replicas in
                 var replica = replicas[namespace] ?? NamespaceMapReplica()
                 let wasStale = replica.stale
+                let before = replica.entries
                 let changed = replica.apply(publication)
                 replicas[namespace] = replica  // also unchanged: it may hold parts or early deltas
+                // Entries new to this replica, for the publication lag; those older than this
+                // invoker are history, not news.
+                let arrived = replica.entries.values.filter { before[$0.instanceID] != $0 && $0.since >= started }
                 return (changed ? AddressMapFile(namespace: namespace, version: replica.version, entries: replica.entries.values) : nil,
-                        replica.stale && !wasStale)
+                        replica.stale && !wasStale, replicas.values.reduce(0) { $0 + $1.entries.count }, changed ? arrived : [])
             }
             if becameStale { trigger.kick() }  // ask for the snapshot now, not at the next ping
             if let file {
                 do {
                     try writer.write(file)
+                    // An entry's start at its invoker → in this invoker's map file.
+                    let now = ActivationRunner.nowMillis
+                    for entry in arrived { WhiskMetrics.recordPublicationLag(milliseconds: now - entry.since) }
                 } catch {
                     logger.error("cannot write map file", metadata: ["namespace": "\(namespace)", "error": "\(error)"])
                 }
+                WhiskMetrics.setAddressMapEntries(entryCount)
             }
         }
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import WhiskDocker
+import WhiskMetrics
 
 /// One action container the invoker owns.
 public struct ActionContainer: Sendable, Hashable {
@@ -206,6 +207,8 @@ public actor ContainerPool {
 
     /// Writes the pool's ``Snapshot`` to `poolStateFile`, if one is configured.
     private func publishSnapshot() {
+        let counts = self.counts
+        WhiskMetrics.setContainers(warm: counts.warm, prewarmed: counts.prewarmed, busy: counts.busy)
         guard let path = configuration.poolStateFile else { return }
         do {
             let data = try JSONEncoder().encode(Snapshot(containers: state.containerIDs.sorted(), creating: state.count(.creating)))

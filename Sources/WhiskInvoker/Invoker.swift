@@ -6,6 +6,7 @@ import WhiskDocker
 import WhiskHTTP
 import WhiskKafka
 import WhiskMessages
+import WhiskMetrics
 
 /// The invoker: consumes `invoker{N}`, runs activations in containers, acknowledges on
 /// `completed{C}` and pings on `health` every second.
@@ -188,6 +189,7 @@ public final class Invoker: Service, Sendable {
         while !Task.isCancelled {
             do {
                 guard let record = try await consumer.next() else { return }
+                if let lag = consumer.lag(after: record) { WhiskMetrics.setConsumerLag(topic: record.topic, lag) }
                 do {
                     start(record, try WhiskMessageCoding.decode(ActivationMessage.self, from: record.value))
                 } catch {
@@ -232,6 +234,7 @@ public final class Invoker: Service, Sendable {
             }
         }
         let activation = await runner.run(message)
+        WhiskMetrics.recordActivation(activation)
         let ack = AcknowledgementMessage.combined(
             transid: message.transid, response: .activation(activation),
             isSystemError: activation.response.isWhiskError, instance: configuration.instanceId

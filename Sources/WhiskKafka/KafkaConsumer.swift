@@ -159,6 +159,17 @@ public final class KafkaConsumer: Sendable {
         }
     }
 
+    /// How many messages of its partition follow `message`, from the high watermark librdkafka
+    /// last saw in a fetch (no broker round trip, so cheap enough after every message); nil
+    /// before librdkafka knows it.
+    public func lag(after message: KafkaConsumerMessage) -> Int64? {
+        var low: Int64 = 0
+        var high: Int64 = 0
+        let error = rd_kafka_get_watermark_offsets(client.handle, message.topic, message.partition, &low, &high)
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR, high >= 0 else { return nil }
+        return max(high - (message.offset + 1), 0)
+    }
+
     /// The partition's high watermark (the offset the next produced message will get), asked of
     /// the broker on the consumer's own thread.
     public func highWatermark(topic: String, partition: Int32, timeout: Duration = .seconds(10)) async throws -> Int64 {

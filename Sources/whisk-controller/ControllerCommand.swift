@@ -5,6 +5,7 @@ import Logging
 import ServiceLifecycle
 import WhiskController
 import WhiskKafka
+import WhiskMetrics
 
 /// Starts the controller: REST API on --port, Kafka consumers, load balancer.
 @main
@@ -60,7 +61,7 @@ struct ControllerCommand: AsyncParsableCommand {
         let store = try SQLiteEntityStore(path: configuration.databasePath)
         let controller = try await Controller(configuration: configuration, store: store, logger: logger)
         let app = Application(
-            router: ControllerAPI(controller: controller).buildRouter(),
+            router: ControllerAPI(controller: controller, metrics: WhiskMetrics.bootstrapPrometheus()).buildRouter(),
             configuration: .init(address: .hostname(host, port: port), serverName: "whiskmesh-controller"),
             services: [ControllerService(controller: controller)],
             logger: logger

@@ -1,10 +1,12 @@
 import ArgumentParser
 import Foundation
+import Hummingbird
 import Logging
 import ServiceLifecycle
 import WhiskInvoker
 import WhiskKafka
 import WhiskMessages
+import WhiskMetrics
 
 /// Starts an invoker with an instance id.
 @main
@@ -31,6 +33,8 @@ struct InvokerCommand: AsyncParsableCommand {
     @Option(help: "Seconds SIGTERM lets running activations finish before their containers are removed.") var shutdownGrace = 30.0
     @Option(help: "Seconds after its acceptance at which an activation is checked against the store before it runs (the controller may have recorded it as given up).") var recheckAfter = 20.0
     @Option(help: "A file the pool rewrites after every change with its containers' ids and states (for tests and debugging).") var poolStateFile: String?
+    @Option(help: "Port of the invoker's Prometheus endpoint, GET /metrics (off unless given).") var metricsPort: Int?
+    @Option(help: "Address the metrics endpoint listens on.") var metricsHost = "127.0.0.1"
     @Option(help: "Log level.") var logLevel = "info"
 
     func run() async throws {
@@ -76,8 +80,15 @@ struct InvokerCommand: AsyncParsableCommand {
             guard parts.count == 2 else { throw ValidationError("container label '\(pair)' is not key=value") }
             configuration.extraLabels[parts[0]] = parts[1]
         }
+        var services: [any Service] = []
+        if let metricsPort {
+            let router = Router()
+            WhiskMetrics.addRoute(to: router, registry: WhiskMetrics.bootstrapPrometheus())
+            services.append(Application(router: router, configuration: .init(address: .hostname(metricsHost, port: metricsPort), serverName: "whiskmesh-invoker"),
+                                        logger: logger))
+        }
         let invoker = try Invoker(configuration: configuration, logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [invoker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let group = ServiceGroup(configuration: .init(services: [invoker] + services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 }

@@ -48,6 +48,24 @@ def test_instances_on_two_hosts_exchange_messages_over_the_overlay(cluster, gues
     assert echoed["response"]["result"] == {"me": f"pong-{run}", "echoed": 1000 + 1, "bytes": 1000 * 64 + size}
 
 
+def test_every_invoker_and_the_controller_serve_prometheus_metrics_that_count_their_activations(cluster, guest):
+    def counted(url):
+        text = cluster.session.get(url, timeout=10).text
+        samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+        return sum(float(v) for k, v in samples.items() if k.startswith("whisk_activations_total{") and 'status="success"' in k)
+
+    urls = {f"invoker{i}": f"http://{cluster.addresses[host]}:3240/metrics" for i, host in cluster.invoker_hosts.items()}
+    urls["controller"] = cluster.api_host + "/metrics"
+    before = {who: counted(url) for who, url in urls.items()}
+    for invoker in cluster.invoker_hosts:
+        reply = cluster.invoke(guest.on(invoker), {"role": "echo", "n": 1}, cluster.guest)
+        assert reply.status_code == 200, reply.text
+    after = {who: counted(url) for who, url in urls.items()}
+    for invoker in cluster.invoker_hosts:
+        assert after[f"invoker{invoker}"] - before[f"invoker{invoker}"] == 1, (before, after)
+    assert after["controller"] - before["controller"] == len(cluster.invoker_hosts), (before, after)
+
+
 def test_an_instance_on_one_host_appears_in_the_other_hosts_map_files(cluster, guest):
     instance = f"seen-{uuid.uuid4().hex[:6]}"
     hold = cluster.invoke(guest.on(0), {"role": "hold", "instanceID": instance, "seconds": 15}, cluster.guest, blocking=False)

@@ -2,21 +2,27 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import Prometheus
 import WhiskMessages
+import WhiskMetrics
 
 /// The OpenWhisk REST API (`/api/v1`), the admin routes and the invokers' internal endpoint.
 public struct ControllerAPI: Sendable {
     let controller: Controller
+    /// Where `/metrics` reads from; nil serves no `/metrics`.
+    let metrics: PrometheusCollectorRegistry?
     var store: any EntityStore { controller.store }
     var configuration: ControllerConfiguration { controller.configuration }
 
-    public init(controller: Controller) {
+    public init(controller: Controller, metrics: PrometheusCollectorRegistry? = nil) {
         self.controller = controller
+        self.metrics = metrics
     }
 
     public func buildRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.get("/ping") { _, _ in "pong" }
+        if let metrics { WhiskMetrics.addRoute(to: router, registry: metrics) }
         router.get("/invokers") { request, _ in
             request.uri.queryParameters.get("details") == "true" ? try invokerDetails() : try invokers()
         }
