@@ -277,7 +277,7 @@ public actor ContainerPool {
             throw InvokerError("no runtime image for kind '\(kind)'")
         }
         sequence += 1
-        let name = Self.containerName(invoker: configuration.instance, sequence: sequence, namespace: namespace, action: action)
+        var name = Self.containerName(invoker: configuration.instance, sequence: sequence, namespace: namespace, action: action)
         let placeholder = "\(Self.placeholderPrefix)\(sequence)"
         state.addCreating(ActionContainer(id: placeholder, name: name, address: "", kind: kind, memory: memory, namespace: nil, overlayIP: nil,
                                           actionKey: nil, lastUsed: .now), key: placeholder, stemKey: stemKey)
@@ -296,7 +296,19 @@ public actor ContainerPool {
                 spec.labels["org.whiskmesh.namespace"] = namespace
                 mountedNamespace = namespace
             }
-            id = try await docker.createContainer(spec)
+            var created: String?
+            for attempt in 1...5 where created == nil {
+                do {
+                    created = try await docker.createContainer(spec)
+                } catch let error as DockerError where error.isConflict && attempt < 5 {
+                    // The name is taken: another process with this instance id on the same engine
+                    // (tests run several platforms on one Docker) counts the same numbers. The next one.
+                    sequence += 1
+                    name = Self.containerName(invoker: configuration.instance, sequence: sequence, namespace: namespace, action: action)
+                    spec.name = name
+                }
+            }
+            id = created!
         } catch {
             state.removed(placeholder)
             throw error
