@@ -72,7 +72,7 @@ struct ActionCommand: AsyncParsableCommand {
         func run() async throws {
             try await withClient(options) { client in
                 let (namespace, name) = try splitName(action.name)
-                _ = try await client.expectSuccess("PUT", "/api/v1/namespaces/\(escape(namespace))/actions/\(escape(name))", body: try action.body(requireCode: true))
+                _ = try await client.expectSuccess("PUT", "/api/v1/namespaces/\(escape(namespace))/actions/\(escapePath(name))", body: try action.body(requireCode: true))
                 Swift.print("ok: created action \(name)")
             }
         }
@@ -85,7 +85,7 @@ struct ActionCommand: AsyncParsableCommand {
         func run() async throws {
             try await withClient(options) { client in
                 let (namespace, name) = try splitName(action.name)
-                _ = try await client.expectSuccess("PUT", "/api/v1/namespaces/\(escape(namespace))/actions/\(escape(name))", query: ["overwrite": "true"],
+                _ = try await client.expectSuccess("PUT", "/api/v1/namespaces/\(escape(namespace))/actions/\(escapePath(name))", query: ["overwrite": "true"],
                                                    body: try action.body(requireCode: false))
                 Swift.print("ok: updated action \(name)")
             }
@@ -95,11 +95,21 @@ struct ActionCommand: AsyncParsableCommand {
     struct Get: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show an action.")
         @Argument var name: String
+        @Flag(help: "Print only the action's URL.") var url = false
         @OptionGroup var options: GlobalOptions
         func run() async throws {
             try await withClient(options) { client in
                 let (namespace, action) = try splitName(name)
-                print(try await client.expectSuccess("GET", "/api/v1/namespaces/\(escape(namespace))/actions/\(escape(action))"))
+                let path = "/api/v1/namespaces/\(escape(namespace))/actions/\(escapePath(action))"
+                let document = try await client.expectSuccess("GET", path)
+                if url {
+                    // As upstream's wsk: the URL under the action's own namespace.
+                    let owner = document["namespace"]?.stringValue?.split(separator: "/").first.map(String.init) ?? namespace
+                    Swift.print("ok: got action \(action)")
+                    Swift.print("\(client.baseURL)/api/v1/namespaces/\(escape(owner))/actions/\(escapePath(action))")
+                } else {
+                    print(document)
+                }
             }
         }
     }
@@ -128,7 +138,7 @@ struct ActionCommand: AsyncParsableCommand {
         func run() async throws {
             try await withClient(options) { client in
                 let (namespace, action) = try splitName(name)
-                _ = try await client.expectSuccess("DELETE", "/api/v1/namespaces/\(escape(namespace))/actions/\(escape(action))")
+                _ = try await client.expectSuccess("DELETE", "/api/v1/namespaces/\(escape(namespace))/actions/\(escapePath(action))")
                 Swift.print("ok: deleted action \(action)")
             }
         }
@@ -150,7 +160,7 @@ struct ActionCommand: AsyncParsableCommand {
                 var parameters = try ParameterParsing.parameters(flat: param, file: paramFile)
                 if let instanceID { parameters["instanceID"] = .string(instanceID) }
                 let wait = blocking || result
-                let reply = try await client.send("POST", "/api/v1/namespaces/\(escape(namespace))/actions/\(escape(action))",
+                let reply = try await client.send("POST", "/api/v1/namespaces/\(escape(namespace))/actions/\(escapePath(action))",
                                                   query: ["blocking": String(wait), "result": String(result)], body: .object(parameters))
                 switch reply.status {
                 case 200:

@@ -7,7 +7,8 @@ public struct WskCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "wsk",
         abstract: "WhiskMesh command-line interface (OpenWhisk-compatible).",
-        subcommands: [PropertyCommand.self, ActionCommand.self, ActivationCommand.self, AddressMapCommand.self, InvokerCommand.self, AdminCommand.self]
+        subcommands: [PropertyCommand.self, NamespaceCommand.self, PackageCommand.self, ActionCommand.self, ActivationCommand.self, AddressMapCommand.self,
+                      InvokerCommand.self, AdminCommand.self]
     )
     public init() {}
 }
@@ -42,18 +43,29 @@ func withClient(_ options: GlobalOptions, _ body: (WskClient) async throws -> Vo
 
 func print(_ value: JSONValue) { Swift.print(value.pretty) }
 
-/// A name as wsk accepts it: `name`, `/ns/name`; returns (namespace, name).
-func splitName(_ qualified: String) throws -> (String, String) {
-    let parts = qualified.split(separator: "/").map(String.init)
-    switch (qualified.hasPrefix("/"), parts.count) {
-    case (false, 1): return ("_", parts[0])
-    case (true, 2): return (parts[0], parts[1])
-    default: throw CLIError("'\(qualified)' is not a valid action name (use NAME or /NAMESPACE/NAME)")
+/// A name as wsk accepts it: `name`, `pkg/name`, `/ns/name` or `/ns/pkg/name`; returns the
+/// namespace (`_` when none is given) and the rest (`name` or `pkg/name`).
+func splitName(_ qualified: String, allowPackage: Bool = true) throws -> (String, String) {
+    let parts = qualified.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+    let absolute = qualified.hasPrefix("/")
+    let segments = absolute ? Array(parts.dropFirst()) : parts
+    guard !segments.contains(where: \.isEmpty) else { throw CLIError("'\(qualified)' is not a valid name (use NAME, PACKAGE/NAME or /NAMESPACE/[PACKAGE/]NAME)") }
+    switch (absolute, segments.count) {
+    case (false, 1): return ("_", segments[0])
+    case (false, 2) where allowPackage: return ("_", "\(segments[0])/\(segments[1])")
+    case (true, 2): return (segments[0], segments[1])
+    case (true, 3) where allowPackage: return (segments[0], "\(segments[1])/\(segments[2])")
+    default: throw CLIError("'\(qualified)' is not a valid name (use NAME, PACKAGE/NAME or /NAMESPACE/[PACKAGE/]NAME)")
     }
 }
 
 func escape(_ segment: String) -> String {
     segment.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? segment
+}
+
+/// `pkg/name` or `name` for a URL: each segment escaped, the slash kept.
+func escapePath(_ path: String) -> String {
+    path.split(separator: "/").map { escape(String($0)) }.joined(separator: "/")
 }
 
 // MARK: property

@@ -55,7 +55,8 @@ public final class Controller: Sendable {
 
     /// Invokes `action` (already resolved) as `identity` with `parameters`.
     public func invoke(_ action: ActionDocument, as identity: NamespaceIdentity, parameters: [String: JSONValue], blocking: Bool,
-                       waitFor timeout: Duration? = nil, cause: ActivationId? = nil, transid: TransactionId = .generate()) async throws -> InvokeOutcome {
+                       waitFor timeout: Duration? = nil, cause: ActivationId? = nil, binding: EntityPath? = nil,
+                       transid: TransactionId = .generate()) async throws -> InvokeOutcome {
         if action.exec.isSequence {
             return try await invokeSequence(action, as: identity, parameters: parameters, blocking: blocking, transid: transid)
         }
@@ -80,7 +81,7 @@ public final class Controller: Sendable {
         }
         let message = ActivationMessage(
             transid: transid,
-            action: FullyQualifiedEntityName(path: path, name: name, version: action.version),
+            action: FullyQualifiedEntityName(path: path, name: name, version: action.version, binding: binding),
             revision: action.rev,
             user: identity.identity,
             activationId: activationId,

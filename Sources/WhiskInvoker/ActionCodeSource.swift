@@ -81,7 +81,8 @@ public final class ControllerCodeSource: ActionCodeSource {
         if let revision, let cached = cache.withLock({ $0[key] }), cached.rev == revision {
             return cached
         }
-        let path = "\(name.path.namespace)/\(name.name.rawValue)".addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? ""
+        // `ns/name`, or `ns/pkg/name` for an action in a package.
+        let path = "\(name.path)/\(name.name.rawValue)".addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? ""
         let response: HTTPResponse
         do {
             response = try await http.perform(HTTPRequest(method: "GET", url: "\(baseURL)/internal/v1/actions/\(path)",

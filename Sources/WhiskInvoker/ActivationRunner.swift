@@ -44,7 +44,11 @@ struct ActivationRunner: Sendable {
             Parameter(key: "limits", value: ["timeout": .int(Int64(action.limits.timeout)), "memory": .int(Int64(action.limits.memory)),
                                              "logs": .int(Int64(action.limits.logs)), "concurrency": .int(Int64(action.limits.concurrency))]),
         ]
-        if message.cause != nil { annotations.append(Parameter(key: "causedBy", value: "sequence")) }
+        // The controller runs sequence components blocking; a trigger's rules fire non-blocking
+        // and their records keep the cause without claiming a sequence.
+        if message.cause != nil && message.blocking { annotations.append(Parameter(key: "causedBy", value: "sequence")) }
+        // Reached through a package binding: upstream's record says which.
+        if let binding = message.action.binding { annotations.append(Parameter(key: "binding", value: .string(binding.rawValue))) }
 
         var container: ActionContainer
         let needsInit: Bool

@@ -243,6 +243,27 @@ struct PlatformIntegrationTests {
         }
     }
 
+    /// A container name the invoker's counter comes to may be taken on the engine (another
+    /// process with the same instance id, as when tests run several platforms on one Docker): it
+    /// takes the next number instead of failing the activation.
+    @Test func aTakenContainerNameIsSkipped() async throws {
+        try await withPlatform(invokers: 1) { platform in
+            var configuration = DockerClient.Configuration()
+            configuration.socketPath = TestEnvironment.dockerSocket
+            let docker = DockerClient(configuration: configuration, logger: TestEnvironment.logger)
+            defer { Task { await docker.shutdown() } }
+            var spec = ContainerSpec(image: TestEnvironment.testImage, name: "wsk0_1_guest_greet")
+            spec.command = ["sleep", "60"]
+            spec.labels = ["org.whiskmesh.test": platform.runLabel]
+            let squatter = try await docker.createContainer(spec)
+            defer { Task { try? await docker.removeContainer(squatter) } }
+            #expect(try await docker.inspectContainer(squatter).name == "/wsk0_1_guest_greet", "positive control: the name is taken")
+            try await platform.createAction("greet", code: Self.greet)
+            let reply = try await platform.invoke("greet", ["name": "squatted"], result: true)
+            #expect(reply.status == 200 && reply.json == ["greeting": "Hello squatted"], "\(reply.json)")
+        }
+    }
+
     /// Upstream's Kafka setup: the topics that carry activations and acks take 1 MB payloads.
     @Test func activationAndAckTopicsAreCreatedWithUpstreamsMessageSize() async throws {
         try await withPlatform(invokers: 1) { platform in

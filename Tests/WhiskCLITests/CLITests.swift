@@ -66,7 +66,23 @@ struct CLITests {
     @Test func qualifiedNames() throws {
         #expect(try splitName("hello") == ("_", "hello"))
         #expect(try splitName("/guest/hello") == ("guest", "hello"))
+        #expect(try splitName("utils/echo") == ("_", "utils/echo"))
+        #expect(try splitName("/guest/utils/echo") == ("guest", "utils/echo"))
+        #expect(escapePath("my pkg/echo") == "my%20pkg/echo")
         #expect(throws: CLIError.self) { try splitName("/a/b/c/d") }
+        #expect(throws: CLIError.self) { try splitName("a//b") }
+        #expect(throws: CLIError.self) { try splitName("utils/echo", allowPackage: false) }
+    }
+
+    @Test func packageBodies() throws {
+        let command = try WskCommand.parseAsRoot(["package", "bind", "/guest/utils", "mine", "-p", "greeting", "hi", "--shared", "no"])
+        let bind = try #require(command as? PackageCommand.Bind)
+        let body = try bind.packageOptions.body(binding: try splitName(bind.package, allowPackage: false))
+        #expect(body["binding"] == ["namespace": "guest", "name": "utils"])
+        #expect(body["parameters"] == [["key": "greeting", "value": "hi"]])
+        #expect(body["publish"] == false)
+        let bad = try #require(try WskCommand.parseAsRoot(["package", "create", "p", "--shared", "maybe"]) as? PackageCommand.Create)
+        #expect(throws: CLIError.self) { try bad.package.body() }
     }
 
     @Test func propertiesFile() {

@@ -39,6 +39,24 @@ public struct ControllerAPI: Sendable {
         api.put("{ns}/actions/{name}") { request, context in try await putAction(request, context) }
         api.delete("{ns}/actions/{name}") { request, context in try await deleteAction(request, context) }
         api.post("{ns}/actions/{name}") { request, context in try await invokeAction(request, context) }
+        api.get("{ns}/actions/{name}/{inner}") { request, context in try await getAction(request, context) }
+        api.put("{ns}/actions/{name}/{inner}") { request, context in try await putAction(request, context) }
+        api.delete("{ns}/actions/{name}/{inner}") { request, context in try await deleteAction(request, context) }
+        api.post("{ns}/actions/{name}/{inner}") { request, context in try await invokeAction(request, context) }
+        api.get("{ns}/packages") { request, context in try await listPackages(request, context) }
+        api.get("{ns}/packages/{name}") { request, context in try await getPackage(request, context) }
+        api.put("{ns}/packages/{name}") { request, context in try await putPackage(request, context) }
+        api.delete("{ns}/packages/{name}") { request, context in try await deletePackage(request, context) }
+        api.get("{ns}/triggers") { request, context in try await listTriggers(request, context) }
+        api.get("{ns}/triggers/{name}") { request, context in try await getTrigger(request, context) }
+        api.put("{ns}/triggers/{name}") { request, context in try await putTrigger(request, context) }
+        api.delete("{ns}/triggers/{name}") { request, context in try await deleteTrigger(request, context) }
+        api.post("{ns}/triggers/{name}") { request, context in try await fireTrigger(request, context) }
+        api.get("{ns}/rules") { request, context in try await listRules(request, context) }
+        api.get("{ns}/rules/{name}") { request, context in try await getRule(request, context) }
+        api.put("{ns}/rules/{name}") { request, context in try await putRule(request, context) }
+        api.delete("{ns}/rules/{name}") { request, context in try await deleteRule(request, context) }
+        api.post("{ns}/rules/{name}") { request, context in try await setRuleStatus(request, context) }
         api.get("{ns}/activations") { request, context in try await listActivations(request, context) }
         api.get("{ns}/limits") { request, context in try await limits(request, context) }
         api.get("{ns}/addressmap") { request, context in
@@ -55,14 +73,21 @@ public struct ControllerAPI: Sendable {
             try JSONResponse.make(["logs": .array(try await activation(request, context).logs.map { .string($0) })])
         }
         let internalAPI = router.group("/internal/v1")
-        internalAPI.get("actions/{ns}/{name}") { request, context in
-            try requireInternalToken(request)
-            let namespace = try context.parameters.require("ns")
-            let name = try context.parameters.require("name")
-            guard let action = try await store.action(namespace: namespace, name: name) else {
-                throw APIError(.notFound, "The requested resource does not exist.")
+        // An action's code for invokers: `ns/name`, or `ns/pkg/name` for one in a package.
+        // (A path segment's parameter must have one name in every route: `{name}` is the package
+        // when `{inner}` follows.)
+        for pattern in ["actions/{ns}/{name}", "actions/{ns}/{name}/{inner}"] {
+            internalAPI.get(RouterPath(pattern)) { request, context in
+                try requireInternalToken(request)
+                let namespace = try context.parameters.require("ns")
+                let first = try context.parameters.require("name")
+                let inner = context.parameters.get("inner")
+                let container = inner == nil ? namespace : "\(namespace)/\(first)"
+                guard let action = try await store.action(namespace: container, name: inner ?? first) else {
+                    throw APIError(.notFound, "The requested resource does not exist.")
+                }
+                return try JSONResponse.make(encodable: action)
             }
-            return try JSONResponse.make(encodable: action)
         }
         // Whether an activation has its record: an invoker asks before running again an
         // activation that it may have run before it crashed.
@@ -124,8 +149,8 @@ public struct ControllerAPI: Sendable {
 
     // MARK: Actions
 
-    func actionName(_ context: BasicRequestContext) throws -> String {
-        let name = try context.parameters.require("name")
+    func actionName(_ context: BasicRequestContext, parameter: String = "name") throws -> String {
+        let name = try context.parameters.require(parameter)
         guard EntityName.isValid(name) else {
             throw APIError(.badRequest, "The name '\(name)' is not valid.")
         }
@@ -192,12 +217,56 @@ public struct ControllerAPI: Sendable {
         ]
     }
 
-    func getAction(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let identity = try await authorize(request, context)
-        let name = try actionName(context)
-        guard var action = try await store.action(namespace: identity.name, name: name) else {
+    /// The action a path names: `{ns}/actions/{name}` or, in a package, `{ns}/actions/{pkg}/{name}`.
+    struct ActionTarget {
+        var identity: NamespaceIdentity
+        /// The path's namespace (`_` resolved).
+        var namespace: String
+        var package: String?
+        var name: String
+        /// Where the action's document lives: `ns`, or `ns/pkg`.
+        var container: String { package.map { "\(namespace)/\($0)" } ?? namespace }
+    }
+
+    /// Authenticates and reads the path. Another namespace is refused here except for a package
+    /// (a shared one may be read and invoked: ``Controller/resolveAction(namespace:package:name:for:)``).
+    func actionTarget(_ request: Request, _ context: BasicRequestContext) async throws -> ActionTarget {
+        let identity = try await authenticate(request)
+        let raw = try context.parameters.require("ns")
+        let namespace = raw == "_" ? identity.name : raw
+        // `{name}` is the package when `{inner}` (the action) follows.
+        let package = context.parameters.get("inner") == nil ? nil : try actionName(context)
+        if package == nil, namespace != identity.name {
+            throw APIError(.forbidden, "The supplied authentication is not authorized to access '\(namespace)'.")
+        }
+        return ActionTarget(identity: identity, namespace: namespace, package: package, name: try actionName(context, parameter: package == nil ? "name" : "inner"))
+    }
+
+    /// For a write: the target must be the caller's, and a package's must exist and not be a binding.
+    func writableTarget(_ request: Request, _ context: BasicRequestContext) async throws -> ActionTarget {
+        let target = try await actionTarget(request, context)
+        guard target.namespace == target.identity.name else {
+            throw APIError(.forbidden, "The supplied authentication is not authorized to access '\(target.namespace)'.")
+        }
+        if let package = target.package {
+            guard let folder = try await store.package(namespace: target.namespace, name: package) else {
+                throw APIError(.notFound, "The requested resource does not exist.")
+            }
+            guard folder.binding == nil else { throw APIError(.badRequest, "Operation not permitted on package binding.") }
+        }
+        return target
+    }
+
+    /// The action to read or invoke, through its package and binding, parameters merged.
+    func resolvedAction(_ target: ActionTarget) async throws -> ResolvedAction {
+        guard let resolved = try await controller.resolveAction(namespace: target.namespace, package: target.package, name: target.name, for: target.identity) else {
             throw APIError(.notFound, "The requested resource does not exist.")
         }
+        return resolved
+    }
+
+    func getAction(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        var action = try await resolvedAction(try await actionTarget(request, context)).action
         if request.uri.queryParameters.get("code") == "false" { action.exec.code = nil }
         return try JSONResponse.make(encodable: action)
     }
@@ -220,8 +289,8 @@ public struct ControllerAPI: Sendable {
     }
 
     func putAction(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let identity = try await authorize(request, context)
-        let name = try actionName(context)
+        let target = try await writableTarget(request, context)
+        let name = target.name
         let body = try await readBody(request)
         let put: ActionPut
         do {
@@ -230,7 +299,7 @@ public struct ControllerAPI: Sendable {
             throw APIError(.badRequest, "The request content was malformed: \(Self.describe(error))")
         }
         let overwrite = request.uri.queryParameters.get("overwrite") == "true"
-        let existing = try await store.action(namespace: identity.name, name: name)
+        let existing = try await store.action(namespace: target.container, name: name)
         guard let exec = put.exec ?? existing?.exec else {
             throw APIError(.badRequest, "The request content was malformed: exec undefined")
         }
@@ -256,7 +325,7 @@ public struct ControllerAPI: Sendable {
             limits.concurrency = concurrency
         }
         let document = ActionDocument(
-            namespace: identity.name, name: name, version: put.version ?? existing?.version ?? SemVer(),
+            namespace: target.container, name: name, version: put.version ?? existing?.version ?? SemVer(),
             publish: put.publish ?? existing?.publish ?? false, exec: exec,
             parameters: put.parameters ?? existing?.parameters ?? [],
             annotations: Self.amendAnnotations(put.annotations ?? existing?.annotations ?? [], exec: exec, create: existing == nil),
@@ -300,9 +369,8 @@ public struct ControllerAPI: Sendable {
     }
 
     func deleteAction(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let identity = try await authorize(request, context)
-        let name = try actionName(context)
-        guard let deleted = try await store.deleteAction(namespace: identity.name, name: name) else {
+        let target = try await writableTarget(request, context)
+        guard let deleted = try await store.deleteAction(namespace: target.container, name: target.name) else {
             throw APIError(.notFound, "The requested resource does not exist.")
         }
         return try JSONResponse.make(encodable: deleted)
@@ -320,8 +388,8 @@ public struct ControllerAPI: Sendable {
     // MARK: Invoke
 
     func invokeAction(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let identity = try await authorize(request, context)
-        let name = try actionName(context)
+        let target = try await actionTarget(request, context)
+        let identity = target.identity
         let body = try await readBody(request)
         var parameters: [String: JSONValue] = [:]
         if !body.isEmpty {
@@ -336,9 +404,7 @@ public struct ControllerAPI: Sendable {
                 throw APIError(.badRequest, "The request content was malformed: \(Self.describe(error))")
             }
         }
-        guard let action = try await store.action(namespace: identity.name, name: name) else {
-            throw APIError(.notFound, "The requested resource does not exist.")
-        }
+        let resolved = try await resolvedAction(target)
         let query = request.uri.queryParameters
         let resultOnly = query.get("result") == "true"
         let blocking = query.get("blocking") == "true" || resultOnly
@@ -347,7 +413,8 @@ public struct ControllerAPI: Sendable {
             wait = min(.milliseconds(timeout), configuration.blockingTimeout)
         }
         let transid = TransactionId.generate()
-        let outcome = try await controller.invoke(action, as: identity, parameters: parameters, blocking: blocking, waitFor: wait, transid: transid)
+        let outcome = try await controller.invoke(resolved.action, as: identity, parameters: parameters, blocking: blocking, waitFor: wait,
+                                                  binding: resolved.binding, transid: transid)
         let requestID: HTTPFields = [.requestID: transid.id]
         switch outcome {
         case .accepted(let id):

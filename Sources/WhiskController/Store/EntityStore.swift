@@ -109,6 +109,151 @@ public struct ActionDocument: Sendable, Hashable, Codable {
     public var fullyQualifiedName: String { "\(namespace)/\(name)" }
 }
 
+/// What a package binding refers to: another (usually shared) package.
+public struct PackageBinding: Sendable, Hashable, Codable {
+    public var namespace: String
+    public var name: String
+
+    public init(namespace: String, name: String) {
+        self.namespace = namespace
+        self.name = name
+    }
+
+    public var fullyQualifiedName: String { "\(namespace)/\(name)" }
+}
+
+/// A package as the REST API shows it (OpenWhisk's WhiskPackage document): a folder of actions
+/// with parameters they inherit, or a binding to another package (`binding` set).
+public struct PackageDocument: Sendable, Hashable, Codable {
+    public var namespace: String
+    public var name: String
+    public var version: SemVer
+    public var publish: Bool
+    public var binding: PackageBinding?
+    public var parameters: [Parameter]
+    public var annotations: [Parameter]
+    public var updated: Int64
+    public var rev: String
+
+    enum CodingKeys: String, CodingKey {
+        case namespace, name, version, publish, binding, parameters, annotations, updated
+        case rev = "_rev"
+    }
+
+    public init(namespace: String, name: String, version: SemVer = SemVer(), publish: Bool = false, binding: PackageBinding? = nil,
+                parameters: [Parameter] = [], annotations: [Parameter] = [], updated: Int64 = 0, rev: String = "") {
+        self.namespace = namespace
+        self.name = name
+        self.version = version
+        self.publish = publish
+        self.binding = binding
+        self.parameters = parameters
+        self.annotations = annotations
+        self.updated = updated
+        self.rev = rev
+    }
+
+    /// Upstream writes no binding as `{}`.
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        namespace = try container.decode(String.self, forKey: .namespace)
+        name = try container.decode(String.self, forKey: .name)
+        version = try container.decode(SemVer.self, forKey: .version)
+        publish = try container.decode(Bool.self, forKey: .publish)
+        binding = try? container.decodeIfPresent(PackageBinding.self, forKey: .binding)
+        parameters = try container.decodeIfPresent([Parameter].self, forKey: .parameters) ?? []
+        annotations = try container.decodeIfPresent([Parameter].self, forKey: .annotations) ?? []
+        updated = try container.decodeIfPresent(Int64.self, forKey: .updated) ?? 0
+        rev = try container.decodeIfPresent(String.self, forKey: .rev) ?? ""
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(namespace, forKey: .namespace)
+        try container.encode(name, forKey: .name)
+        try container.encode(version, forKey: .version)
+        try container.encode(publish, forKey: .publish)
+        if let binding { try container.encode(binding, forKey: .binding) } else { try container.encode([String: String](), forKey: .binding) }
+        try container.encode(parameters, forKey: .parameters)
+        try container.encode(annotations, forKey: .annotations)
+        try container.encode(updated, forKey: .updated)
+        try container.encode(rev, forKey: .rev)
+    }
+
+    public var fullyQualifiedName: String { "\(namespace)/\(name)" }
+}
+
+/// A trigger (OpenWhisk's WhiskTrigger): a named event source whose firing activates the
+/// actions of its active rules. `rules` is filled in from the rules when it is shown.
+public struct TriggerDocument: Sendable, Hashable, Codable {
+    public var namespace: String
+    public var name: String
+    public var version: SemVer
+    public var publish: Bool
+    public var parameters: [Parameter]
+    public var annotations: [Parameter]
+    public var limits: JSONValue
+    public var updated: Int64
+    public var rev: String
+
+    enum CodingKeys: String, CodingKey {
+        case namespace, name, version, publish, parameters, annotations, limits, updated
+        case rev = "_rev"
+    }
+
+    public init(namespace: String, name: String, version: SemVer = SemVer(), publish: Bool = false, parameters: [Parameter] = [],
+                annotations: [Parameter] = [], limits: JSONValue = [:], updated: Int64 = 0, rev: String = "") {
+        self.namespace = namespace
+        self.name = name
+        self.version = version
+        self.publish = publish
+        self.parameters = parameters
+        self.annotations = annotations
+        self.limits = limits
+        self.updated = updated
+        self.rev = rev
+    }
+
+    public var fullyQualifiedName: String { "\(namespace)/\(name)" }
+}
+
+/// A rule (OpenWhisk's WhiskRule): when its trigger fires and it is active, its action runs.
+public struct RuleDocument: Sendable, Hashable, Codable {
+    public enum Status: String, Sendable, Codable { case active, inactive }
+
+    public var namespace: String
+    public var name: String
+    public var version: SemVer
+    public var publish: Bool
+    public var status: Status
+    public var trigger: FullyQualifiedEntityName
+    public var action: FullyQualifiedEntityName
+    public var annotations: [Parameter]
+    public var updated: Int64
+    public var rev: String
+
+    enum CodingKeys: String, CodingKey {
+        case namespace, name, version, publish, status, trigger, action, annotations, updated
+        case rev = "_rev"
+    }
+
+    public init(namespace: String, name: String, version: SemVer = SemVer(), publish: Bool = false, status: Status = .active,
+                trigger: FullyQualifiedEntityName, action: FullyQualifiedEntityName, annotations: [Parameter] = [], updated: Int64 = 0, rev: String = "") {
+        self.namespace = namespace
+        self.name = name
+        self.version = version
+        self.publish = publish
+        self.status = status
+        self.trigger = trigger
+        self.action = action
+        self.annotations = annotations
+        self.updated = updated
+        self.rev = rev
+    }
+
+    public var fullyQualifiedName: String { "\(namespace)/\(name)" }
+}
+
 /// A store for namespaces, actions and activations.
 ///
 /// The controller talks only to this protocol, so a networked store can replace the embedded one.
@@ -124,6 +269,29 @@ public protocol EntityStore: Sendable {
     func action(namespace: String, name: String) async throws -> ActionDocument?
     func actions(namespace: String, limit: Int, skip: Int) async throws -> [ActionDocument]
     func deleteAction(namespace: String, name: String) async throws -> ActionDocument?
+    /// The actions directly in `namespace` (`ns`, or `ns/pkg` for a package's).
+    func actionCount(namespace: String) async throws -> Int
+
+    /// Stores `package`; without `overwrite` an existing package is a conflict.
+    func putPackage(_ package: PackageDocument, overwrite: Bool) async throws -> PackageDocument
+    func package(namespace: String, name: String) async throws -> PackageDocument?
+    func packages(namespace: String, limit: Int, skip: Int, publicOnly: Bool) async throws -> [PackageDocument]
+    /// Deletes the package and, with `withActions`, the actions in it, in one transaction.
+    func deletePackage(namespace: String, name: String, withActions: Bool) async throws -> PackageDocument?
+
+    /// Stores `trigger`; without `overwrite` an existing one is a conflict.
+    func putTrigger(_ trigger: TriggerDocument, overwrite: Bool) async throws -> TriggerDocument
+    func trigger(namespace: String, name: String) async throws -> TriggerDocument?
+    func triggers(namespace: String, limit: Int, skip: Int) async throws -> [TriggerDocument]
+    func deleteTrigger(namespace: String, name: String) async throws -> TriggerDocument?
+
+    /// Stores `rule`; without `overwrite` an existing one is a conflict.
+    func putRule(_ rule: RuleDocument, overwrite: Bool) async throws -> RuleDocument
+    func rule(namespace: String, name: String) async throws -> RuleDocument?
+    func rules(namespace: String, limit: Int, skip: Int) async throws -> [RuleDocument]
+    /// The rules whose trigger is `trigger` (`ns/name`).
+    func rules(trigger: String) async throws -> [RuleDocument]
+    func deleteRule(namespace: String, name: String) async throws -> RuleDocument?
 
     /// Stores activations' records, in order and in one transaction (a busy controller's acks,
     /// a batch at a time), and forgets them as pending. The first record of an activation stays,

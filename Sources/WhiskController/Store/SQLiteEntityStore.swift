@@ -69,6 +69,31 @@ public final class SQLiteEntityStore: EntityStore {
             }
             try db.create(index: "pending_activation_by_deadline", on: "pending_activation", columns: ["controller", "deadline"])
         }
+        migrator.registerMigration("v3: packages") { db in
+            try db.create(table: "package") { t in
+                t.column("namespace", .text).notNull()
+                t.column("name", .text).notNull()
+                t.column("publish", .boolean).notNull()
+                t.column("document", .blob).notNull()
+                t.primaryKey(["namespace", "name"])
+            }
+        }
+        migrator.registerMigration("v4: triggers and rules") { db in
+            try db.create(table: "trigger") { t in
+                t.column("namespace", .text).notNull()
+                t.column("name", .text).notNull()
+                t.column("document", .blob).notNull()
+                t.primaryKey(["namespace", "name"])
+            }
+            try db.create(table: "rule") { t in
+                t.column("namespace", .text).notNull()
+                t.column("name", .text).notNull()
+                t.column("trigger", .text).notNull()
+                t.column("document", .blob).notNull()
+                t.primaryKey(["namespace", "name"])
+            }
+            try db.create(index: "rule_by_trigger", on: "rule", columns: ["trigger"])
+        }
         return migrator
     }
 
@@ -159,7 +184,10 @@ public final class SQLiteEntityStore: EntityStore {
 
     public func actions(namespace: String, limit: Int, skip: Int) async throws -> [ActionDocument] {
         try await database.read { db in
-            try Data.fetchAll(db, sql: "SELECT document FROM action WHERE namespace = ? ORDER BY name LIMIT ? OFFSET ?", arguments: [namespace, limit, skip])
+            // The namespace's own actions and those of its packages (`ns/pkg`), as upstream lists them.
+            // (`ns/` ≤ x < `ns0` is every string that starts with `ns/`: "0" follows "/".)
+            try Data.fetchAll(db, sql: "SELECT document FROM action WHERE namespace = ? OR (namespace >= ? AND namespace < ?) ORDER BY namespace, name LIMIT ? OFFSET ?",
+                              arguments: [namespace, namespace + "/", namespace + "0", limit, skip])
                 .map { try Self.decode(ActionDocument.self, $0) }
         }
     }
@@ -170,6 +198,150 @@ public final class SQLiteEntityStore: EntityStore {
             try db.execute(sql: "DELETE FROM action WHERE namespace = ? AND name = ?", arguments: [namespace, name])
             actionCache.withLock { _ = $0.removeValue(forKey: "\(namespace)/\(name)") }
             return try Self.decode(ActionDocument.self, data)
+        }
+    }
+
+    public func actionCount(namespace: String) async throws -> Int {
+        try await database.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM action WHERE namespace = ?", arguments: [namespace]) ?? 0
+        }
+    }
+
+    // MARK: Packages
+
+    public func putPackage(_ package: PackageDocument, overwrite: Bool) async throws -> PackageDocument {
+        try await database.write { db in
+            var stored = package
+            if let existingData = try Data.fetchOne(db, sql: "SELECT document FROM package WHERE namespace = ? AND name = ?", arguments: [package.namespace, package.name]) {
+                guard overwrite else { throw StoreError(.conflict, "resource already exists") }
+                let existing = try Self.decode(PackageDocument.self, existingData)
+                let generation = (Int(existing.rev.split(separator: "-").first ?? "0") ?? 0) + 1
+                stored.rev = "\(generation)-\(UUID().uuidString.prefix(8).lowercased())"
+            } else {
+                stored.rev = "1-\(UUID().uuidString.prefix(8).lowercased())"
+            }
+            try db.execute(sql: "INSERT OR REPLACE INTO package (namespace, name, publish, document) VALUES (?, ?, ?, ?)",
+                           arguments: [stored.namespace, stored.name, stored.publish, try Self.encode(stored)])
+            // Actions of the package inherit its parameters: what was read of them before is stale.
+            actionCache.withLock { $0.removeAll() }
+            return stored
+        }
+    }
+
+    public func package(namespace: String, name: String) async throws -> PackageDocument? {
+        try await database.read { db in
+            try Data.fetchOne(db, sql: "SELECT document FROM package WHERE namespace = ? AND name = ?", arguments: [namespace, name])
+                .map { try Self.decode(PackageDocument.self, $0) }
+        }
+    }
+
+    public func packages(namespace: String, limit: Int, skip: Int, publicOnly: Bool) async throws -> [PackageDocument] {
+        try await database.read { db in
+            try Data.fetchAll(db, sql: "SELECT document FROM package WHERE namespace = ?\(publicOnly ? " AND publish" : "") ORDER BY name LIMIT ? OFFSET ?",
+                              arguments: [namespace, limit, skip])
+                .map { try Self.decode(PackageDocument.self, $0) }
+        }
+    }
+
+    public func deletePackage(namespace: String, name: String, withActions: Bool) async throws -> PackageDocument? {
+        try await database.write { db in
+            guard let data = try Data.fetchOne(db, sql: "SELECT document FROM package WHERE namespace = ? AND name = ?", arguments: [namespace, name]) else { return nil }
+            let path = "\(namespace)/\(name)"
+            let contained = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM action WHERE namespace = ?", arguments: [path]) ?? 0
+            if contained > 0 {
+                guard withActions else {
+                    throw StoreError(.conflict, "Package not empty (contains \(contained) \(contained == 1 ? "entity" : "entities")). Set force param or delete package contents.")
+                }
+                try db.execute(sql: "DELETE FROM action WHERE namespace = ?", arguments: [path])
+            }
+            try db.execute(sql: "DELETE FROM package WHERE namespace = ? AND name = ?", arguments: [namespace, name])
+            actionCache.withLock { $0.removeAll() }
+            return try Self.decode(PackageDocument.self, data)
+        }
+    }
+
+    // MARK: Triggers and rules
+
+    /// The next revision after `existing`'s (or the first).
+    static func nextRevision(after existing: String?) -> String {
+        let generation = (existing.flatMap { Int($0.split(separator: "-").first ?? "0") } ?? 0) + 1
+        return "\(generation)-\(UUID().uuidString.prefix(8).lowercased())"
+    }
+
+    public func putTrigger(_ trigger: TriggerDocument, overwrite: Bool) async throws -> TriggerDocument {
+        try await database.write { db in
+            var stored = trigger
+            let existing = try Data.fetchOne(db, sql: "SELECT document FROM trigger WHERE namespace = ? AND name = ?", arguments: [trigger.namespace, trigger.name])
+                .map { try Self.decode(TriggerDocument.self, $0) }
+            if existing != nil && !overwrite { throw StoreError(.conflict, "resource already exists") }
+            stored.rev = Self.nextRevision(after: existing?.rev)
+            try db.execute(sql: "INSERT OR REPLACE INTO trigger (namespace, name, document) VALUES (?, ?, ?)",
+                           arguments: [stored.namespace, stored.name, try Self.encode(stored)])
+            return stored
+        }
+    }
+
+    public func trigger(namespace: String, name: String) async throws -> TriggerDocument? {
+        try await database.read { db in
+            try Data.fetchOne(db, sql: "SELECT document FROM trigger WHERE namespace = ? AND name = ?", arguments: [namespace, name])
+                .map { try Self.decode(TriggerDocument.self, $0) }
+        }
+    }
+
+    public func triggers(namespace: String, limit: Int, skip: Int) async throws -> [TriggerDocument] {
+        try await database.read { db in
+            try Data.fetchAll(db, sql: "SELECT document FROM trigger WHERE namespace = ? ORDER BY name LIMIT ? OFFSET ?", arguments: [namespace, limit, skip])
+                .map { try Self.decode(TriggerDocument.self, $0) }
+        }
+    }
+
+    public func deleteTrigger(namespace: String, name: String) async throws -> TriggerDocument? {
+        try await database.write { db in
+            guard let data = try Data.fetchOne(db, sql: "SELECT document FROM trigger WHERE namespace = ? AND name = ?", arguments: [namespace, name]) else { return nil }
+            try db.execute(sql: "DELETE FROM trigger WHERE namespace = ? AND name = ?", arguments: [namespace, name])
+            return try Self.decode(TriggerDocument.self, data)
+        }
+    }
+
+    public func putRule(_ rule: RuleDocument, overwrite: Bool) async throws -> RuleDocument {
+        try await database.write { db in
+            var stored = rule
+            let existing = try Data.fetchOne(db, sql: "SELECT document FROM rule WHERE namespace = ? AND name = ?", arguments: [rule.namespace, rule.name])
+                .map { try Self.decode(RuleDocument.self, $0) }
+            if existing != nil && !overwrite { throw StoreError(.conflict, "resource already exists") }
+            stored.rev = Self.nextRevision(after: existing?.rev)
+            try db.execute(sql: "INSERT OR REPLACE INTO rule (namespace, name, trigger, document) VALUES (?, ?, ?, ?)",
+                           arguments: [stored.namespace, stored.name, stored.trigger.description, try Self.encode(stored)])
+            return stored
+        }
+    }
+
+    public func rule(namespace: String, name: String) async throws -> RuleDocument? {
+        try await database.read { db in
+            try Data.fetchOne(db, sql: "SELECT document FROM rule WHERE namespace = ? AND name = ?", arguments: [namespace, name])
+                .map { try Self.decode(RuleDocument.self, $0) }
+        }
+    }
+
+    public func rules(namespace: String, limit: Int, skip: Int) async throws -> [RuleDocument] {
+        try await database.read { db in
+            try Data.fetchAll(db, sql: "SELECT document FROM rule WHERE namespace = ? ORDER BY name LIMIT ? OFFSET ?", arguments: [namespace, limit, skip])
+                .map { try Self.decode(RuleDocument.self, $0) }
+        }
+    }
+
+    public func rules(trigger: String) async throws -> [RuleDocument] {
+        try await database.read { db in
+            try Data.fetchAll(db, sql: "SELECT document FROM rule WHERE trigger = ? ORDER BY namespace, name", arguments: [trigger])
+                .map { try Self.decode(RuleDocument.self, $0) }
+        }
+    }
+
+    public func deleteRule(namespace: String, name: String) async throws -> RuleDocument? {
+        try await database.write { db in
+            guard let data = try Data.fetchOne(db, sql: "SELECT document FROM rule WHERE namespace = ? AND name = ?", arguments: [namespace, name]) else { return nil }
+            try db.execute(sql: "DELETE FROM rule WHERE namespace = ? AND name = ?", arguments: [namespace, name])
+            return try Self.decode(RuleDocument.self, data)
         }
     }
 
