@@ -7,7 +7,8 @@ public struct WskCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "wsk",
         abstract: "WhiskMesh command-line interface (OpenWhisk-compatible).",
-        subcommands: [PropertyCommand.self, NamespaceCommand.self, PackageCommand.self, ActionCommand.self, ActivationCommand.self, AddressMapCommand.self,
+        subcommands: [PropertyCommand.self, NamespaceCommand.self, PackageCommand.self, ActionCommand.self, ActivationCommand.self, TriggerCommand.self,
+                      RuleCommand.self, AddressMapCommand.self,
                       InvokerCommand.self, AdminCommand.self]
     )
     public init() {}
