@@ -20,6 +20,7 @@ struct ActionCommand: AsyncParsableCommand {
         @Option(name: [.customShort("t"), .customLong("timeout")], help: "Time limit in ms.") var timeout: Int?
         @Option(name: [.customShort("m"), .customLong("memory")], help: "Memory limit in MB.") var memory: Int?
         @Option(help: "Comma-separated action names: create a sequence.") var sequence: String?
+        @Option(help: "Make it a web action: true, false or raw (the request's query and body passed as they came).") var web: String?
         @Flag(help: "With --sequence: pass intermediate results from one component's instance straight to the next over the namespace's overlay (annotation p2p).") var p2p = false
 
         /// The PUT body; `requireCode` for create.
@@ -50,6 +51,15 @@ struct ActionCommand: AsyncParsableCommand {
                 body["parameters"] = .array(parameters.keys.sorted().map { ["key": .string($0), "value": parameters[$0] ?? .null] })
             }
             var annotations = try ParameterParsing.pairs(annotation)
+            if let web {
+                // As upstream's wsk: web-export, raw-http and final.
+                switch web.lowercased() {
+                case "true", "yes": annotations["web-export"] = true; annotations["raw-http"] = false; annotations["final"] = true
+                case "raw": annotations["web-export"] = true; annotations["raw-http"] = true; annotations["final"] = true
+                case "false", "no": annotations["web-export"] = false; annotations["raw-http"] = false
+                default: throw CLIError("--web takes true, false or raw, not '\(web)'")
+                }
+            }
             if p2p {
                 guard sequence != nil else { throw CLIError("--p2p is an option of --sequence") }
                 annotations["p2p"] = true
@@ -103,10 +113,17 @@ struct ActionCommand: AsyncParsableCommand {
                 let path = "/api/v1/namespaces/\(escape(namespace))/actions/\(escapePath(action))"
                 let document = try await client.expectSuccess("GET", path)
                 if url {
-                    // As upstream's wsk: the URL under the action's own namespace.
+                    // As upstream's wsk: a web action's web URL, else the action's under its own namespace.
                     let owner = document["namespace"]?.stringValue?.split(separator: "/").first.map(String.init) ?? namespace
                     Swift.print("ok: got action \(action)")
-                    Swift.print("\(client.baseURL)/api/v1/namespaces/\(escape(owner))/actions/\(escapePath(action))")
+                    let exported = document["annotations"]?.arrayValue?.contains { $0["key"] == "web-export" && $0["value"] == true } == true
+                    if exported {
+                        let parts = action.split(separator: "/").map(String.init)
+                        let (package, name) = parts.count == 2 ? (parts[0], parts[1]) : ("default", parts[0])
+                        Swift.print("\(client.baseURL)/api/v1/web/\(escape(owner))/\(escape(package))/\(escape(name))")
+                    } else {
+                        Swift.print("\(client.baseURL)/api/v1/namespaces/\(escape(owner))/actions/\(escapePath(action))")
+                    }
                 } else {
                     print(document)
                 }

@@ -36,6 +36,10 @@ struct WskIntegrationTests {
             #expect(try ok("package", "list").contains("/guest/demo"))
             #expect(try ok("action", "get", "demo/hello", "--url").contains("\(platform.apiHost)/api/v1/namespaces/guest/actions/demo/hello"))
             #expect(try ok("namespace", "list").contains("guest"))
+            _ = try ok("action", "update", "demo/hello", "--web", "true")
+            let webURL = try ok("action", "get", "demo/hello", "--url")
+            #expect(webURL.contains("\(platform.apiHost)/api/v1/web/guest/demo/hello"), "\(webURL)")
+            #expect(try wsk(platform, ["action", "update", "demo/hello", "--web", "maybe"]).status != 0)
 
             _ = try ok("trigger", "create", "tick", "-p", "name", "trigger")
             _ = try ok("rule", "create", "onTick", "tick", "demo/hello")

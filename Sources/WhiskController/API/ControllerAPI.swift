@@ -29,6 +29,7 @@ public struct ControllerAPI: Sendable {
         router.get("/api/v1") { _, _ in
             try JSONResponse.make(["description": "WhiskMesh", "api_version": "1.0.0", "api_version_path": "v1"])
         }
+        addWebRoutes(to: router)
         let api = router.group("/api/v1/namespaces")
         api.get("") { request, _ in
             let identity = try await authenticate(request)
