@@ -1,4 +1,5 @@
 import WhiskKafka
+import WhiskMessages
 
 /// The controller's settings; `whisk-controller` fills them from flags and the environment.
 public struct ControllerConfiguration: Sendable {
@@ -36,8 +37,10 @@ public struct ControllerConfiguration: Sendable {
     /// How often every namespace's full map is published anyway (anti-entropy); invokers ask
     /// for the snapshots they need, so this can be long.
     public var addressMapSnapshotInterval: Duration = .seconds(30)
-    public var defaultKind = "python:3"
-    public var supportedKinds: Set<String> = ["python:3", "sequence"]
+    /// The kinds actions may have and their families' defaults.
+    public var runtimes = RuntimeManifest.builtIn
+    /// The manifest's kinds, sequences and blackbox images.
+    public var supportedKinds: Set<String> { Set(runtimes.kinds + ["sequence", "blackbox"]) }
 
     public init(kafka: KafkaClientConfiguration, internalToken: String) {
         self.kafka = kafka

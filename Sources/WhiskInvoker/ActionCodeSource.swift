@@ -10,6 +10,8 @@ public struct InvokerAction: Sendable, Codable, Hashable {
         public var code: String?
         public var binary: Bool?
         public var main: String?
+        /// The image of a `blackbox` action.
+        public var image: String?
     }
     public struct Limits: Sendable, Codable, Hashable {
         public var timeout: Int

@@ -53,11 +53,12 @@ struct ActivationRunner: Sendable {
         var container: ActionContainer
         let needsInit: Bool
         do {
-            (container, needsInit) = try await pool.acquire(actionKey: actionKey, kind: action.exec.kind, memory: action.limits.memory,
+            (container, needsInit) = try await pool.acquire(actionKey: actionKey, kind: action.exec.kind,
+                                                            image: action.exec.kind == "blackbox" ? action.exec.image : nil, memory: action.limits.memory,
                                                             namespace: message.user.namespace.name.rawValue, action: action.name)
         } catch {
             logger.error("cannot get a container", metadata: ["error": "\(error)"])
-            let response = ActivationResponse.error(.whiskError, .string("Failed to run container with image '\(configuration.runtimeImages[action.exec.kind] ?? action.exec.kind)': \(error)"))
+            let response = ActivationResponse.error(.whiskError, .string("Failed to run container with image '\(action.exec.image ?? configuration.runtimeImages[action.exec.kind] ?? action.exec.kind)': \(error)"))
             return record(message, action: action, start: received, end: Self.nowMillis, response: response, logs: [], annotations: annotations + [Parameter(key: "timeout", value: false)])
         }
         let start = Self.nowMillis

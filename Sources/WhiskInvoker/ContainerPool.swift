@@ -59,7 +59,7 @@ public actor ContainerPool {
     /// A container for `actionKey`: warm if one is idle, else a stem cell with enough memory,
     /// else a new one (evicting idle ones for memory).
     /// - Returns: the container and whether it still needs `/init` (then report ``initialized(_:)``).
-    public func acquire(actionKey: String, kind: String, memory: Int, namespace: String, action: String) async throws -> (ActionContainer, needsInit: Bool) {
+    public func acquire(actionKey: String, kind: String, image: String? = nil, memory: Int, namespace: String, action: String) async throws -> (ActionContainer, needsInit: Bool) {
         defer { publishSnapshot() }
         let stem = stemKey(kind: kind, namespace: namespace)
         recentNamespaces[namespace] = .now
@@ -79,7 +79,7 @@ public actor ContainerPool {
                     continue
                 }
                 await evict(victims)
-                var container = try await create(kind: kind, memory: memory, namespace: namespace, action: action, stemKey: nil, attach: false)
+                var container = try await create(kind: kind, image: image, memory: memory, namespace: namespace, action: action, stemKey: nil, attach: false)
                 container.actionKey = actionKey
                 state.update(container, key: container.id)
                 return (container, true)
@@ -266,14 +266,15 @@ public actor ContainerPool {
     /// The work is not cancelled with the caller: Docker goes on making a container whose create
     /// request was cut off, and the pool would never learn its id (a shutdown that cancelled the
     /// pool's maintenance mid-create left such a container behind).
-    private func create(kind: String, memory: Int, namespace: String, action: String, stemKey: String?, attach: Bool) async throws -> ActionContainer {
+    private func create(kind: String, image: String? = nil, memory: Int, namespace: String, action: String, stemKey: String?, attach: Bool) async throws -> ActionContainer {
         try await Task {
-            try await self.createAndStart(kind: kind, memory: memory, namespace: namespace, action: action, stemKey: stemKey, attach: attach)
+            try await self.createAndStart(kind: kind, image: image, memory: memory, namespace: namespace, action: action, stemKey: stemKey, attach: attach)
         }.value
     }
 
-    private func createAndStart(kind: String, memory: Int, namespace: String, action: String, stemKey: String?, attach: Bool) async throws -> ActionContainer {
-        guard let image = configuration.runtimeImages[kind] else {
+    /// `image` is a blackbox action's own; other kinds run the runtime manifest's image.
+    private func createAndStart(kind: String, image given: String?, memory: Int, namespace: String, action: String, stemKey: String?, attach: Bool) async throws -> ActionContainer {
+        guard let image = given ?? configuration.runtimeImages[kind] else {
             throw InvokerError("no runtime image for kind '\(kind)'")
         }
         sequence += 1

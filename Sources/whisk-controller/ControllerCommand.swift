@@ -5,6 +5,7 @@ import Logging
 import ServiceLifecycle
 import WhiskController
 import WhiskKafka
+import WhiskMessages
 import WhiskMetrics
 
 /// Starts the controller: REST API on --port, Kafka consumers, load balancer.
@@ -27,6 +28,7 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(help: "Seconds without a ping before an invoker's address-map entries are dropped.") var addressMapTimeout = 3.0
     @Option(help: "Seconds between full address-map refreshes (invokers ask for snapshots when they need one).") var addressMapSnapshotInterval = 30.0
     @Option(help: "Log level.") var logLevel = "info"
+    @Option(help: "The runtime manifest (upstream's runtimes.json shape): which kinds actions may have. Default: Python only.") var runtimesManifest: String?
 
     func run() async throws {
         LoggingSystem.bootstrap { label in
@@ -52,6 +54,7 @@ struct ControllerCommand: AsyncParsableCommand {
         configuration.invokerOfflineTimeout = .milliseconds(Int(invokerTimeout * 1000))
         configuration.blockingTimeout = .milliseconds(Int(blockingTimeout * 1000))
         configuration.payloadLimit = payloadLimit
+        if let runtimesManifest { configuration.runtimes = try RuntimeManifest.load(path: runtimesManifest) }
         guard slotGrace >= 0, abandonAfter >= 0 else { throw ValidationError("--slot-grace and --abandon-after must not be negative") }
         configuration.slotGrace = .milliseconds(Int(slotGrace * 1000))
         configuration.abandonAfter = .milliseconds(Int(abandonAfter * 1000))

@@ -20,7 +20,8 @@ struct InvokerCommand: AsyncParsableCommand {
     @Option(help: "Memory for action containers, e.g. 2048 MB.") var userMemory = "2048 MB"
     @Option(help: "Prefix for every topic name (tests).") var topicPrefix = ProcessInfo.processInfo.environment["WHISK_TOPIC_PREFIX"] ?? ""
     @Option(help: "Seconds before an idle container is removed.") var idleTimeout = 600.0
-    @Option(help: "Stem cells kept per kind.") var prewarm = 1
+    @Option(help: "Stem cells kept per kind (and per recently active namespace); default: the runtime manifest's.") var prewarm: Int?
+    @Option(help: "The runtime manifest (upstream's runtimes.json shape): each kind's image and stem cells. Default: Python only.") var runtimesManifest: String?
     @Option(help: "Extra container labels, key=value,...") var containerLabels = ProcessInfo.processInfo.environment["WHISK_CONTAINER_LABELS"] ?? ""
     @Option(help: "Folder for the namespaces' map.json files (default .local/addressmap/invoker<N>).") var addressMapDirectory: String?
     @Option(help: "The same folder as the Docker host sees it, when the invoker runs in a container.") var addressMapHostDirectory: String?
@@ -64,8 +65,10 @@ struct InvokerCommand: AsyncParsableCommand {
         guard recheckAfter >= 0 else { throw ValidationError("--recheck-after must not be negative") }
         configuration.recheckAfter = .milliseconds(Int(recheckAfter * 1000))
         configuration.poolStateFile = poolStateFile
-        configuration.prewarmCount = ["python:3": prewarm]
-        configuration.prewarmPerNamespace = prewarm
+        let runtimes = try runtimesManifest.map { try RuntimeManifest.load(path: $0) } ?? .builtIn
+        configuration.runtimeImages = runtimes.images
+        configuration.prewarmCount = prewarm.map { count in runtimes.stemCells.mapValues { _ in count } } ?? runtimes.stemCells
+        configuration.prewarmPerNamespace = prewarm ?? 1
         configuration.overlayEnabled = overlay
         configuration.overlaySubnetPool = overlayPool
         configuration.overlayPrefixLength = overlayPrefix

@@ -34,6 +34,10 @@ final class Platform: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
     }
 
+    /// The repository's runtimes.json.
+    static let runtimesManifest = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("runtimes.json").path
+
     static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
@@ -78,7 +82,8 @@ final class Platform: @unchecked Sendable {
     /// The controller keeps its store in a file of the test's folder, so a restart keeps it.
     func startController(blockingTimeout: Double = 60) throws {
         controller = try launch("whisk-controller", ["--port", String(port), "--database", "\(logDirectory)/controller.db", "--invoker-timeout", "3",
-                                                     "--blocking-timeout", String(blockingTimeout), "--log-level", "info"] + controllerFlags,
+                                                     "--blocking-timeout", String(blockingTimeout), "--log-level", "info",
+                                                     "--runtimes-manifest", Self.runtimesManifest] + controllerFlags,
                                 log: "controller.log")
     }
 
@@ -86,6 +91,7 @@ final class Platform: @unchecked Sendable {
         invokers[id] = try launch("whisk-invoker", ["--id", String(id), "--controller", apiHost, "--prewarm", String(prewarm),
                                                     "--address-map-directory", mapDirectory(invoker: id),
                                                     "--container-labels", "org.whiskmesh.test=\(runLabel)", "--pool-state-file", poolStateFile(invoker: id),
+                                                    "--runtimes-manifest", Self.runtimesManifest,
                                                     "--log-level", "info"] + extra,
                                   log: "invoker\(id).log")
     }

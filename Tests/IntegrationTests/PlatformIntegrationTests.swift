@@ -264,6 +264,31 @@ struct PlatformIntegrationTests {
         }
     }
 
+    /// The runtime manifest decides the kinds: an unknown one is a 400 naming the valid ones, a
+    /// family name is its default kind, and a blackbox action runs its own local image.
+    @Test func kindsComeFromTheRuntimeManifestAndBlackboxesRunTheirImage() async throws {
+        try await withPlatform(invokers: 1) { platform in
+            let unknown = try await platform.request("PUT", "/api/v1/namespaces/_/actions/cobol", json: ["exec": ["kind": "cobol:85", "code": "x"]])
+            #expect(unknown.status == 400)
+            #expect(unknown.json["error"]?.stringValue?.hasPrefix("The specified runtime 'cobol:85' is not supported by this platform. Valid values are: ") == true,
+                    "\(unknown.json)")
+            let family = try await platform.request("PUT", "/api/v1/namespaces/_/actions/fam", json: ["exec": ["kind": "python", "code": "def main(a):\n    return {}\n"]])
+            #expect(family.json["exec"]?["kind"] == "python:3", "\(family.json)")
+            let noImage = try await platform.request("PUT", "/api/v1/namespaces/_/actions/box", json: ["exec": ["kind": "blackbox"]])
+            #expect(noImage.status == 400)
+            let box = try await platform.request("PUT", "/api/v1/namespaces/_/actions/box", json: ["exec": ["kind": "blackbox", "image": "whiskmesh/blackbox-example:latest"]])
+            #expect(box.status == 200, "\(box.json)")
+            let reply = try await platform.invoke("box", ["name": "box"])
+            #expect(reply.json["response"]?["result"]?["greeting"] == "Hello box from a blackbox", "\(reply.json)")
+            #expect(reply.json["response"]?["result"]?["activationId"] == reply.json["activationId"])
+            #expect(reply.json["logs"]?.arrayValue?.first?.stringValue?.contains("blackbox run for") == true, "its log lines are collected: \(reply.json)")
+            // An image that does not exist here: a clear failure, not a hang.
+            #expect(try await platform.request("PUT", "/api/v1/namespaces/_/actions/ghost", json: ["exec": ["kind": "blackbox", "image": "whiskmesh/no-such-image:1"]]).status == 200)
+            let ghost = try await platform.invoke("ghost")
+            #expect(ghost.json["response"]?["success"] == false && ghost.json["response"]?["result"]?["error"]?.stringValue?.contains("no-such-image") == true, "\(ghost.json)")
+        }
+    }
+
     /// Upstream's Kafka setup: the topics that carry activations and acks take 1 MB payloads.
     @Test func activationAndAckTopicsAreCreatedWithUpstreamsMessageSize() async throws {
         try await withPlatform(invokers: 1) { platform in

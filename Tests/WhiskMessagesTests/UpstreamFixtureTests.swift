@@ -90,3 +90,33 @@ struct UpstreamFixtureTests {
         #expect(Subject(namespace: "ns").rawValue == "ns___")
     }
 }
+
+@Suite("Runtime manifest")
+struct RuntimeManifestTests {
+    @Test func upstreamsManifestIsRead() throws {
+        let url = try #require(Bundle.module.url(forResource: "runtimes", withExtension: "json", subdirectory: "Fixtures/upstream"))
+        let manifest = try RuntimeManifest.load(path: url.path)
+        #expect(manifest.kinds.contains("nodejs:20") && manifest.kinds.contains("python:3.11"))
+        #expect(manifest.resolve("nodejs") == "nodejs:20" && manifest.resolve("nodejs:default") == "nodejs:20")
+        #expect(manifest.resolve("python:3.11") == "python:3.11" && manifest.resolve("cobol:1") == nil)
+        #expect(manifest.images["nodejs:20"] == "openwhisk/action-nodejs-v20:nightly")
+        #expect(manifest.stemCells["nodejs:20"] == 2 && manifest.stemCells["nodejs:18"] == nil)
+        #expect(manifest.blackboxes?.first?.description == "openwhisk/dockerskeleton:nightly")
+    }
+
+    @Test func theRepositorysManifestMatchesTheBuiltInOne() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("runtimes.json").path
+        let manifest = try RuntimeManifest.load(path: path)
+        #expect(manifest.runtimes == RuntimeManifest.builtIn.runtimes, "the binaries' default is the repository's manifest without its blackboxes")
+        #expect(manifest.images == ["python:3": "whiskmesh/python:3"] && manifest.stemCells == ["python:3": 1])
+    }
+
+    @Test func aManifestWithoutADefaultKindIsRefused() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("manifest-\(UUID().uuidString).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try #"{"runtimes": {"python": [{"kind": "python:3", "image": {"name": "python"}}]}}"#.write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: WhiskMessageError.self) { try RuntimeManifest.load(path: path) }
+        #expect(throws: WhiskMessageError.self) { try RuntimeManifest.load(path: path + ".missing") }
+    }
+}

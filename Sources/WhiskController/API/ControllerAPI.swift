@@ -301,10 +301,10 @@ public struct ControllerAPI: Sendable {
         }
         let overwrite = request.uri.queryParameters.get("overwrite") == "true"
         let existing = try await store.action(namespace: target.container, name: name)
-        guard let exec = put.exec ?? existing?.exec else {
+        guard var exec = put.exec ?? existing?.exec else {
             throw APIError(.badRequest, "The request content was malformed: exec undefined")
         }
-        try validate(exec)
+        exec.kind = try validate(exec)
         var limits = existing?.limits ?? ActionLimits()
         if let timeout = put.limits?.timeout {
             let range = ActionLimits.timeoutRange
@@ -349,11 +349,25 @@ public struct ControllerAPI: Sendable {
         return amended
     }
 
-    func validate(_ exec: ActionExec) throws {
-        var kind = exec.kind
-        if kind == "python" || kind == "python:default" { kind = "python:3" }
-        guard configuration.supportedKinds.contains(kind) else {
-            throw APIError(.badRequest, "kind '\(exec.kind)' is not supported (supported: \(configuration.supportedKinds.sorted().joined(separator: ", ")))")
+    /// Checks an action's exec; returns its kind as the runtime manifest names it (`python` and
+    /// `python:default` are the family's default kind, as upstream resolves them).
+    func validate(_ exec: ActionExec) throws -> String {
+        let kind: String
+        switch exec.kind {
+        case "sequence", "blackbox": kind = exec.kind
+        default:
+            guard let known = configuration.runtimes.resolve(exec.kind) else {
+                let valid = configuration.supportedKinds.sorted().map { "'\($0)'" }.joined(separator: ", ")
+                throw APIError(.badRequest, "The specified runtime '\(exec.kind)' is not supported by this platform. Valid values are: \(valid).")
+            }
+            kind = known
+        }
+        if kind == "blackbox" {
+            // A locally built image that speaks /init and /run; its code, if any, goes to /init.
+            guard let image = exec.image, !image.isEmpty, !image.contains(where: \.isWhitespace) else {
+                throw APIError(.badRequest, "The request content was malformed: a blackbox action needs exec.image")
+            }
+            return kind
         }
         if exec.isSequence {
             guard let components = exec.components, !components.isEmpty else {
@@ -367,6 +381,7 @@ public struct ControllerAPI: Sendable {
                 throw APIError(.badRequest, "The request content was malformed: exec.code is missing")
             }
         }
+        return kind
     }
 
     func deleteAction(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
