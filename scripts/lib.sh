@@ -76,13 +76,21 @@ build_image() {
   fi
 }
 
-# Imports a minimal Debian bookworm with the comma-separated packages $2 as image $1 (mmdebstrap
-# reads this machine's apt sources), unless the image already lists exactly those packages.
+# Imports a minimal Debian (suite $3, default bookworm) with the comma-separated packages $2 as
+# image $1, unless the image already lists exactly those packages. mmdebstrap reads this machine's
+# apt sources for bookworm; another suite comes from the same Debian mirror those sources name.
 import_debian_image() {
-  local image=$1 packages=$2
+  local image=$1 packages=$2 suite=${3:-bookworm} mirror
+  local sources=()
+  if [ "$suite" != bookworm ]; then
+    mirror=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null)
+    [ -n "$mirror" ] || mirror=$(awk '$1 == "deb" && $0 !~ /security/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
+    [ -n "$mirror" ] || { log "no Debian mirror in this machine's apt sources for $suite"; return 1; }
+    sources=("deb $mirror $suite main")
+  fi
   if [ "$(docker image inspect --format '{{index .Config.Labels "org.whiskmesh.packages"}}' "$image" 2>/dev/null)" != "$packages" ]; then
-    log "building image $image with mmdebstrap"
-    mmdebstrap --quiet --variant=essential --include="$packages" bookworm - \
+    log "building image $image with mmdebstrap ($suite)"
+    mmdebstrap --quiet --variant=essential --include="$packages" "$suite" - "${sources[@]}" \
       | docker import --change "LABEL $WHISK_LABEL=true" --change "LABEL org.whiskmesh.packages=$packages" - "$image" >/dev/null
   fi
 }

@@ -40,6 +40,39 @@ struct OverlayIntegrationTests {
         return DockerClient(configuration: configuration, logger: TestEnvironment.logger)
     }
 
+    /// The JavaScript SDK speaks the Python SDK's frames and handshake: a Python ping and a
+    /// JavaScript pong talk, and the other way round.
+    @Test func pythonAndJavaScriptInstancesTalkToEachOther() async throws {
+        try await withPlatform { platform in
+            func create(_ name: String, kind: String, file: String) async throws {
+                let body: JSONValue = ["exec": ["kind": .string(kind), "code": .string(try Self.source(file))], "limits": ["timeout": 120_000]]
+                let reply = try await platform.request("PUT", "/api/v1/namespaces/_/actions/\(name)", json: body)
+                #expect(reply.status == 200, "\(name): \(reply.json)")
+            }
+            try await create("pyping", kind: "python:3", file: "examples/pingpong/ping.py")
+            try await create("pypong", kind: "python:3", file: "examples/pingpong/pong.py")
+            try await create("jsping", kind: "nodejs:20", file: "examples/pingpong/ping.js")
+            try await create("jspong", kind: "nodejs:20", file: "examples/pingpong/pong.js")
+            for (ping, pong) in [("pyping", "jspong"), ("jsping", "pypong")] {
+                let pongReply = try await platform.invoke(pong, ["instanceID": .string("\(pong)-1"), "timeout": 60], blocking: false)
+                let pongId = try #require(pongReply.json["activationId"]?.stringValue, "\(pongReply.json)")
+                let size = 8 * 1024 * 1024
+                let reply = try await platform.invoke(ping, ["instanceID": .string("\(ping)-1"), "peer": .string("\(pong)-1"), "count": 200,
+                                                             "size": .int(Int64(size)), "timeout": 60])
+                let result = reply.json["response"]?["result"] ?? .null
+                #expect(reply.status == 200 && result["roundTrips"] == 200 && result["largeBytes"] == .int(Int64(size)), "\(ping) → \(pong): \(reply.json)")
+                try await waitUntil("\(pong)'s record", timeout: .seconds(60)) {
+                    (try? await platform.request("GET", "/api/v1/namespaces/_/activations/\(pongId)"))?.status == 200
+                }
+                let echoed = try await platform.request("GET", "/api/v1/namespaces/_/activations/\(pongId)")
+                #expect(echoed.json["response"]?["result"]?["echoed"] == 201, "\(pong): \(echoed.json)")
+                #expect(echoed.json["response"]?["result"]?["bytes"] == .int(Int64(200 * 64 + size)))
+            }
+            let js = try await platform.request("GET", "/api/v1/namespaces/_/actions/jspong")
+            #expect(js.json["exec"]?["kind"] == "nodejs:20")
+        }
+    }
+
     @Test func instancesOnTwoInvokersExchangeMessagesOverTheOverlay() async throws {
         try await withPlatform { platform in
             try await createPingPong(platform)

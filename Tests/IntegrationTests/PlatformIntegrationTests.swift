@@ -289,6 +289,41 @@ struct PlatformIntegrationTests {
         }
     }
 
+    /// The nodejs:20 runtime: `function main` or `exports.main`, a value or a promise; a thrown
+    /// error is an application error, a scalar the developer's; logs and init parameters as Python's.
+    @Test func nodejsActionsFollowTheRuntimeProtocol() async throws {
+        try await withPlatform(invokers: 1) { platform in
+            func create(_ name: String, _ code: String, parameters: JSONValue = []) async throws {
+                let reply = try await platform.request("PUT", "/api/v1/namespaces/_/actions/\(name)",
+                                                       json: ["exec": ["kind": "nodejs", "code": .string(code)], "parameters": parameters])
+                #expect(reply.status == 200 && reply.json["exec"]?["kind"] == "nodejs:20", "\(reply.json)")
+            }
+            try await create("hello", """
+            function main(params) {
+              console.log('hello from node');
+              return { greeting: 'Hello ' + (params.name || 'stranger'), secret: process.env.SECRET, id: process.env.__OW_ACTIVATION_ID };
+            }
+            """, parameters: [["key": "SECRET", "value": "s", "init": true]])
+            let hello = try await platform.invoke("hello", ["name": "node"])
+            #expect(hello.json["response"]?["result"]?["greeting"] == "Hello node" && hello.json["response"]?["result"]?["secret"] == "s", "\(hello.json)")
+            #expect(hello.json["response"]?["result"]?["id"] == hello.json["activationId"])
+            #expect(hello.json["logs"]?.arrayValue?.first?.stringValue?.hasSuffix("stdout: hello from node") == true, "\(hello.json["logs"] ?? .null)")
+            try await create("later", "exports.main = async (p) => new Promise((ok) => setTimeout(() => ok([p.n, p.n * 2]), 50));")
+            #expect(try await platform.invoke("later", ["n": 21], result: true).json == [21, 42])
+            try await create("throws", "function main() { throw new Error('nope'); }")
+            let thrown = try await platform.invoke("throws")
+            #expect(thrown.status == 502 && thrown.json["response"]?["status"] == "application error", "\(thrown.json)")
+            #expect(thrown.json["response"]?["result"]?["error"]?.stringValue?.contains("nope") == true)
+            try await create("scalar", "function main() { return 7; }")
+            #expect(try await platform.invoke("scalar").json["response"]?["status"] == "action developer error")
+            try await create("broken", "function main( {")
+            let broken = try await platform.invoke("broken")
+            #expect(broken.json["response"]?["status"] == "action developer error", "\(broken.json)")
+            #expect(broken.json["response"]?["result"]?["error"]?.stringValue?.contains("Initialization has failed") == true || broken.json["response"]?["result"]?["error"]?.stringValue?.contains("initialize") == true,
+                    "\(broken.json)")
+        }
+    }
+
     /// Upstream's Kafka setup: the topics that carry activations and acks take 1 MB payloads.
     @Test func activationAndAckTopicsAreCreatedWithUpstreamsMessageSize() async throws {
         try await withPlatform(invokers: 1) { platform in

@@ -104,12 +104,13 @@ struct RuntimeManifestTests {
         #expect(manifest.blackboxes?.first?.description == "openwhisk/dockerskeleton:nightly")
     }
 
-    @Test func theRepositorysManifestMatchesTheBuiltInOne() throws {
+    @Test func theRepositorysManifestHasTheBuiltInPythonAndNodejs() throws {
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("runtimes.json").path
         let manifest = try RuntimeManifest.load(path: path)
-        #expect(manifest.runtimes == RuntimeManifest.builtIn.runtimes, "the binaries' default is the repository's manifest without its blackboxes")
-        #expect(manifest.images == ["python:3": "whiskmesh/python:3"] && manifest.stemCells == ["python:3": 1])
+        #expect(manifest.runtimes["python"] == RuntimeManifest.builtIn.runtimes["python"], "the binaries' default is the repository's Python")
+        #expect(manifest.images == ["python:3": "whiskmesh/python:3", "nodejs:20": "whiskmesh/nodejs:20"] && manifest.stemCells == ["python:3": 1])
+        #expect(manifest.resolve("nodejs") == "nodejs:20")
     }
 
     @Test func aManifestWithoutADefaultKindIsRefused() throws {
