@@ -111,7 +111,7 @@ public final class Controller: Sendable {
         if blocking { waiters.register(activationId) }
         async let remembered: Void = store.addPending(pending)
         do {
-            try await producer.send(topic: configuration.topic("invoker\(invoker)"), value: try WhiskMessageCoding.encode(message))
+            try await producer.send(topic: configuration.topic("invoker\(invoker)"), value: try message.encodedKeepingLiterals())
         } catch {
             release(activationId)
             waiters.expire(activationId)

@@ -201,12 +201,8 @@ struct ActivationRunner: Sendable {
 
     /// POSTs to the container's proxy; with `retryConnect`, waits for the proxy to listen.
     func post(_ container: ActionContainer, path: String, body: JSONValue, until deadline: ContinuousClock.Instant, retryConnect: Bool) async -> PostOutcome {
-        let data: Data
-        do {
-            data = try WhiskMessageCoding.encode(body)
-        } catch {
-            return .failed("cannot encode the request: \(error)")
-        }
+        // Numbers as the caller wrote them (1.0 stays a float for the action).
+        let data = body.literalJSON
         while true {
             let remaining = deadline - .now
             guard remaining > .zero else { return .timedOut }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// What a controller sends on `invoker{N}` to run an action.
 public struct ActivationMessage: Hashable, Sendable, Codable {
     public var transid: TransactionId
@@ -93,5 +95,30 @@ extension ActivationMessage {
         guard case .object(var fields) = content ?? [:] else { return content ?? [:] }
         for name in initArgs { fields[name] = nil }
         return .object(fields)
+    }
+}
+
+extension ActivationMessage {
+    /// The message as ``WhiskMessageCoding/encode(_:)`` writes it, but `content`'s numbers as
+    /// they were given (`1.0` stays `1.0`; Foundation's encoder would write `1`).
+    public func encodedKeepingLiterals() throws -> Data {
+        var bare = self
+        bare.content = nil
+        var data = try WhiskMessageCoding.encode(bare)
+        guard let content else { return data }
+        guard data.last == UInt8(ascii: "}") else { throw WhiskMessageError(.malformed, "an encoded ActivationMessage does not end its object") }
+        data.removeLast()
+        data.append(contentsOf: Array(#","content":"#.utf8))
+        data.append(content.literalJSON)
+        data.append(UInt8(ascii: "}"))
+        return data
+    }
+
+    /// Reads a message as ``WhiskMessageCoding/decode(_:from:maxBytes:)`` does, keeping
+    /// `content`'s numbers as written.
+    public static func decodeKeepingLiterals(_ data: Data) throws -> ActivationMessage {
+        var message = try WhiskMessageCoding.decode(ActivationMessage.self, from: data)
+        if message.content != nil, let content = try? JSONValue.parse(data)["content"] { message.content = content }
+        return message
     }
 }

@@ -1,9 +1,14 @@
+import Foundation
+
 /// Any JSON value: action parameters, results and annotation values, carried as they came.
 public enum JSONValue: Sendable, Hashable {
     case null
     case bool(Bool)
     case int(Int64)
     case double(Double)
+    /// A number exactly as written, where `.int` or `.double` would write it otherwise (`1.0`,
+    /// `1e5`, a 20-digit integer); only ``parse(_:)`` makes these.
+    case number(String)
     case string(String)
     case array([JSONValue])
     case object([String: JSONValue])
@@ -32,6 +37,7 @@ public enum JSONValue: Sendable, Hashable {
         switch self {
         case .int(let value): return value
         case .double(let value) where value.rounded() == value && abs(value) < 9.0e15: return Int64(value)
+        case .number(let literal): return Int64(literal) ?? Double(literal).flatMap { $0.rounded() == $0 && abs($0) < 9.0e15 ? Int64($0) : nil }
         default: return nil
         }
     }
@@ -71,6 +77,8 @@ extension JSONValue: Codable {
         case .bool(let value): try container.encode(value)
         case .int(let value): try container.encode(value)
         case .double(let value): try container.encode(value)
+        // Foundation's encoder writes no literal: a Decimal keeps its digits (not a trailing ".0").
+        case .number(let literal): try container.encode(Decimal(string: literal) ?? Decimal(Double(literal) ?? 0))
         case .string(let value): try container.encode(value)
         case .array(let value): try container.encode(value)
         case .object(let value): try container.encode(value)

@@ -27,6 +27,7 @@ extension Array where Element == Parameter {
         case .bool(let flag): return flag
         case .int(let number): return number != 0
         case .double(let number): return number != 0
+        case .number(let literal): return (Double(literal) ?? 0) != 0
         case .string(let text): return !text.isEmpty
         case .array, .object: return true
         }

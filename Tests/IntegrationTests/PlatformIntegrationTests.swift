@@ -324,6 +324,21 @@ struct PlatformIntegrationTests {
         }
     }
 
+    /// Numbers reach the action as the caller wrote them, as upstream passes them: 1.0 is a float,
+    /// a 20-digit integer keeps its digits (Foundation's coders made them 1 and 1.2345678901234567e19).
+    @Test func parametersReachTheActionWithTheirNumbersAsWritten() async throws {
+        try await withPlatform(invokers: 1) { platform in
+            try await platform.createAction("numbers", code: """
+            def main(args):
+                return {k: type(v).__name__ + ":" + repr(v) for k, v in args.items()}
+            """)
+            let body = Data(#"{"a": 1.0, "b": 12345678901234567890, "c": 1e2, "d": 7, "e": 0.5}"#.utf8)
+            let reply = try await platform.request("POST", "/api/v1/namespaces/_/actions/numbers?blocking=true&result=true", body: body)
+            #expect(reply.status == 200)
+            #expect(reply.json == ["a": "float:1.0", "b": "int:12345678901234567890", "c": "float:100.0", "d": "int:7", "e": "float:0.5"], "\(reply.json)")
+        }
+    }
+
     /// Upstream's Kafka setup: the topics that carry activations and acks take 1 MB payloads.
     @Test func activationAndAckTopicsAreCreatedWithUpstreamsMessageSize() async throws {
         try await withPlatform(invokers: 1) { platform in

@@ -117,7 +117,7 @@ extension ControllerAPI {
         for (key, value) in request.uri.queryParameters { given[String(key)] = .string(String(value)) }
         if !body.isEmpty {
             if isJSON {
-                guard let value = try? JSONDecoder().decode(JSONValue.self, from: body) else {
+                guard let value = try? JSONValue.parse(body) else {
                     throw APIError(.badRequest, "The request content was malformed: the body is not JSON.")
                 }
                 if case .object(let fields) = value { given.merge(fields) { _, body in body } } else { given["__ow_body"] = value }
@@ -179,6 +179,7 @@ extension ControllerAPI {
             case .bool(let flag): text = String(flag)
             case .int(let number): text = String(number)
             case .double(let number): text = String(number)
+            case .number(let literal): text = literal
             case .null: text = "null"
             }
             return textResponse(text, contentType: "text/plain; charset=UTF-8")
@@ -204,6 +205,7 @@ extension ControllerAPI {
                     case .bool(let flag): headers.append(HTTPField(name: name, value: String(flag)))
                     case .int(let number): headers.append(HTTPField(name: name, value: String(number)))
                     case .double(let number): headers.append(HTTPField(name: name, value: String(number)))
+                    case .number(let literal): headers.append(HTTPField(name: name, value: literal))
                     default: throw invalid
                     }
                 }
@@ -214,6 +216,7 @@ extension ControllerAPI {
         case nil: code = nil
         case .int(let number)?: code = Int(number)
         case .double(let number)? where number.rounded() == number: code = Int(number)
+        case .number(let literal)?: guard let number = Int(literal) else { throw invalid }; code = number
         case .string(let text)?: guard let number = Int(text) else { throw invalid }; code = number
         default: throw invalid
         }

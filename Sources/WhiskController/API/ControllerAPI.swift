@@ -410,7 +410,7 @@ public struct ControllerAPI: Sendable {
         var parameters: [String: JSONValue] = [:]
         if !body.isEmpty {
             do {
-                guard case .object(let object) = try JSONDecoder().decode(JSONValue.self, from: body) else {
+                guard case .object(let object) = try JSONValue.parse(body) else {
                     throw APIError(.badRequest, "The request content was malformed: the parameters must be a JSON object.")
                 }
                 parameters = object
