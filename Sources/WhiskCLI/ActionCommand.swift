@@ -46,10 +46,6 @@ struct ActionCommand: AsyncParsableCommand {
             } else if requireCode {
                 throw CLIError("An action file or --sequence is required")
             }
-            let parameters = try ParameterParsing.parameters(flat: param, file: paramFile)
-            if !parameters.isEmpty || !param.isEmpty || paramFile != nil {
-                body["parameters"] = .array(parameters.keys.sorted().map { ["key": .string($0), "value": parameters[$0] ?? .null] })
-            }
             var annotations = try ParameterParsing.pairs(annotation)
             if let web {
                 // As upstream's wsk: web-export, raw-http and final.
@@ -64,9 +60,7 @@ struct ActionCommand: AsyncParsableCommand {
                 guard sequence != nil else { throw CLIError("--p2p is an option of --sequence") }
                 annotations["p2p"] = true
             }
-            if !annotations.isEmpty {
-                body["annotations"] = .array(annotations.keys.sorted().map { ["key": .string($0), "value": annotations[$0] ?? .null] })
-            }
+            body.merge(try ParameterParsing.keyValueFields(param: param, paramFile: paramFile, annotations: annotations)) { $1 }
             var limits: [String: JSONValue] = [:]
             if let timeout { limits["timeout"] = .int(Int64(timeout)) }
             if let memory { limits["memory"] = .int(Int64(memory)) }

@@ -16,15 +16,7 @@ struct PackageCommand: AsyncParsableCommand {
         @Option(help: "Share the package with other namespaces: yes or no.") var shared: String?
 
         func body(binding: (String, String)? = nil) throws -> JSONValue {
-            var body: [String: JSONValue] = [:]
-            let parameters = try ParameterParsing.parameters(flat: param, file: paramFile)
-            if !parameters.isEmpty || paramFile != nil {
-                body["parameters"] = .array(parameters.keys.sorted().map { ["key": .string($0), "value": parameters[$0] ?? .null] })
-            }
-            let annotations = try ParameterParsing.pairs(annotation)
-            if !annotations.isEmpty {
-                body["annotations"] = .array(annotations.keys.sorted().map { ["key": .string($0), "value": annotations[$0] ?? .null] })
-            }
+            var body = try ParameterParsing.keyValueFields(param: param, paramFile: paramFile, annotations: try ParameterParsing.pairs(annotation))
             if let shared {
                 switch shared.lowercased() {
                 case "yes", "true": body["publish"] = true

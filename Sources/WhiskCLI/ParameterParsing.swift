@@ -38,6 +38,20 @@ public enum ParameterParsing {
         for (key, value) in try pairs(flat) { result[key] = value }
         return result
     }
+
+    /// The `parameters` and `annotations` fields of an entity's PUT body (actions, packages,
+    /// triggers), as `[{"key", "value"}]` in key order; absent when none were given.
+    public static func keyValueFields(param: [String], paramFile: String?, annotations: [String: JSONValue]) throws -> [String: JSONValue] {
+        var body: [String: JSONValue] = [:]
+        let parameters = try parameters(flat: param, file: paramFile)
+        if !parameters.isEmpty || !param.isEmpty || paramFile != nil {
+            body["parameters"] = .array(parameters.keys.sorted().map { ["key": .string($0), "value": parameters[$0] ?? .null] })
+        }
+        if !annotations.isEmpty {
+            body["annotations"] = .array(annotations.keys.sorted().map { ["key": .string($0), "value": annotations[$0] ?? .null] })
+        }
+        return body
+    }
 }
 
 /// A CLI failure: printed as `error: ...`, exit code non-zero.

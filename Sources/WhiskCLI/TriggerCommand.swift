@@ -14,16 +14,7 @@ struct TriggerCommand: AsyncParsableCommand {
         @Option(name: [.customShort("a"), .customLong("annotation")], parsing: .upToNextOption, help: "Annotation KEY VALUE (repeatable).") var annotation: [String] = []
 
         func body() throws -> JSONValue {
-            var body: [String: JSONValue] = [:]
-            let parameters = try ParameterParsing.parameters(flat: param, file: paramFile)
-            if !parameters.isEmpty || paramFile != nil {
-                body["parameters"] = .array(parameters.keys.sorted().map { ["key": .string($0), "value": parameters[$0] ?? .null] })
-            }
-            let annotations = try ParameterParsing.pairs(annotation)
-            if !annotations.isEmpty {
-                body["annotations"] = .array(annotations.keys.sorted().map { ["key": .string($0), "value": annotations[$0] ?? .null] })
-            }
-            return .object(body)
+            .object(try ParameterParsing.keyValueFields(param: param, paramFile: paramFile, annotations: try ParameterParsing.pairs(annotation)))
         }
     }
 
@@ -127,6 +118,14 @@ struct RuleCommand: AsyncParsableCommand {
         name.hasPrefix("/") ? name : "/_/\(name)"
     }
 
+    /// `POST` of a rule's new status (enable, disable).
+    static func setStatus(_ name: String, _ status: String, options: GlobalOptions, said: String) async throws {
+        try await withClient(options) { client in
+            _ = try await client.expectSuccess("POST", try RuleCommand.path(name), body: ["status": .string(status)])
+            Swift.print("ok: \(said) rule \(name)")
+        }
+    }
+
     static func path(_ name: String) throws -> String {
         let (namespace, rule) = try splitName(name, allowPackage: false)
         return "/api/v1/namespaces/\(escape(namespace))/rules/\(escape(rule))"
@@ -164,24 +163,14 @@ struct RuleCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Enable a rule.")
         @Argument var name: String
         @OptionGroup var options: GlobalOptions
-        func run() async throws {
-            try await withClient(options) { client in
-                _ = try await client.expectSuccess("POST", try RuleCommand.path(name), body: ["status": "active"])
-                Swift.print("ok: enabled rule \(name)")
-            }
-        }
+        func run() async throws { try await RuleCommand.setStatus(name, "active", options: options, said: "enabled") }
     }
 
     struct Disable: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Disable a rule.")
         @Argument var name: String
         @OptionGroup var options: GlobalOptions
-        func run() async throws {
-            try await withClient(options) { client in
-                _ = try await client.expectSuccess("POST", try RuleCommand.path(name), body: ["status": "inactive"])
-                Swift.print("ok: disabled rule \(name)")
-            }
-        }
+        func run() async throws { try await RuleCommand.setStatus(name, "inactive", options: options, said: "disabled") }
     }
 
     struct Status: AsyncParsableCommand {

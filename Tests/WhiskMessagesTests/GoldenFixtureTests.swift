@@ -2,15 +2,17 @@ import Foundation
 import Testing
 @testable import WhiskMessages
 
-func fixture(_ name: String) throws -> Data {
-    let url = try #require(Bundle.module.url(forResource: name, withExtension: "json", subdirectory: "Fixtures"))
+/// `Fixtures/<name>.json`, or `Fixtures/upstream/<name>.json` (JSON from upstream's own tests).
+func fixture(_ name: String, upstream: Bool = false) throws -> Data {
+    let url = try #require(Bundle.module.url(forResource: name, withExtension: "json", subdirectory: upstream ? "Fixtures/upstream" : "Fixtures"),
+                           "no fixture \(name)")
     return try Data(contentsOf: url)
 }
 
 /// Decodes a golden file, encodes it again and compares the two as JSON values (field order free,
 /// absent optionals must stay absent, explicit nulls must stay null).
-func expectRoundTrip<T: Codable & Equatable>(_ type: T.Type, _ name: String) throws -> T {
-    let data = try fixture(name)
+func expectRoundTrip<T: Codable & Equatable>(_ type: T.Type, _ name: String, upstream: Bool = false) throws -> T {
+    let data = try fixture(name, upstream: upstream)
     let decoded = try WhiskMessageCoding.decode(T.self, from: data)
     let encoded = try WhiskMessageCoding.encode(decoded)
     let original = try JSONDecoder().decode(JSONValue.self, from: data)

@@ -2,18 +2,9 @@ import Foundation
 import Testing
 @testable import WhiskMessages
 
-/// Decodes `Fixtures/upstream/<name>.json` (JSON from upstream's own tests, see its README),
-/// encodes it again and compares the two as parsed JSON.
+/// A fixture of `Fixtures/upstream` round-tripped as ``expectRoundTrip(_:_:upstream:)`` does.
 func expectUpstreamRoundTrip<T: Codable & Equatable>(_ type: T.Type, _ name: String) throws -> T {
-    let url = try #require(Bundle.module.url(forResource: name, withExtension: "json", subdirectory: "Fixtures/upstream"), "no fixture \(name)")
-    let data = try Data(contentsOf: url)
-    let decoded = try WhiskMessageCoding.decode(T.self, from: data)
-    let encoded = try WhiskMessageCoding.encode(decoded)
-    let original = try JSONDecoder().decode(JSONValue.self, from: data)
-    let reencoded = try JSONDecoder().decode(JSONValue.self, from: encoded)
-    #expect(original == reencoded, "\(name) does not survive decode/encode:\n\(String(decoding: encoded, as: UTF8.self))")
-    #expect(try WhiskMessageCoding.decode(T.self, from: encoded) == decoded)
-    return decoded
+    try expectRoundTrip(type, name, upstream: true)
 }
 
 @Suite("Upstream's own JSON")
@@ -79,8 +70,7 @@ struct UpstreamFixtureTests {
     /// Upstream's Subject needs at least 5 characters; a message with a shorter one is refused
     /// with a message that says why.
     @Test func aSubjectShorterThanFiveCharactersIsRefused() throws {
-        let url = try #require(Bundle.module.url(forResource: "activation-message-init-args", withExtension: "json", subdirectory: "Fixtures/upstream"))
-        let text = try String(contentsOf: url, encoding: .utf8)
+        let text = String(decoding: try fixture("activation-message-init-args", upstream: true), as: UTF8.self)
         let short = text.replacingOccurrences(of: "anon-HfJWZZSG9YE38Y8DJbgp9Xn0YyN", with: "anon")
         #expect(short != text, "positive control: the subject was replaced")
         let error = #expect(throws: WhiskMessageError.self) { try WhiskMessageCoding.decode(ActivationMessage.self, from: Data(short.utf8)) }
