@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import WhiskDocker
 import WhiskHTTP
@@ -25,6 +26,16 @@ final class Platform: @unchecked Sendable {
     let http = CurlHTTPClient()
 
     var apiHost: String { "http://127.0.0.1:\(port)" }
+
+    /// Each platform of this test process draws its namespaces' overlay subnets from a /16 of its
+    /// own (10.128-207.x.x, taken in turn; the Docker client tests use 10.213): the suites run in parallel, and two platforms that
+    /// both created "guest" with the same subnet at the same moment made swarm refuse the second
+    /// allocation ("Pool overlaps"), whose attaches then timed out.
+    static let nextOverlayBlock = Mutex(Int.random(in: 0..<80))
+    let overlayPool: String = Platform.nextOverlayBlock.withLock { block in
+        defer { block = (block + 1) % 80 }
+        return "10.\(128 + block).0.0/16"
+    }
 
     init() throws {
         brokers = try #require(TestEnvironment.kafkaBrokers, "WHISK_KAFKA_BROKERS is not set: run the tests through scripts/test")
@@ -91,7 +102,7 @@ final class Platform: @unchecked Sendable {
         invokers[id] = try launch("whisk-invoker", ["--id", String(id), "--controller", apiHost, "--prewarm", String(prewarm),
                                                     "--address-map-directory", mapDirectory(invoker: id),
                                                     "--container-labels", "org.whiskmesh.test=\(runLabel)", "--pool-state-file", poolStateFile(invoker: id),
-                                                    "--runtimes-manifest", Self.runtimesManifest,
+                                                    "--runtimes-manifest", Self.runtimesManifest, "--overlay-pool", overlayPool,
                                                     "--log-level", "info"] + extra,
                                   log: "invoker\(id).log")
     }
