@@ -49,7 +49,21 @@ final class Platform: @unchecked Sendable {
     static let runtimesManifest = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("runtimes.json").path
 
+    /// Ports this test process has handed out: the kernel may name a port again once the probe
+    /// socket is closed, before the platform that got it binds it, and two suites running in
+    /// parallel then shared one controller (one test's requests reached another's platform).
+    static let handedOutPorts = Mutex(Set<Int>())
+
+    /// A free loopback port that no other platform of this process was given.
     static func freePort() throws -> Int {
+        for _ in 0..<100 {
+            let port = try probePort()
+            if handedOutPorts.withLock({ $0.insert(port).inserted }) { return port }
+        }
+        throw InvokerTestError("no free port that was not handed out already")
+    }
+
+    private static func probePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
