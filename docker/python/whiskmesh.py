@@ -637,17 +637,26 @@ class Group:
             raise MeshTimeout("the operation's deadline passed")
         return remaining
 
+    # A member that sent its last message and left may close before this member's accept loop
+    # has registered the connection that message came on: its going is final only when that
+    # connection has not shown up this long after.
+    _GONE_GRACE = 2.0
+
     def _incoming_from(self, rank, deadline):
+        gone_since = None
         with self._condition:
             while rank not in self._incoming:
                 if self._closed:
                     raise MeshError("the group is closed")
-                remaining = deadline - time.monotonic()
+                now = time.monotonic()
+                remaining = deadline - now
                 if remaining <= 0:
                     raise MeshTimeout("instance %s did not connect before the operation's deadline" % self.ids[rank])
-                if self._gone(rank):
+                if gone_since is None and self._gone(rank):
+                    gone_since = now
+                if gone_since is not None and now - gone_since >= self._GONE_GRACE:
                     raise MeshError("instance %s is gone (it closed the connection this member opened to it)" % self.ids[rank])
-                self._condition.wait(min(remaining, 0.5))
+                self._condition.wait(min(remaining, 0.05 if gone_since is not None else 0.5))
             return self._incoming[rank]
 
     def _gone(self, rank):
