@@ -77,8 +77,18 @@ extension JSONValue: Codable {
         case .bool(let value): try container.encode(value)
         case .int(let value): try container.encode(value)
         case .double(let value): try container.encode(value)
-        // Foundation's encoder writes no literal: a Decimal keeps its digits (not a trailing ".0").
-        case .number(let literal): try container.encode(Decimal(string: literal) ?? Decimal(Double(literal) ?? 0))
+        // Foundation's encoder writes no literal: a Decimal keeps its digits (not a trailing
+        // ".0"). One beyond Decimal's and Double's range (1e400) cannot be written this way: an
+        // error, not Decimal(Double.infinity), which traps.
+        case .number(let literal):
+            if let decimal = Decimal(string: literal) {
+                try container.encode(decimal)
+            } else if let double = Double(literal), double.isFinite {
+                try container.encode(double)
+            } else {
+                throw EncodingError.invalidValue(literal, .init(codingPath: encoder.codingPath,
+                                                                debugDescription: "the number \(literal) is out of range (only literalJSON writes it)"))
+            }
         case .string(let value): try container.encode(value)
         case .array(let value): try container.encode(value)
         case .object(let value): try container.encode(value)

@@ -20,6 +20,18 @@ struct JSONLiteralTests {
         #expect(try JSONDecoder().decode(JSONValue.self, from: Data("1.0".utf8)) == .int(1))
     }
 
+    /// A literal beyond Double's range keeps its text; Foundation's encoder gets an error, not a
+    /// trap (Decimal(Double.infinity) crashed the process before).
+    @Test func anOutOfRangeNumberIsKeptAsTextAndRefusedByFoundationsEncoder() throws {
+        let value = try JSONValue.parse(Data(#"{"huge": 1e400, "tiny": 1e-400, "big": 123456789012345678901234567890}"#.utf8))
+        #expect(value["huge"] == .number("1e400"))
+        let text = String(decoding: value.literalJSON, as: UTF8.self)
+        #expect(text.contains("1e400") && text.contains("1e-400"), "\(text)")
+        #expect(throws: EncodingError.self) { try JSONEncoder().encode(value) }
+        let encoded = try JSONEncoder().encode(["big": value["big"]!, "tiny": value["tiny"]!])
+        #expect(String(decoding: encoded, as: UTF8.self).contains("123456789012345678901234567890"), "positive control: an in-range literal still encodes")
+    }
+
     @Test func stringsAndEscapesRoundTrip() throws {
         let text = #"{"s":"a\"b\\c\nd\u00e9\ud83d\ude00\u0001/"}"#
         let value = try JSONValue.parse(Data(text.utf8))
