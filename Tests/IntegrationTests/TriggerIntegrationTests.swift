@@ -54,6 +54,32 @@ struct TriggerIntegrationTests {
             #expect(try await api("PUT", "rules/r3", ["trigger": "ping", "action": "nothere"]).status == 400)
             #expect(try await api("PUT", "rules/r1", ["trigger": "ping", "action": "echo"]).status == 409)
             #expect(try await api("GET", "rules").json.arrayValue?.count == 2)
+            // Deleting a trigger leaves its rules inactive, as upstream: made again, it fires nothing.
+            #expect(try await api("PUT", "triggers/again").status == 200)
+            #expect(try await api("PUT", "rules/r4", ["trigger": "again", "action": "echo"]).status == 200)
+            #expect(try await api("POST", "triggers/again", [:]).status == 202, "positive control: the rule fires")
+            #expect(try await api("DELETE", "triggers/again").status == 200)
+            #expect(try await api("GET", "rules/r4").json["status"] == "inactive")
+            #expect(try await api("PUT", "triggers/again").status == 200)
+            #expect(try await api("POST", "triggers/again", [:]).status == 204, "the old rule does not fire the new trigger")
+            #expect(try await api("DELETE", "rules/r4").status == 200)
+            #expect(try await api("DELETE", "triggers/again").status == 200)
+            // A fire's payload keeps its numbers as written, as an invoke's does.
+            try await platform.createAction("kinds", code: "def main(args):\n    return {k: type(v).__name__ for k, v in args.items()}\n")
+            #expect(try await api("PUT", "triggers/exact").status == 200)
+            #expect(try await api("PUT", "rules/r5", ["trigger": "exact", "action": "kinds"]).status == 200)
+            let exact = try await platform.request("POST", "/api/v1/namespaces/_/triggers/exact", body: Data(#"{"x": 1.0}"#.utf8))
+            let exactLogs = try await platform.request("GET", "/api/v1/namespaces/_/activations/\(exact.json["activationId"]?.stringValue ?? "")")
+            let firstLog = try #require(exactLogs.json["logs"]?.arrayValue?.first?.stringValue, "\(exactLogs.json)")
+            let exactId = try #require(try JSONValue.parse(Data(firstLog.utf8))["activationId"]?.stringValue, "\(firstLog)")
+            try await waitUntil("the fired activation's record", timeout: .seconds(60)) {
+                (try? await platform.request("GET", "/api/v1/namespaces/_/activations/\(exactId)"))?.status == 200
+            }
+            let typed = try await platform.request("GET", "/api/v1/namespaces/_/activations/\(exactId)")
+            #expect(typed.json["response"]?["result"]?["x"] == "float", "1.0 stays a float: \(typed.json)")
+            #expect(try await api("DELETE", "rules/r5").status == 200)
+            #expect(try await api("DELETE", "triggers/exact").status == 200)
+
             #expect(try await api("DELETE", "rules/r1").status == 200)
             #expect(try await api("DELETE", "rules/r2").status == 200)
             #expect(try await api("POST", "triggers/ping", [:]).status == 204, "no rule left")

@@ -106,11 +106,7 @@ extension ControllerAPI {
         guard let trigger = try await store.trigger(namespace: identity.name, name: try entityName(context)) else {
             throw APIError(.notFound, "The requested resource does not exist.")
         }
-        let payload = try await decodeBody(JSONValue.self, request)
-        guard case .object(let fields) = payload else {
-            throw APIError(.badRequest, "The request content was malformed: the parameters must be a JSON object.")
-        }
-        guard let id = try await controller.fire(trigger, as: identity, payload: fields) else {
+        guard let id = try await controller.fire(trigger, as: identity, payload: try await parameters(request)) else {
             return Response(status: .noContent)
         }
         return try JSONResponse.make(status: .accepted, headers: [.activationID: id.rawValue], ["activationId": .string(id.rawValue)])

@@ -403,23 +403,27 @@ public struct ControllerAPI: Sendable {
 
     // MARK: Invoke
 
+    /// The parameters a request's body gives (an invoke's, a trigger's fire): a JSON object, its
+    /// numbers as written; none for an empty body.
+    func parameters(_ request: Request) async throws -> [String: JSONValue] {
+        let body = try await readBody(request)
+        guard !body.isEmpty else { return [:] }
+        let value: JSONValue
+        do {
+            value = try JSONValue.parse(body)
+        } catch {
+            throw APIError(.badRequest, "The request content was malformed: \(Self.describe(error))")
+        }
+        guard case .object(let object) = value else {
+            throw APIError(.badRequest, "The request content was malformed: the parameters must be a JSON object.")
+        }
+        return object
+    }
+
     func invokeAction(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let target = try await actionTarget(request, context)
         let identity = target.identity
-        let body = try await readBody(request)
-        var parameters: [String: JSONValue] = [:]
-        if !body.isEmpty {
-            do {
-                guard case .object(let object) = try JSONValue.parse(body) else {
-                    throw APIError(.badRequest, "The request content was malformed: the parameters must be a JSON object.")
-                }
-                parameters = object
-            } catch let error as APIError {
-                throw error
-            } catch {
-                throw APIError(.badRequest, "The request content was malformed: \(Self.describe(error))")
-            }
-        }
+        let parameters = try await parameters(request)
         let resolved = try await resolvedAction(target)
         let query = request.uri.queryParameters
         let resultOnly = query.get("result") == "true"

@@ -283,6 +283,7 @@ public protocol EntityStore: Sendable {
     func putTrigger(_ trigger: TriggerDocument, overwrite: Bool) async throws -> TriggerDocument
     func trigger(namespace: String, name: String) async throws -> TriggerDocument?
     func triggers(namespace: String, limit: Int, skip: Int) async throws -> [TriggerDocument]
+    /// Deletes the trigger; its rules stay, inactive.
     func deleteTrigger(namespace: String, name: String) async throws -> TriggerDocument?
 
     /// Stores `rule`; without `overwrite` an existing one is a conflict.

@@ -299,6 +299,16 @@ public final class SQLiteEntityStore: EntityStore {
         try await database.write { db in
             guard let data = try Data.fetchOne(db, sql: "SELECT document FROM trigger WHERE namespace = ? AND name = ?", arguments: [namespace, name]) else { return nil }
             try db.execute(sql: "DELETE FROM trigger WHERE namespace = ? AND name = ?", arguments: [namespace, name])
+            // Its rules stay but go inactive, as upstream's do (their status lived in the trigger):
+            // a trigger made again under this name does not fire them until they are enabled.
+            let trigger = "\(namespace)/\(name)"
+            for row in try Row.fetchAll(db, sql: "SELECT namespace, name, document FROM rule WHERE trigger = ?", arguments: [trigger]) {
+                var rule = try Self.decode(RuleDocument.self, row["document"])
+                guard rule.status == .active else { continue }
+                rule.status = .inactive
+                try db.execute(sql: "UPDATE rule SET document = ? WHERE namespace = ? AND name = ?",
+                               arguments: [try Self.encode(rule), row["namespace"] as String, row["name"] as String])
+            }
             return try Self.decode(TriggerDocument.self, data)
         }
     }
