@@ -40,6 +40,23 @@ extension Controller {
         return ResolvedAction(action: action, binding: binding)
     }
 
+    /// ``resolveAction(namespace:package:name:for:)`` for a fully qualified name: its path is
+    /// `ns`, or `ns/pkg` for an action in a package.
+    public func resolveAction(_ name: FullyQualifiedEntityName, for identity: NamespaceIdentity) async throws -> ResolvedAction? {
+        let segments = name.path.segments
+        return try await resolveAction(namespace: segments[0], package: segments.count > 1 ? segments[1] : nil, name: name.name.rawValue, for: identity)
+    }
+
+    /// `name`, `ns/name` or `ns/pkg/name`, a leading `/` optional, `_` or no namespace meaning
+    /// `defaultNamespace`: how upstream names an action (or a trigger) in a rule or a sequence.
+    public static func qualifiedName(_ text: String, defaultNamespace: String) -> FullyQualifiedEntityName? {
+        var parts = (text.hasPrefix("/") ? String(text.dropFirst()) : text).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        if parts.count == 1 { parts.insert(defaultNamespace, at: 0) }
+        if parts[0] == "_" { parts[0] = defaultNamespace }
+        guard (2...3).contains(parts.count), let name = EntityName(parts.removeLast()), let path = EntityPath(parts.joined(separator: "/")) else { return nil }
+        return FullyQualifiedEntityName(path: path, name: name)
+    }
+
     /// `base` with every parameter of `overrides` put over the one of the same key.
     static func merged(_ base: [Parameter], over overrides: [Parameter]) -> [Parameter] {
         var result = base

@@ -197,17 +197,11 @@ extension Controller {
         return outcome
     }
 
-    /// `/ns/name`, `ns/name`, `ns/pkg/name` or `name`; `_` is the caller's namespace. A
-    /// component in a package gets the package's (and binding's) parameters.
+    /// A component named as ``qualifiedName(_:defaultNamespace:)`` reads; one in a package gets
+    /// the package's (and binding's) parameters.
     func resolveComponent(_ name: String, for identity: NamespaceIdentity) async -> ActionDocument? {
-        let parts = (name.hasPrefix("/") ? String(name.dropFirst()) : name).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        let own = { (namespace: String) in namespace == "_" ? identity.name : namespace }
-        switch parts.count {
-        case 1: return try? await resolveAction(namespace: identity.name, package: nil, name: parts[0], for: identity)?.action
-        case 2: return try? await resolveAction(namespace: own(parts[0]), package: nil, name: parts[1], for: identity)?.action
-        case 3: return try? await resolveAction(namespace: own(parts[0]), package: parts[1], name: parts[2], for: identity)?.action
-        default: return nil
-        }
+        guard let qualified = Self.qualifiedName(name, defaultNamespace: identity.name) else { return nil }
+        return try? await resolveAction(qualified, for: identity)?.action
     }
 
     static var nowMillis: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }

@@ -64,10 +64,8 @@ extension Controller {
 
     /// Invokes a rule's action (non-blocking); its record's `cause` is the trigger's activation.
     private func activate(_ rule: RuleDocument, as identity: NamespaceIdentity, arguments: [String: JSONValue], cause: ActivationId) async -> Result<ActivationId, APIError> {
-        let segments = rule.action.path.segments
         do {
-            guard let resolved = try await resolveAction(namespace: segments[0], package: segments.count > 1 ? segments[1] : nil,
-                                                         name: rule.action.name.rawValue, for: identity) else {
+            guard let resolved = try await resolveAction(rule.action, for: identity) else {
                 return .failure(APIError(.notFound, "The requested resource does not exist."))
             }
             switch try await invoke(resolved.action, as: identity, parameters: arguments, blocking: false, cause: cause, binding: resolved.binding) {

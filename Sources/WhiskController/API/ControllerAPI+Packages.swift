@@ -34,12 +34,6 @@ extension ControllerAPI {
         return (identity, raw == "_" ? identity.name : raw)
     }
 
-    func packageName(_ context: BasicRequestContext) throws -> String {
-        let name = try context.parameters.require("name")
-        guard EntityName.isValid(name) else { throw APIError(.badRequest, "The name '\(name)' is not valid.") }
-        return name
-    }
-
     /// A list entry: upstream's summary, with `binding` the bound package or false.
     static func packageSummary(_ package: PackageDocument) -> JSONValue {
         [
@@ -62,7 +56,7 @@ extension ControllerAPI {
     /// parameters under its own name.
     func getPackage(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let (identity, namespace) = try await packageNamespace(request, context)
-        let name = try packageName(context)
+        let name = try entityName(context)
         guard let package = try await store.package(namespace: namespace, name: name) else {
             throw APIError(.notFound, "The requested resource does not exist.")
         }
@@ -93,20 +87,11 @@ extension ControllerAPI {
     }
 
     func putPackage(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let (identity, namespace) = try await packageNamespace(request, context)
-        guard namespace == identity.name else {
-            throw APIError(.forbidden, "The supplied authentication is not authorized to access '\(namespace)'.")
-        }
-        let name = try packageName(context)
+        let identity = try await authorize(request, context)
+        let namespace = identity.name
+        let name = try entityName(context)
         guard name != "default" else { throw APIError(.badRequest, "Package name '\(name)' is reserved.") }
-        let put: PackagePut
-        do {
-            put = try JSONDecoder().decode(PackagePut.self, from: try await readBody(request))
-        } catch let error as APIError {
-            throw error
-        } catch {
-            throw APIError(.badRequest, "The request content was malformed: \(Self.describe(error))")
-        }
+        let put = try await decodeBody(PackagePut.self, request)
         var binding = put.binding
         if let bound = binding, bound.namespace == "_" { binding?.namespace = identity.name }
         let overwrite = request.uri.queryParameters.get("overwrite") == "true"
@@ -144,11 +129,9 @@ extension ControllerAPI {
 
     /// A package with actions goes only with `force=true` (its actions with it); a binding always.
     func deletePackage(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let (identity, namespace) = try await packageNamespace(request, context)
-        guard namespace == identity.name else {
-            throw APIError(.forbidden, "The supplied authentication is not authorized to access '\(namespace)'.")
-        }
-        let name = try packageName(context)
+        let identity = try await authorize(request, context)
+        let namespace = identity.name
+        let name = try entityName(context)
         do {
             guard let deleted = try await store.deletePackage(namespace: namespace, name: name, withActions: request.uri.queryParameters.get("force") == "true") else {
                 throw APIError(.notFound, "The requested resource does not exist.")

@@ -21,23 +21,6 @@ extension ControllerAPI {
         var publish: Bool?
     }
 
-    func entityName(_ context: BasicRequestContext) throws -> String {
-        let name = try context.parameters.require("name")
-        guard EntityName.isValid(name) else { throw APIError(.badRequest, "The name '\(name)' is not valid.") }
-        return name
-    }
-
-    func decodeBody<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T {
-        do {
-            let body = try await readBody(request)
-            return try JSONDecoder().decode(T.self, from: body.isEmpty ? Data("{}".utf8) : body)
-        } catch let error as APIError {
-            throw error
-        } catch {
-            throw APIError(.badRequest, "The request content was malformed: \(Self.describe(error))")
-        }
-    }
-
     // MARK: Triggers
 
     /// A trigger as upstream shows it: with `rules`, `ns/rule` → its action and status.
@@ -114,16 +97,6 @@ extension ControllerAPI {
 
     // MARK: Rules
 
-    /// `/ns/name`, `ns/name`, `/ns/pkg/name` or `name` (the caller's namespace), as upstream's
-    /// rules accept their trigger and action.
-    static func qualifiedName(_ text: String, defaultNamespace: String) -> FullyQualifiedEntityName? {
-        var parts = (text.hasPrefix("/") ? String(text.dropFirst()) : text).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        if parts.count == 1 { parts.insert(defaultNamespace, at: 0) }
-        if parts[0] == "_" { parts[0] = defaultNamespace }
-        guard (2...3).contains(parts.count), let name = EntityName(parts.removeLast()), let path = EntityPath(parts.joined(separator: "/")) else { return nil }
-        return FullyQualifiedEntityName(path: path, name: name)
-    }
-
     func listRules(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let identity = try await authorize(request, context)
         let window = try Self.listWindow(request, collection: "rules")
@@ -146,17 +119,15 @@ extension ControllerAPI {
         let existing = try await store.rule(namespace: identity.name, name: name)
         if existing != nil && !overwrite { throw APIError(.conflict, "resource already exists") }
         guard let triggerText = put.trigger ?? existing?.trigger.description, let actionText = put.action ?? existing?.action.description,
-              let trigger = Self.qualifiedName(triggerText, defaultNamespace: identity.name),
-              let action = Self.qualifiedName(actionText, defaultNamespace: identity.name) else {
+              let trigger = Controller.qualifiedName(triggerText, defaultNamespace: identity.name),
+              let action = Controller.qualifiedName(actionText, defaultNamespace: identity.name) else {
             throw APIError(.badRequest, "rule requires a valid trigger and a valid action")
         }
         guard trigger.path.segments.count == 1, trigger.path.rawValue == identity.name,
               try await store.trigger(namespace: trigger.path.rawValue, name: trigger.name.rawValue) != nil else {
             throw APIError(.badRequest, "trigger /\(trigger) does not exist")
         }
-        let segments = action.path.segments
-        guard try await controller.resolveAction(namespace: segments[0], package: segments.count > 1 ? segments[1] : nil,
-                                                 name: action.name.rawValue, for: identity) != nil else {
+        guard try await controller.resolveAction(action, for: identity) != nil else {
             throw APIError(.badRequest, "action /\(action) does not exist")
         }
         let rule = RuleDocument(

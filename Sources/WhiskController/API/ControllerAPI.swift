@@ -150,7 +150,8 @@ public struct ControllerAPI: Sendable {
 
     // MARK: Actions
 
-    func actionName(_ context: BasicRequestContext, parameter: String = "name") throws -> String {
+    /// The entity name a path parameter holds (an action's, package's, trigger's, rule's); 400 when invalid.
+    func entityName(_ context: BasicRequestContext, parameter: String = "name") throws -> String {
         let name = try context.parameters.require(parameter)
         guard EntityName.isValid(name) else {
             throw APIError(.badRequest, "The name '\(name)' is not valid.")
@@ -236,11 +237,11 @@ public struct ControllerAPI: Sendable {
         let raw = try context.parameters.require("ns")
         let namespace = raw == "_" ? identity.name : raw
         // `{name}` is the package when `{inner}` (the action) follows.
-        let package = context.parameters.get("inner") == nil ? nil : try actionName(context)
+        let package = context.parameters.get("inner") == nil ? nil : try entityName(context)
         if package == nil, namespace != identity.name {
             throw APIError(.forbidden, "The supplied authentication is not authorized to access '\(namespace)'.")
         }
-        return ActionTarget(identity: identity, namespace: namespace, package: package, name: try actionName(context, parameter: package == nil ? "name" : "inner"))
+        return ActionTarget(identity: identity, namespace: namespace, package: package, name: try entityName(context, parameter: package == nil ? "name" : "inner"))
     }
 
     /// For a write: the target must be the caller's, and a package's must exist and not be a binding.
@@ -292,13 +293,7 @@ public struct ControllerAPI: Sendable {
     func putAction(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let target = try await writableTarget(request, context)
         let name = target.name
-        let body = try await readBody(request)
-        let put: ActionPut
-        do {
-            put = try JSONDecoder().decode(ActionPut.self, from: body)
-        } catch {
-            throw APIError(.badRequest, "The request content was malformed: \(Self.describe(error))")
-        }
+        let put = try await decodeBody(ActionPut.self, request)
         let overwrite = request.uri.queryParameters.get("overwrite") == "true"
         let existing = try await store.action(namespace: target.container, name: name)
         guard var exec = put.exec ?? existing?.exec else {
@@ -390,6 +385,18 @@ public struct ControllerAPI: Sendable {
             throw APIError(.notFound, "The requested resource does not exist.")
         }
         return try JSONResponse.make(encodable: deleted)
+    }
+
+    /// A JSON body as `T` (an empty one as `{}`); 400 when it is not one.
+    func decodeBody<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T {
+        do {
+            let body = try await readBody(request)
+            return try JSONDecoder().decode(T.self, from: body.isEmpty ? Data("{}".utf8) : body)
+        } catch let error as APIError {
+            throw error
+        } catch {
+            throw APIError(.badRequest, "The request content was malformed: \(Self.describe(error))")
+        }
     }
 
     func readBody(_ request: Request) async throws -> Data {
