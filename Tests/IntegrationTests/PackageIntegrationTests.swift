@@ -24,6 +24,12 @@ struct PackageIntegrationTests {
             // Precedence as upstream: package < action < invoke.
             let own = try await platform.request("POST", "/api/v1/namespaces/_/actions/utils/echo?blocking=true&result=true", json: ["d": "invoke"])
             #expect(own.json == ["a": "package", "b": "package", "c": "action", "d": "invoke"], "\(own.json)")
+            // A package's new parameters reach its (already read, cached) action at the next invoke.
+            #expect(try await put("packages/utils?overwrite=true", ["publish": true, "parameters": [["key": "a", "value": "changed"], ["key": "b", "value": "package"],
+                                                                                                     ["key": "c", "value": "package"]]]).status == 200)
+            let changed = try await platform.request("POST", "/api/v1/namespaces/_/actions/utils/echo?blocking=true&result=true", json: [:])
+            #expect(changed.json["a"] == "changed", "\(changed.json)")
+            #expect(try await put("packages/utils?overwrite=true", ["parameters": parameters]).status == 200)
 
             let package = try await platform.request("GET", "/api/v1/namespaces/_/packages/utils")
             #expect(package.json["actions"]?.arrayValue?.map { $0["name"] } == ["echo"])

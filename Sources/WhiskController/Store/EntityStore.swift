@@ -269,8 +269,6 @@ public protocol EntityStore: Sendable {
     func action(namespace: String, name: String) async throws -> ActionDocument?
     func actions(namespace: String, limit: Int, skip: Int) async throws -> [ActionDocument]
     func deleteAction(namespace: String, name: String) async throws -> ActionDocument?
-    /// The actions directly in `namespace` (`ns`, or `ns/pkg` for a package's).
-    func actionCount(namespace: String) async throws -> Int
 
     /// Stores `package`; without `overwrite` an existing package is a conflict.
     func putPackage(_ package: PackageDocument, overwrite: Bool) async throws -> PackageDocument

@@ -156,10 +156,9 @@ public final class SQLiteEntityStore: EntityStore {
                 }
                 let existing = try Self.decode(ActionDocument.self, existingData)
                 stored.version = existing.version.nextPatch()
-                let generation = (Int(existing.rev.split(separator: "-").first ?? "0") ?? 0) + 1
-                stored.rev = "\(generation)-\(UUID().uuidString.prefix(8).lowercased())"
+                stored.rev = Self.nextRevision(after: existing.rev)
             } else {
-                stored.rev = "1-\(UUID().uuidString.prefix(8).lowercased())"
+                stored.rev = Self.nextRevision(after: nil)
             }
             try db.execute(sql: "INSERT OR REPLACE INTO action (namespace, name, document) VALUES (?, ?, ?)",
                            arguments: [stored.namespace, stored.name, try Self.encode(stored)])
@@ -201,12 +200,6 @@ public final class SQLiteEntityStore: EntityStore {
         }
     }
 
-    public func actionCount(namespace: String) async throws -> Int {
-        try await database.read { db in
-            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM action WHERE namespace = ?", arguments: [namespace]) ?? 0
-        }
-    }
-
     // MARK: Packages
 
     public func putPackage(_ package: PackageDocument, overwrite: Bool) async throws -> PackageDocument {
@@ -214,16 +207,14 @@ public final class SQLiteEntityStore: EntityStore {
             var stored = package
             if let existingData = try Data.fetchOne(db, sql: "SELECT document FROM package WHERE namespace = ? AND name = ?", arguments: [package.namespace, package.name]) {
                 guard overwrite else { throw StoreError(.conflict, "resource already exists") }
-                let existing = try Self.decode(PackageDocument.self, existingData)
-                let generation = (Int(existing.rev.split(separator: "-").first ?? "0") ?? 0) + 1
-                stored.rev = "\(generation)-\(UUID().uuidString.prefix(8).lowercased())"
+                stored.rev = Self.nextRevision(after: try Self.decode(PackageDocument.self, existingData).rev)
             } else {
-                stored.rev = "1-\(UUID().uuidString.prefix(8).lowercased())"
+                stored.rev = Self.nextRevision(after: nil)
             }
+            // The action cache is untouched: it holds actions as stored, and their package's
+            // parameters are merged into a copy on each read (Controller.resolveAction).
             try db.execute(sql: "INSERT OR REPLACE INTO package (namespace, name, publish, document) VALUES (?, ?, ?, ?)",
                            arguments: [stored.namespace, stored.name, stored.publish, try Self.encode(stored)])
-            // Actions of the package inherit its parameters: what was read of them before is stale.
-            actionCache.withLock { $0.removeAll() }
             return stored
         }
     }
@@ -262,7 +253,7 @@ public final class SQLiteEntityStore: EntityStore {
 
     // MARK: Triggers and rules
 
-    /// The next revision after `existing`'s (or the first).
+    /// The next revision after `existing`'s (or the first): `<generation>-<random>`, for every kind of entity.
     static func nextRevision(after existing: String?) -> String {
         let generation = (existing.flatMap { Int($0.split(separator: "-").first ?? "0") } ?? 0) + 1
         return "\(generation)-\(UUID().uuidString.prefix(8).lowercased())"
