@@ -2,6 +2,7 @@ import CoreMetrics
 import Hummingbird
 import NIOCore
 import Prometheus
+import Synchronization
 import WhiskMessages
 
 /// The platform's metrics: recorded through swift-metrics (a no-op until an executable
@@ -39,41 +40,81 @@ public enum WhiskMetrics {
         }
     }
 
+    /// Metric handles, made once per name and labels: making one asks the registry under its lock
+    /// and builds the label list, several times per activation on controller and invoker. (A
+    /// handle made before ``bootstrapPrometheus()`` stays a no-op: the executables bootstrap first.)
+    private static let counters = Mutex<[String: CoreMetrics.Counter]>([:])
+    private static let timers = Mutex<[String: CoreMetrics.Timer]>([:])
+    private static let gauges = Mutex<[String: CoreMetrics.Gauge]>([:])
+
+    private static func key(_ label: String, _ dimensions: [(String, String)]) -> String {
+        dimensions.reduce(label) { "\($0)|\($1.0)=\($1.1)" }
+    }
+
+    static func counter(_ label: String, _ dimensions: [(String, String)] = []) -> CoreMetrics.Counter {
+        counters.withLock { cache in
+            let key = key(label, dimensions)
+            if let counter = cache[key] { return counter }
+            let counter = CoreMetrics.Counter(label: label, dimensions: dimensions)
+            cache[key] = counter
+            return counter
+        }
+    }
+
+    static func timer(_ label: String, _ dimensions: [(String, String)] = []) -> CoreMetrics.Timer {
+        timers.withLock { cache in
+            let key = key(label, dimensions)
+            if let timer = cache[key] { return timer }
+            let timer = CoreMetrics.Timer(label: label, dimensions: dimensions)
+            cache[key] = timer
+            return timer
+        }
+    }
+
+    static func gauge(_ label: String, _ dimensions: [(String, String)] = []) -> CoreMetrics.Gauge {
+        gauges.withLock { cache in
+            let key = key(label, dimensions)
+            if let gauge = cache[key] { return gauge }
+            let gauge = CoreMetrics.Gauge(label: label, dimensions: dimensions)
+            cache[key] = gauge
+            return gauge
+        }
+    }
+
     /// Records an ended activation from its record.
     public static func recordActivation(_ activation: WhiskActivation) {
         let kind = activation.annotations["kind"]?.stringValue ?? "unknown"
-        Counter(label: "whisk_activations_total", dimensions: [("kind", kind), ("status", statusLabel(activation.response.status))]).increment()
+        counter("whisk_activations_total", [("kind", kind), ("status", statusLabel(activation.response.status))]).increment()
         if let wait = activation.annotations["waitTime"]?.int64Value {
-            Timer(label: "whisk_activation_wait_seconds", dimensions: [("kind", kind)]).recordMilliseconds(wait)
+            timer("whisk_activation_wait_seconds", [("kind", kind)]).recordMilliseconds(wait)
         }
         if let initTime = activation.annotations["initTime"]?.int64Value {
-            Timer(label: "whisk_activation_init_seconds", dimensions: [("kind", kind)]).recordMilliseconds(initTime)
+            timer("whisk_activation_init_seconds", [("kind", kind)]).recordMilliseconds(initTime)
         }
-        Timer(label: "whisk_activation_run_seconds", dimensions: [("kind", kind)])
-            .recordMilliseconds(activation.duration ?? max(activation.end - activation.start, 0))
+        timer("whisk_activation_run_seconds", [("kind", kind)]).recordMilliseconds(activation.duration ?? max(activation.end - activation.start, 0))
     }
 
     /// Records the controller's view of an activation: accepted (its transaction's start) → ended.
     public static func recordEndToEnd(milliseconds: Int64, kind: String) {
-        Timer(label: "whisk_activation_end_to_end_seconds", dimensions: [("kind", kind)]).recordMilliseconds(max(milliseconds, 0))
+        timer("whisk_activation_end_to_end_seconds", [("kind", kind)]).recordMilliseconds(max(milliseconds, 0))
     }
 
     public static func setContainers(warm: Int, prewarmed: Int, busy: Int) {
-        Gauge(label: "whisk_containers", dimensions: [("state", "warm")]).record(warm)
-        Gauge(label: "whisk_containers", dimensions: [("state", "prewarmed")]).record(prewarmed)
-        Gauge(label: "whisk_containers", dimensions: [("state", "busy")]).record(busy)
+        gauge("whisk_containers", [("state", "warm")]).record(warm)
+        gauge("whisk_containers", [("state", "prewarmed")]).record(prewarmed)
+        gauge("whisk_containers", [("state", "busy")]).record(busy)
     }
 
     public static func setAddressMapEntries(_ count: Int) {
-        Gauge(label: "whisk_addressmap_entries").record(count)
+        gauge("whisk_addressmap_entries").record(count)
     }
 
     public static func recordPublicationLag(milliseconds: Int64) {
-        Timer(label: "whisk_addressmap_publication_lag_seconds").recordMilliseconds(max(milliseconds, 0))
+        timer("whisk_addressmap_publication_lag_seconds").recordMilliseconds(max(milliseconds, 0))
     }
 
     public static func setConsumerLag(topic: String, _ lag: Int64) {
-        Gauge(label: "whisk_kafka_consumer_lag", dimensions: [("topic", topic)]).record(max(lag, 0))
+        gauge("whisk_kafka_consumer_lag", [("topic", topic)]).record(max(lag, 0))
     }
 
     static func statusLabel(_ status: ActivationResponse.Status) -> String {
