@@ -41,20 +41,29 @@ socketserver.ThreadingTCPServer.allow_reuse_address = True
 socketserver.ThreadingTCPServer(("0.0.0.0", PORT), Handler).serve_forever()
 '''.replace("PORT", str(WITNESS_PORT))
 
-# A step reports its start and end to the witness (best effort: the witness is the measure, not
-# the action's business) and passes n and the witness on, so sequences chain.
+# A step reports its start and end to the witness and passes n and the witness on, so sequences
+# chain. The start must reach the witness (retried for 10 s, else the activation fails with the
+# reason), so every success was counted; the end is best effort (a run without an end was cut
+# short, which the count allows for).
 STEP = r'''
 import os, socket, time
-def tell(witness, event, n):
-    try:
-        with socket.create_connection((witness, %d), timeout=2) as s:
-            s.sendall(("%%s %%s %%s %%s\n" %% (TAG, event, n, os.environ.get("__OW_ACTIVATION_ID", "-"))).encode())
-    except OSError:
-        pass
+def tell(witness, event, n, within):
+    deadline = time.time() + within
+    while True:
+        try:
+            with socket.create_connection((witness, %d), timeout=2) as s:
+                s.sendall(("%%s %%s %%s %%s\n" %% (TAG, event, n, os.environ.get("__OW_ACTIVATION_ID", "-"))).encode())
+            return None
+        except OSError as error:
+            if time.time() >= deadline:
+                return "%%s (from %%s)" %% (error, os.environ.get("__OW_OVERLAY_IP", "?"))
+            time.sleep(0.2)
 def main(args):
-    tell(args["w"], "start", args["n"])
+    failed = tell(args["w"], "start", args["n"], 10)
+    if failed:
+        return {"error": "the witness did not hear the start: %%s" %% failed}
     time.sleep(float(args.get("s", 0.3)))
-    tell(args["w"], "end", args["n"])
+    tell(args["w"], "end", args["n"], 0)
     return {"n": args["n"], "w": args["w"], "s": args.get("s", 0.3)}
 ''' % WITNESS_PORT
 
