@@ -35,6 +35,9 @@ public struct HTTPTransportError: Error, Sendable, CustomStringConvertible {
     public var message: String
     /// The transfer hit its time limit.
     public var isTimeout: Bool
+    /// No connection was made (refused, unreachable): nothing of the request reached the server,
+    /// so it can be sent again. A reset after connecting is not this: the server may have acted.
+    public var isConnectFailure: Bool = false
     public var description: String { message }
 }
 
@@ -200,7 +203,8 @@ final class CurlTransfer: @unchecked Sendable {
         guard code == CURLE_OK else {
             let detail = String(cString: errorBuffer)
             let text = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
-            return .failure(HTTPTransportError(message: "\(request.method) \(request.url): \(text)", isTimeout: code == CURLE_OPERATION_TIMEDOUT))
+            return .failure(HTTPTransportError(message: "\(request.method) \(request.url): \(text)", isTimeout: code == CURLE_OPERATION_TIMEDOUT,
+                                                 isConnectFailure: code == CURLE_COULDNT_CONNECT))
         }
         var status = 0
         whisk_curl_response_code(handle, &status)

@@ -203,6 +203,7 @@ struct ActivationRunner: Sendable {
     func post(_ container: ActionContainer, path: String, body: JSONValue, until deadline: ContinuousClock.Instant, retryConnect: Bool) async -> PostOutcome {
         // Numbers as the caller wrote them (1.0 stays a float for the action).
         let data = body.literalJSON
+        var lastAliveCheck: ContinuousClock.Instant?
         while true {
             let remaining = deadline - .now
             guard remaining > .zero else { return .timedOut }
@@ -212,7 +213,17 @@ struct ActivationRunner: Sendable {
                 return .response(response.status, response.body)
             } catch let error as HTTPTransportError {
                 if error.isTimeout { return .timedOut }
-                if retryConnect && error.message.contains("onnect") {
+                // Only a refused connection: a reset after the request went out may follow an
+                // `/init` the proxy ran, and a second one fails ("more than once").
+                if retryConnect && error.isConnectFailure {
+                    // A container that died before its proxy listened frees its address, and a
+                    // new container may get it: a retried `/init` would initialise that one. So
+                    // the retries go on only while Docker says it runs, asked at most every 100 ms
+                    // (a new container takes longer to get the address and listen).
+                    if lastAliveCheck.map({ .now - $0 >= .milliseconds(100) }) ?? true {
+                        if let gone = await Self.exited(container.id, docker: docker) { return .failed(gone) }
+                        lastAliveCheck = .now
+                    }
                     try? await Task.sleep(for: .milliseconds(20))
                     continue
                 }
@@ -220,6 +231,18 @@ struct ActivationRunner: Sendable {
             } catch {
                 return .failed("\(error)")
             }
+        }
+    }
+
+    /// Why the container no longer runs, or nil while it runs (or Docker cannot say).
+    static func exited(_ id: String, docker: DockerClient) async -> String? {
+        do {
+            let state = try await docker.inspectContainer(id).state
+            return state.running ? nil : "the container stopped before its proxy answered (\(state.status), exit code \(state.exitCode))"
+        } catch let error as DockerError where error.isNotFound {
+            return "the container was removed before its proxy answered"
+        } catch {
+            return nil
         }
     }
 

@@ -322,7 +322,9 @@ public actor ContainerPool {
             logs.follow(id)
             let inspect = try await docker.inspectContainer(id)
             guard let address = inspect.ipAddress(onNetwork: configuration.actionNetwork) else {
-                throw InvokerError("container \(name) has no address on \(configuration.actionNetwork)")
+                // Docker frees the address of a container that exited (an image without a proxy).
+                throw InvokerError(inspect.state.running ? "container \(name) has no address on \(configuration.actionNetwork)"
+                                   : "container \(name) stopped before its proxy answered (\(inspect.state.status), exit code \(inspect.state.exitCode))")
             }
             container.address = address
             if attach, let overlays {

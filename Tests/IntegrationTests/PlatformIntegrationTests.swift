@@ -286,6 +286,13 @@ struct PlatformIntegrationTests {
             #expect(try await platform.request("PUT", "/api/v1/namespaces/_/actions/ghost", json: ["exec": ["kind": "blackbox", "image": "whiskmesh/no-such-image:1"]]).status == 200)
             let ghost = try await platform.invoke("ghost")
             #expect(ghost.json["response"]?["success"] == false && ghost.json["response"]?["result"]?["error"]?.stringValue?.contains("no-such-image") == true, "\(ghost.json)")
+            // An image whose container exits at once (busybox's shell, no proxy): a prompt failure
+            // saying so (from the start or from `/init`, whichever sees the exit first), not `/init`
+            // retried against its freed address until the time limit.
+            #expect(try await platform.request("PUT", "/api/v1/namespaces/_/actions/quitter",
+                                               json: ["exec": ["kind": "blackbox", "image": .string(TestEnvironment.testImage)], "limits": ["timeout": 20000]]).status == 200)
+            let quitter = try await platform.invoke("quitter")
+            #expect(quitter.json["response"]?["result"]?["error"]?.stringValue?.contains("stopped before its proxy answered") == true, "\(quitter.json)")
         }
     }
 
