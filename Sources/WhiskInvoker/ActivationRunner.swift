@@ -55,7 +55,8 @@ struct ActivationRunner: Sendable {
         do {
             (container, needsInit) = try await pool.acquire(actionKey: actionKey, kind: action.exec.kind,
                                                             image: action.exec.kind == "blackbox" ? action.exec.image : nil, memory: action.limits.memory,
-                                                            namespace: message.user.namespace.name.rawValue, action: action.name)
+                                                            namespace: message.user.namespace.name.rawValue, action: action.name,
+                                                            mayWait: configuration.waitForBusyContainers && instanceID == nil)
         } catch {
             logger.error("cannot get a container", metadata: ["error": "\(error)"])
             let response = ActivationResponse.error(.whiskError, .string("Failed to run container with image '\(action.exec.image ?? configuration.runtimeImages[action.exec.kind] ?? action.exec.kind)': \(error)"))

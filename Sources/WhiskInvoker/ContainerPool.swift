@@ -38,6 +38,21 @@ public actor ContainerPool {
     private let writer: AddressMapFileWriter?
     /// Namespaces by the time of their last activation, for namespace stem cells.
     private var recentNamespaces: [String: ContinuousClock.Instant] = [:]
+    /// Activations waiting for a container of their action (by action key), first come first served.
+    private var actionWaiters: [String: [ActionWaiter]] = [:]
+    private var nextWaiter = 0
+    /// How long a run of each action keeps its container (claim to release), smoothed.
+    private var runEstimates: [String: Duration] = [:]
+    /// How long a cold start takes (create, start, `/init`), smoothed; a guess until measured.
+    private var coldEstimate: Duration
+    /// When each running container's run, or cold start, began (for the two estimates).
+    private var runStarted: [String: ContinuousClock.Instant] = [:]
+    private var coldStarted: [String: ContinuousClock.Instant] = [:]
+
+    private struct ActionWaiter {
+        var id: Int
+        var continuation: CheckedContinuation<Bool, Never>
+    }
     private static let placeholderPrefix = "creating-"
 
     init(docker: DockerClient, logs: ContainerLogs, configuration: InvokerConfiguration, overlays: OverlayNetworks? = nil,
@@ -49,6 +64,7 @@ public actor ContainerPool {
         self.writer = writer
         self.logger = logger
         self.state = PoolState(budget: Int(configuration.userMemory.megabytes))
+        self.coldEstimate = configuration.coldStartGuess
     }
 
     /// Stem-cell pools are per kind, and in overlay mode per kind and namespace.
@@ -57,21 +73,35 @@ public actor ContainerPool {
     }
 
     /// A container for `actionKey`: warm if one is idle, else a stem cell with enough memory,
-    /// else a new one (evicting idle ones for memory).
+    /// else — when `mayWait` and ``PoolState/shouldWait(actionKey:waiting:runEstimate:coldEstimate:)``
+    /// says a busy one of the action frees sooner — the next of the action's containers released,
+    /// else a new one (evicting idle ones for memory). A wait is bounded (twice a cold start, at
+    /// least 1 s), then a container is made anyway: activations that wait for each other (a group
+    /// that meets at a barrier) cannot hold each other up longer than that. Activations with an
+    /// instance ID are such groups, so the runner never lets them wait.
     /// - Returns: the container and whether it still needs `/init` (then report ``initialized(_:)``).
-    public func acquire(actionKey: String, kind: String, image: String? = nil, memory: Int, namespace: String, action: String) async throws -> (ActionContainer, needsInit: Bool) {
+    public func acquire(actionKey: String, kind: String, image: String? = nil, memory: Int, namespace: String, action: String,
+                        mayWait: Bool = false) async throws -> (ActionContainer, needsInit: Bool) {
         defer { publishSnapshot() }
         let stem = stemKey(kind: kind, namespace: namespace)
         recentNamespaces[namespace] = .now
         var holdsCreateSlot = false
         defer { if holdsCreateSlot { freeCreateSlot() } }
+        var waitUntil: ContinuousClock.Instant? = mayWait ? .now + max(coldEstimate * 2, .seconds(1)) : nil
         while true {
             switch state.place(actionKey: actionKey, stemKey: stem, memory: memory) {
             case .warm(let key):
+                runStarted[key] = .now
                 return (claim(key, actionKey: actionKey), false)
             case .stemCell(let key):
                 return (claim(key, actionKey: actionKey), true)
             case .create(let victims):
+                if let until = waitUntil, !holdsCreateSlot,
+                   state.shouldWait(actionKey: actionKey, waiting: actionWaiters[actionKey]?.count ?? 0,
+                                    runEstimate: runEstimates[actionKey], coldEstimate: coldEstimate) {
+                    if await !waitForRelease(of: actionKey, until: until) { waitUntil = nil }
+                    continue
+                }
                 guard holdsCreateSlot else {
                     // Decided again once a creation slot is free: the pool may have changed meanwhile.
                     await waitForCreateSlot()
@@ -79,7 +109,10 @@ public actor ContainerPool {
                     continue
                 }
                 await evict(victims)
-                var container = try await create(kind: kind, image: image, memory: memory, namespace: namespace, action: action, stemKey: nil, attach: false)
+                let began = ContinuousClock.now
+                var container = try await create(kind: kind, image: image, memory: memory, namespace: namespace, action: action, stemKey: nil,
+                                                 attach: false, actionKey: actionKey)
+                coldStarted[container.id] = began
                 container.actionKey = actionKey
                 state.update(container, key: container.id)
                 return (container, true)
@@ -99,6 +132,8 @@ public actor ContainerPool {
     /// `/init` (and the overlay attach) succeeded: the container runs its activation.
     public func initialized(_ container: ActionContainer) {
         defer { publishSnapshot() }
+        if let began = coldStarted.removeValue(forKey: container.id) { coldEstimate = Self.smoothed(coldEstimate, .now - began) }
+        runStarted[container.id] = .now
         state.update(container, key: container.id)
         transition(container.id, .initialized)
     }
@@ -111,13 +146,67 @@ public actor ContainerPool {
         if let current = state.entries[container.id], current.state != .removing {
             state.update(container, key: container.id)
         }
-        if transition(container.id, event) == .removing { await remove([container.id]) }
+        let next = transition(container.id, event)
+        let began = runStarted.removeValue(forKey: container.id)
+        coldStarted[container.id] = nil
+        if let actionKey = container.actionKey {
+            if next == .warm {
+                if let began { runEstimates[actionKey] = Self.smoothed(runEstimates[actionKey], .now - began) }
+                wakeWaiters(of: actionKey, all: false)
+            } else {
+                // One container fewer for its waiters: each decides again whether to make one.
+                wakeWaiters(of: actionKey, all: true)
+            }
+        }
+        if next == .removing { await remove([container.id]) }
     }
 
     /// Docker reported the container dead.
     public func forget(containerID: String) async {
         defer { publishSnapshot() }
-        if transition(containerID, .died) == .removing { await remove([containerID]) }
+        let actionKey = state.entries[containerID]?.container.actionKey
+        if transition(containerID, .died) == .removing {
+            if let actionKey { wakeWaiters(of: actionKey, all: true) }
+            await remove([containerID])
+        }
+    }
+
+    // MARK: Waiting for a container of the action
+
+    /// Waits until a container of `actionKey` is released or lost, or until `until`.
+    /// - Returns: false when the time ran out.
+    private func waitForRelease(of actionKey: String, until: ContinuousClock.Instant) async -> Bool {
+        nextWaiter += 1
+        let id = nextWaiter
+        let timer = Task {
+            try? await Task.sleep(until: until, clock: .continuous)
+            self.expireWaiter(id, of: actionKey)
+        }
+        defer { timer.cancel() }
+        return await withCheckedContinuation { continuation in
+            actionWaiters[actionKey, default: []].append(ActionWaiter(id: id, continuation: continuation))
+        }
+    }
+
+    private func expireWaiter(_ id: Int, of actionKey: String) {
+        guard let index = actionWaiters[actionKey]?.firstIndex(where: { $0.id == id }) else { return }
+        let waiter = actionWaiters[actionKey]!.remove(at: index)
+        if actionWaiters[actionKey]!.isEmpty { actionWaiters[actionKey] = nil }
+        waiter.continuation.resume(returning: false)
+    }
+
+    /// Wakes the first waiter of `actionKey` (a container of it is idle now), or all of them.
+    private func wakeWaiters(of actionKey: String, all: Bool) {
+        guard var waiters = actionWaiters[actionKey], !waiters.isEmpty else { return }
+        let woken = all ? waiters : [waiters.removeFirst()]
+        actionWaiters[actionKey] = all || waiters.isEmpty ? nil : waiters
+        for waiter in woken { waiter.continuation.resume(returning: true) }
+    }
+
+    /// An exponentially weighted average: recent runs count most, one outlier does not decide.
+    static func smoothed(_ average: Duration?, _ sample: Duration) -> Duration {
+        guard let average else { return sample }
+        return average * 0.7 + sample * 0.3
     }
 
     /// Applies `event`; an event the lifecycle does not allow is logged and changes nothing.
@@ -234,6 +323,8 @@ public actor ContainerPool {
             removals.insert(key)
             defer { removals.remove(key) }
             logs.stop(key)
+            runStarted[key] = nil
+            coldStarted[key] = nil
             do {
                 try await docker.removeContainer(key)
                 state.removed(key)
@@ -266,14 +357,18 @@ public actor ContainerPool {
     /// The work is not cancelled with the caller: Docker goes on making a container whose create
     /// request was cut off, and the pool would never learn its id (a shutdown that cancelled the
     /// pool's maintenance mid-create left such a container behind).
-    private func create(kind: String, image: String? = nil, memory: Int, namespace: String, action: String, stemKey: String?, attach: Bool) async throws -> ActionContainer {
+    private func create(kind: String, image: String? = nil, memory: Int, namespace: String, action: String, stemKey: String?, attach: Bool,
+                        actionKey: String? = nil) async throws -> ActionContainer {
         try await Task {
-            try await self.createAndStart(kind: kind, image: image, memory: memory, namespace: namespace, action: action, stemKey: stemKey, attach: attach)
+            try await self.createAndStart(kind: kind, image: image, memory: memory, namespace: namespace, action: action, stemKey: stemKey, attach: attach,
+                                          actionKey: actionKey)
         }.value
     }
 
     /// `image` is a blackbox action's own; other kinds run the runtime manifest's image.
-    private func createAndStart(kind: String, image given: String?, memory: Int, namespace: String, action: String, stemKey: String?, attach: Bool) async throws -> ActionContainer {
+    /// `actionKey`: the action it is made for, so activations of it can count it as coming.
+    private func createAndStart(kind: String, image given: String?, memory: Int, namespace: String, action: String, stemKey: String?, attach: Bool,
+                                actionKey: String?) async throws -> ActionContainer {
         guard let image = given ?? configuration.runtimeImages[kind] else {
             throw InvokerError("no runtime image for kind '\(kind)'")
         }
@@ -281,7 +376,7 @@ public actor ContainerPool {
         var name = Self.containerName(invoker: configuration.instance, sequence: sequence, namespace: namespace, action: action)
         let placeholder = "\(Self.placeholderPrefix)\(sequence)"
         state.addCreating(ActionContainer(id: placeholder, name: name, address: "", kind: kind, memory: memory, namespace: nil, overlayIP: nil,
-                                          actionKey: nil, lastUsed: .now), key: placeholder, stemKey: stemKey)
+                                          actionKey: actionKey, lastUsed: .now), key: placeholder, stemKey: stemKey)
         var spec = ContainerSpec(image: image, name: name)
         spec.labels = configuration.containerLabels.merging(["org.whiskmesh.kind": kind]) { $1 }
         spec.memoryBytes = Int64(memory) * 1024 * 1024
@@ -315,7 +410,7 @@ public actor ContainerPool {
             throw error
         }
         var container = ActionContainer(id: id, name: name, address: "", kind: kind, memory: memory, namespace: mountedNamespace, overlayIP: nil,
-                                        actionKey: nil, lastUsed: .now)
+                                        actionKey: actionKey, lastUsed: .now)
         state.rekey(placeholder, to: container)
         do {
             try await docker.startContainer(id)

@@ -22,6 +22,11 @@ public struct InvokerConfiguration: Sendable {
     public var idleTimeout: Duration = .seconds(600)
     /// Concurrent container creations (OpenWhisk's docker parallel-runs default is 10).
     public var maxConcurrentCreates = 10
+    /// An activation (without an instance ID) that finds its action's containers busy may wait for
+    /// one instead of a cold start, when runs are short (see ``ContainerPool/acquire``).
+    public var waitForBusyContainers = true
+    /// What a cold start is taken to cost until one was measured.
+    public var coldStartGuess: Duration = .seconds(1)
     /// Largest result an action may return (OpenWhisk's default 1 MiB).
     public var resultLimit = 1_048_576
     /// Extra labels on every container (tests label what they create).

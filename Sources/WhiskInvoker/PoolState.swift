@@ -45,6 +45,20 @@ public struct PoolState: Sendable {
         return .create(evicting: victims(for: memory))
     }
 
+    /// Whether an activation of `actionKey` that found no idle container should wait for one of
+    /// the action's containers (running, or being made) instead of making another: when, behind
+    /// the `waiting` activations ahead of it, its expected wait is under half a cold start. A run
+    /// of unknown length counts as an eighth of a cold start, so a first burst makes about one
+    /// container for every four of its activations instead of one each (16 cold starts at once
+    /// on two cores took 3-4 s each; a no-op runs in 2 ms). The caller bounds the wait.
+    public func shouldWait(actionKey: String, waiting: Int, runEstimate: Duration?, coldEstimate: Duration) -> Bool {
+        let live = entries.values.filter {
+            $0.container.actionKey == actionKey && ($0.state == .creating || $0.state == .initializing || $0.state == .running)
+        }.count
+        guard live > 0 else { return false }
+        return (runEstimate ?? coldEstimate / 8) * (waiting + 1) / live < coldEstimate / 2
+    }
+
     /// Idle containers to remove so that `memory` more fits the budget: warm ones least recently
     /// used first, then stem cells. Busy ones are never chosen (the controller's slots keep them
     /// within the budget); if idle ones do not suffice, as many as there are.

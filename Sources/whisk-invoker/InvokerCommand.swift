@@ -30,6 +30,8 @@ struct InvokerCommand: AsyncParsableCommand {
     @Option(help: "Name prefix of namespace overlays.") var overlayNamePrefix = ProcessInfo.processInfo.environment["WHISK_OVERLAY_NAME_PREFIX"] ?? "whiskmesh-ns-"
     @Option(help: "Concurrent overlay attaches.") var maxAttaches = 16
     @Option(help: "Concurrent container creations.") var maxCreates = 10
+    @Flag(inversion: .prefixedNo, help: "Let an activation without an instance ID wait for a busy container of its action when runs are short, instead of a cold start each.")
+    var waitForBusyContainers = true
     @Flag(inversion: .prefixedNo, help: "Attach containers to namespace overlays and publish address maps.") var overlay = true
     @Option(help: "Seconds SIGTERM lets running activations finish before their containers are removed.") var shutdownGrace = 30.0
     @Option(help: "Seconds after its acceptance at which an activation is checked against the store before it runs (the controller may have recorded it as given up).") var recheckAfter = 20.0
@@ -75,6 +77,7 @@ struct InvokerCommand: AsyncParsableCommand {
         configuration.overlayNamePrefix = overlayNamePrefix
         configuration.maxConcurrentAttaches = maxAttaches
         configuration.maxConcurrentCreates = maxCreates
+        configuration.waitForBusyContainers = waitForBusyContainers
         let directory = addressMapDirectory ?? FileManager.default.currentDirectoryPath + "/.local/addressmap/invoker\(id)"
         configuration.addressMapDirectory = directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory
         configuration.addressMapHostDirectory = addressMapHostDirectory

@@ -488,6 +488,33 @@ struct PlatformIntegrationTests {
         }
     }
 
+    /// A burst of short activations on an empty pool waits for the action's first containers
+    /// instead of a cold start each (16 cold starts at once took 3-4 s each on two cores); the
+    /// same burst with instance IDs (a group whose members may wait for each other) gets one
+    /// container per activation, since those must never queue behind each other.
+    @Test func aBurstSharesTheActionsFirstContainersButInstancesGetOneEach() async throws {
+        try await withPlatform(invokers: 1) { platform in
+            try await platform.createAction("where", code: Self.whereAmI)
+            try await platform.createAction("where-i", code: Self.whereAmI)
+            func burst(_ action: String, instances: Bool) async throws -> [String] {
+                try await withThrowingTaskGroup(of: String?.self) { group in
+                    for n in 0..<8 {
+                        let parameters: JSONValue = instances ? ["instanceID": .string("w\(n)")] : [:]
+                        group.addTask { try await platform.invoke(action, parameters, result: true).json["host"]?.stringValue }
+                    }
+                    var hosts: [String] = []
+                    for try await host in group { if let host { hosts.append(host) } }
+                    return hosts
+                }
+            }
+            let plain = try await burst("where", instances: false)
+            #expect(plain.count == 8, "every activation answered: \(plain)")
+            #expect(Set(plain).count < 8, "eight cold starts for eight 1 ms runs: \(plain)")
+            let grouped = try await burst("where-i", instances: true)
+            #expect(grouped.count == 8 && Set(grouped).count == 8, "instances each in a container of their own: \(grouped)")
+        }
+    }
+
     @Test func actionExceedingItsTimeoutFailsAndItsContainerIsRemoved() async throws {
         try await withPlatform(invokers: 1) { platform in
             try await platform.createAction("sleepy", code: "import time\ndef main(args):\n    time.sleep(30)\n    return {}\n", timeout: 1000)

@@ -127,6 +127,26 @@ struct PoolStateTests {
         #expect(state.apply(.claimed, to: "unknown") == nil)
     }
 
+    @Test func anActivationWaitsForABusyContainerOfItsActionOnlyWhileThatIsSoonerThanAColdStart() {
+        let cold = Duration.seconds(1)
+        let none = pool([(container("other", action: "b"), .running, nil), (container("w", action: "a"), .removing, nil)])
+        #expect(!none.shouldWait(actionKey: "a", waiting: 0, runEstimate: .milliseconds(2), coldEstimate: cold),
+                "nothing of the action is running or coming: waiting would wait for nothing")
+        let one = pool([(container("r", action: "a"), .running, nil)])
+        #expect(one.shouldWait(actionKey: "a", waiting: 0, runEstimate: .milliseconds(2), coldEstimate: cold))
+        #expect(one.shouldWait(actionKey: "a", waiting: 200, runEstimate: .milliseconds(2), coldEstimate: cold), "402 ms behind 200 short runs")
+        #expect(!one.shouldWait(actionKey: "a", waiting: 300, runEstimate: .milliseconds(2), coldEstimate: cold))
+        #expect(!one.shouldWait(actionKey: "a", waiting: 0, runEstimate: .seconds(2), coldEstimate: cold), "a long run: a cold start is sooner")
+        // Unknown runs count as an eighth of a cold start: about four activations per container.
+        #expect(one.shouldWait(actionKey: "a", waiting: 2, runEstimate: nil, coldEstimate: cold))
+        #expect(!one.shouldWait(actionKey: "a", waiting: 3, runEstimate: nil, coldEstimate: cold))
+        // Containers being made for the action, or initialising, count as coming.
+        let coming = pool([(container("c", action: "a"), .creating, nil), (container("i", action: "a"), .initializing, nil),
+                           (container("cell"), .stemCell, "python:3")])
+        #expect(coming.shouldWait(actionKey: "a", waiting: 6, runEstimate: nil, coldEstimate: cold))
+        #expect(!coming.shouldWait(actionKey: "a", waiting: 7, runEstimate: nil, coldEstimate: cold))
+    }
+
     @Test func containerIDsLeaveOutContainersStillBeingCreatedAndRekeyMovesThem() {
         var state = pool([(container("placeholder"), .creating, nil), (container("w", action: "a"), .warm, nil)])
         #expect(state.containerIDs == ["w"])
