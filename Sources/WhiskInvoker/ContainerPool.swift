@@ -76,9 +76,10 @@ public actor ContainerPool {
     /// else — when `mayWait` and ``PoolState/shouldWait(actionKey:waiting:runEstimate:coldEstimate:)``
     /// says a busy one of the action frees sooner — the next of the action's containers released,
     /// else a new one (evicting idle ones for memory). A wait is bounded (twice a cold start, at
-    /// least 1 s), then a container is made anyway: activations that wait for each other (a group
-    /// that meets at a barrier) cannot hold each other up longer than that. Activations with an
-    /// instance ID are such groups, so the runner never lets them wait.
+    /// least 1 s, renewed while containers of the action are still being made), then a container
+    /// is made anyway: activations that wait for each other (a group that meets at a barrier)
+    /// cannot hold each other up longer than that. Activations with an instance ID are such
+    /// groups, so the runner never lets them wait.
     /// - Returns: the container and whether it still needs `/init` (then report ``initialized(_:)``).
     public func acquire(actionKey: String, kind: String, image: String? = nil, memory: Int, namespace: String, action: String,
                         mayWait: Bool = false) async throws -> (ActionContainer, needsInit: Bool) {
@@ -87,7 +88,7 @@ public actor ContainerPool {
         recentNamespaces[namespace] = .now
         var holdsCreateSlot = false
         defer { if holdsCreateSlot { freeCreateSlot() } }
-        var waitUntil: ContinuousClock.Instant? = mayWait ? .now + max(coldEstimate * 2, .seconds(1)) : nil
+        var waitUntil: ContinuousClock.Instant? = mayWait ? .now + waitBound : nil
         while true {
             switch state.place(actionKey: actionKey, stemKey: stem, memory: memory) {
             case .warm(let key):
@@ -99,7 +100,11 @@ public actor ContainerPool {
                 if let until = waitUntil, !holdsCreateSlot,
                    state.shouldWait(actionKey: actionKey, waiting: actionWaiters[actionKey]?.count ?? 0,
                                     runEstimate: runEstimates[actionKey], coldEstimate: coldEstimate) {
-                    if await !waitForRelease(of: actionKey, until: until) { waitUntil = nil }
+                    if await !waitForRelease(of: actionKey, until: until) {
+                        // Time is up. Containers still coming will serve the queue; busy ones
+                        // that never came back may be waiting for us.
+                        waitUntil = state.coming(actionKey: actionKey) > 0 ? .now + waitBound : nil
+                    }
                     continue
                 }
                 guard holdsCreateSlot else {
@@ -172,6 +177,9 @@ public actor ContainerPool {
     }
 
     // MARK: Waiting for a container of the action
+
+    /// How long an activation waits for a container of its action before it makes one.
+    private var waitBound: Duration { max(coldEstimate * 2, .seconds(1)) }
 
     /// Waits until a container of `actionKey` is released or lost, or until `until`.
     /// - Returns: false when the time ran out.
@@ -359,24 +367,28 @@ public actor ContainerPool {
     /// pool's maintenance mid-create left such a container behind).
     private func create(kind: String, image: String? = nil, memory: Int, namespace: String, action: String, stemKey: String?, attach: Bool,
                         actionKey: String? = nil) async throws -> ActionContainer {
-        try await Task {
-            try await self.createAndStart(kind: kind, image: image, memory: memory, namespace: namespace, action: action, stemKey: stemKey, attach: attach,
-                                          actionKey: actionKey)
-        }.value
-    }
-
-    /// `image` is a blackbox action's own; other kinds run the runtime manifest's image.
-    /// `actionKey`: the action it is made for, so activations of it can count it as coming.
-    private func createAndStart(kind: String, image given: String?, memory: Int, namespace: String, action: String, stemKey: String?, attach: Bool,
-                                actionKey: String?) async throws -> ActionContainer {
-        guard let image = given ?? configuration.runtimeImages[kind] else {
+        guard let image = image ?? configuration.runtimeImages[kind] else {
             throw InvokerError("no runtime image for kind '\(kind)'")
         }
+        // In the pool before the first suspension: the activations decided next see it coming
+        // (and its memory as used). Added inside the task, a burst's later activations were
+        // placed before it existed and each made a container of its own.
         sequence += 1
-        var name = Self.containerName(invoker: configuration.instance, sequence: sequence, namespace: namespace, action: action)
+        let name = Self.containerName(invoker: configuration.instance, sequence: sequence, namespace: namespace, action: action)
         let placeholder = "\(Self.placeholderPrefix)\(sequence)"
         state.addCreating(ActionContainer(id: placeholder, name: name, address: "", kind: kind, memory: memory, namespace: nil, overlayIP: nil,
                                           actionKey: actionKey, lastUsed: .now), key: placeholder, stemKey: stemKey)
+        return try await Task {
+            try await self.createAndStart(placeholder: placeholder, name: name, kind: kind, image: image, memory: memory, namespace: namespace,
+                                          action: action, stemKey: stemKey, attach: attach, actionKey: actionKey)
+        }.value
+    }
+
+    /// Creates and starts the container that `placeholder` stands for. `image` is a blackbox
+    /// action's own or the kind's runtime image; `actionKey` the action it is made for.
+    private func createAndStart(placeholder: String, name: String, kind: String, image: String, memory: Int, namespace: String, action: String,
+                                stemKey: String?, attach: Bool, actionKey: String?) async throws -> ActionContainer {
+        var name = name
         var spec = ContainerSpec(image: image, name: name)
         spec.labels = configuration.containerLabels.merging(["org.whiskmesh.kind": kind]) { $1 }
         spec.memoryBytes = Int64(memory) * 1024 * 1024
