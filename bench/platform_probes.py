@@ -4,6 +4,7 @@ measured again. Not part of `scripts/bench`: they answer one question each and w
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py brokergrowth   # ~4 min
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py stemcold       # ~3 min
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py burst          # ~8 min
+    . scripts/lib.sh && .venv/bin/python bench/platform_probes.py kafkahop       # ~1 min
 
 - brokergrowth: one platform kept running; per step, 50 invokes at one client (p50) and Tansu's
   idle CPU over 5 s, then 3,200 invokes at 16 clients. Shows the memory engine slowing as its
@@ -14,9 +15,14 @@ measured again. Not part of `scripts/bench`: they answer one question each and w
   and 64 clients, with the invoker letting activations wait for a busy container of their action
   (the default) and without (`--no-wait-for-busy-containers`: a cold start each), interleaved,
   each trial on a fresh platform; and how many cold starts each pass had.
+- kafkahop: the floor of an activation's two Kafka hops (controller → invoker, ack back): one
+  message echoed through a fresh Tansu broker by a second consumer, 1,000 round trips with
+  librdkafka set as the platform sets it (no linger, `fetch.wait.max.ms` 10), then 2 and 1 ms.
 """
 import os
+import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -77,8 +83,71 @@ def burst(trials=2, levels=(4, 16, 64)):
         wb.interleave(list(modes), trials, trial)
 
 
+def kafkahop(round_trips=1000):
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+    port = wb.free_port()
+    brokers = "127.0.0.1:%d" % port
+    broker = subprocess.Popen([wb.tansu_binary(), "broker", "--listener-url", "tcp://%s" % brokers, "--advertised-listener-url", "tcp://%s" % brokers],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wb.wait_port(port)
+        for wait in (10, 2, 1):
+            there, back = "hop-there-%d" % wait, "hop-back-%d" % wait
+            for future in AdminClient({"bootstrap.servers": brokers}).create_topics([NewTopic(there, 1, 1), NewTopic(back, 1, 1)]).values():
+                future.result()
+
+            def consumer(topic):
+                c = Consumer({"bootstrap.servers": brokers, "group.id": topic, "enable.auto.commit": False, "fetch.wait.max.ms": wait,
+                              "enable.partition.eof": False})
+                c.assign([TopicPartition(topic, 0, -1)])  # from the end, as the platform's consumers
+                return c
+            producer = Producer({"bootstrap.servers": brokers, "linger.ms": 0, "acks": "all"})
+            inbound, outbound = consumer(there), consumer(back)
+            stop = threading.Event()
+
+            def echo():
+                echo_producer = Producer({"bootstrap.servers": brokers, "linger.ms": 0, "acks": "all"})
+                while not stop.is_set():
+                    message = inbound.poll(0.1)
+                    if message is not None and message.error() is None:
+                        echo_producer.produce(back, message.value())
+                        echo_producer.poll(0)
+                echo_producer.flush(5)
+            thread = threading.Thread(target=echo, daemon=True)
+            thread.start()
+            samples = []
+            for n in range(round_trips + 20):  # the first 20 warm the connections up
+                began = time.perf_counter()
+                producer.produce(there, b"%d" % n)
+                producer.poll(0)
+                resend = time.time() + 3  # a consumer not yet at the end misses the first (warm-up only)
+                while True:
+                    message = outbound.poll(0.5)
+                    if message is not None and message.error() is None and message.value() == b"%d" % n:
+                        break
+                    if time.time() > resend:
+                        if n >= 20:
+                            raise RuntimeError("round trip %d never came back" % n)
+                        producer.produce(there, b"%d" % n)
+                        producer.poll(0)
+                        resend = time.time() + 3
+                if n >= 20:
+                    samples.append(time.perf_counter() - began)
+            stop.set()
+            thread.join()
+            for c in (inbound, outbound):
+                c.close()
+            print("fetch.wait.max.ms %3d: two hops p50 %s, p90 %s, p99 %s (%d round trips)" % (
+                wait, wb.fmt_seconds(wb.percentile(samples, 50)), wb.fmt_seconds(wb.percentile(samples, 90)),
+                wb.fmt_seconds(wb.percentile(samples, 99)), len(samples)), flush=True)
+    finally:
+        os.killpg(broker.pid, 15)
+        broker.wait(10)
+
+
 if __name__ == "__main__":
-    probes = {"brokergrowth": brokergrowth, "stemcold": stemcold, "burst": burst}
+    probes = {"brokergrowth": brokergrowth, "stemcold": stemcold, "burst": burst, "kafkahop": kafkahop}
     if len(sys.argv) != 2 or sys.argv[1] not in probes:
         sys.exit("usage: platform_probes.py %s" % "|".join(probes))
     wb.run_benchmark(probes[sys.argv[1]])

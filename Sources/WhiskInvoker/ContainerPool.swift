@@ -48,6 +48,12 @@ public actor ContainerPool {
     /// When each running container's run, or cold start, began (for the two estimates).
     private var runStarted: [String: ContinuousClock.Instant] = [:]
     private var coldStarted: [String: ContinuousClock.Instant] = [:]
+    /// By stem key (kind and namespace): the times of the latest cold starts, and the most of them
+    /// seen within one burst window, which sizes that namespace's stem cells.
+    private var recentColdStarts: [String: [ContinuousClock.Instant]] = [:]
+    private var burstPeaks: [String: Int] = [:]
+    /// Actions with a spare container on the way (see ``makeSpare``).
+    private var sparesInFlight: Set<String> = []
 
     private struct ActionWaiter {
         var id: Int
@@ -95,11 +101,19 @@ public actor ContainerPool {
                 runStarted[key] = .now
                 return (claim(key, actionKey: actionKey), false)
             case .stemCell(let key):
+                countColdStart(stemKey: stem)
                 return (claim(key, actionKey: actionKey), true)
             case .create(let victims):
+                let waiting = actionWaiters[actionKey]?.count ?? 0
                 if let until = waitUntil, !holdsCreateSlot,
-                   state.shouldWait(actionKey: actionKey, waiting: actionWaiters[actionKey]?.count ?? 0,
-                                    runEstimate: runEstimates[actionKey], coldEstimate: coldEstimate) {
+                   state.shouldWait(actionKey: actionKey, waiting: waiting, runEstimate: runEstimates[actionKey], coldEstimate: coldEstimate) {
+                    // A queue longer than the action's containers will not drain by itself in a
+                    // steady load: one more container is made on the side, one at a time.
+                    if image == nil, waiting + 1 > state.live(actionKey: actionKey), state.coming(actionKey: actionKey) == 0,
+                       !sparesInFlight.contains(actionKey) {
+                        sparesInFlight.insert(actionKey)
+                        Task { await self.makeSpare(for: actionKey, kind: kind, memory: memory, namespace: namespace, stemKey: stem) }
+                    }
                     if await !waitForRelease(of: actionKey, until: until) {
                         // Time is up. Containers still coming will serve the queue; busy ones
                         // that never came back may be waiting for us.
@@ -118,6 +132,7 @@ public actor ContainerPool {
                 var container = try await create(kind: kind, image: image, memory: memory, namespace: namespace, action: action, stemKey: nil,
                                                  attach: false, actionKey: actionKey)
                 coldStarted[container.id] = began
+                countColdStart(stemKey: stem)
                 container.actionKey = actionKey
                 state.update(container, key: container.id)
                 return (container, true)
@@ -177,6 +192,32 @@ public actor ContainerPool {
     }
 
     // MARK: Waiting for a container of the action
+
+    /// A stem cell (attached to the namespace's overlay in overlay mode) made because activations
+    /// of `actionKey` queue: once ready, the first of them takes it and only initialises it. The
+    /// queued activation does not wait for it: it goes on waiting for whichever comes first.
+    private func makeSpare(for actionKey: String, kind: String, memory: Int, namespace: String, stemKey: String) async {
+        defer { sparesInFlight.remove(actionKey) }
+        await waitForCreateSlot()
+        defer { freeCreateSlot() }
+        guard state.victims(for: memory).isEmpty else { return }  // a spare never pushes out another container
+        do {
+            _ = try await create(kind: kind, memory: memory, namespace: overlays == nil ? "prewarm" : namespace, action: "spare", stemKey: stemKey,
+                                 attach: overlays != nil)
+            wakeWaiters(of: actionKey, all: false)
+        } catch {
+            logger.warning("cannot make a spare container", metadata: ["action": "\(actionKey)", "error": "\(error)"])
+        }
+    }
+
+    /// One more cold start under `stemKey`: its burst grows, and with it the stem cells wanted.
+    private func countColdStart(stemKey: String) {
+        let now = ContinuousClock.now
+        var times = (recentColdStarts[stemKey] ?? []).filter { now - $0 < configuration.burstWindow }
+        times.append(now)
+        recentColdStarts[stemKey] = times
+        burstPeaks[stemKey] = max(burstPeaks[stemKey] ?? 0, times.count)
+    }
 
     /// How long an activation waits for a container of its action before it makes one.
     private var waitBound: Duration { max(coldEstimate * 2, .seconds(1)) }
@@ -247,7 +288,9 @@ public actor ContainerPool {
             for namespace in namespaces where configuration.prewarmPerNamespace > 0 {
                 for kind in configuration.prewarmCount.keys {
                     let key = stemKey(kind: kind, namespace: namespace)
-                    wanted[key] = configuration.prewarmPerNamespace
+                    // Sized to the namespace's largest recent burst: its next one (a new
+                    // revision of the job, say) starts in attached containers.
+                    wanted[key] = max(configuration.prewarmPerNamespace, min(burstPeaks[key] ?? 0, configuration.prewarmBurstLimit))
                     namespaceOf[key] = namespace
                     kindOf[key] = kind
                 }
@@ -258,6 +301,13 @@ public actor ContainerPool {
                 kindOf[kind] = kind
             }
         }
+        // Run times of actions the pool no longer holds a container of are forgotten (one per
+        // revision ever run would pile up).
+        let held = Set(state.entries.values.compactMap(\.container.actionKey))
+        runEstimates = runEstimates.filter { held.contains($0.key) }
+        // A namespace that is no longer recent forgets its bursts.
+        burstPeaks = burstPeaks.filter { wanted[$0.key] != nil }
+        recentColdStarts = recentColdStarts.filter { wanted[$0.key] != nil }
         let plan = state.stemCellPlan(wanted: wanted)
         for key in plan.drop { transition(key, .expired) }
         await remove(plan.drop)

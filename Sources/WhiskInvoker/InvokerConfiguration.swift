@@ -63,6 +63,11 @@ public struct InvokerConfiguration: Sendable {
     /// How many recently active namespaces get stem cells, and for how long after their last activation.
     public var prewarmNamespaces = 4
     public var prewarmNamespaceWindow: Duration = .seconds(300)
+    /// A recently active namespace gets as many stem cells as its largest burst of cold starts
+    /// (those within `burstWindow` of each other) had, up to this many (never fewer than
+    /// `prewarmPerNamespace`; none when that is 0).
+    public var prewarmBurstLimit = 8
+    public var burstWindow: Duration = .seconds(10)
 
     public init(instance: Int, kafka: KafkaClientConfiguration, internalToken: String) {
         self.instance = instance

@@ -52,9 +52,14 @@ public struct PoolState: Sendable {
     /// container for every four of its activations instead of one each (16 cold starts at once
     /// on two cores took 3-4 s each; a no-op runs in 2 ms). The caller bounds the wait.
     public func shouldWait(actionKey: String, waiting: Int, runEstimate: Duration?, coldEstimate: Duration) -> Bool {
-        let live = entries.values.filter { $0.container.actionKey == actionKey && $0.state == .running }.count + coming(actionKey: actionKey)
+        let live = live(actionKey: actionKey)
         guard live > 0 else { return false }
         return (runEstimate ?? coldEstimate / 8) * (waiting + 1) / live < coldEstimate / 2
+    }
+
+    /// Containers running `actionKey`, or coming for it.
+    public func live(actionKey: String) -> Int {
+        entries.values.filter { $0.container.actionKey == actionKey && $0.state == .running }.count + coming(actionKey: actionKey)
     }
 
     /// Containers being made, or initialising, for `actionKey`.

@@ -30,6 +30,8 @@ struct InvokerCommand: AsyncParsableCommand {
     @Option(help: "Name prefix of namespace overlays.") var overlayNamePrefix = ProcessInfo.processInfo.environment["WHISK_OVERLAY_NAME_PREFIX"] ?? "whiskmesh-ns-"
     @Option(help: "Concurrent overlay attaches.") var maxAttaches = 16
     @Option(help: "Concurrent container creations.") var maxCreates = 10
+    @Option(help: "At most this many stem cells per recently active namespace, sized to its largest recent burst of cold starts.")
+    var prewarmBurstLimit = 8
     @Flag(inversion: .prefixedNo, help: "Let an activation without an instance ID wait for a busy container of its action when runs are short, instead of a cold start each.")
     var waitForBusyContainers = true
     @Flag(inversion: .prefixedNo, help: "Attach containers to namespace overlays and publish address maps.") var overlay = true
@@ -77,6 +79,7 @@ struct InvokerCommand: AsyncParsableCommand {
         configuration.overlayNamePrefix = overlayNamePrefix
         configuration.maxConcurrentAttaches = maxAttaches
         configuration.maxConcurrentCreates = maxCreates
+        configuration.prewarmBurstLimit = prewarmBurstLimit
         configuration.waitForBusyContainers = waitForBusyContainers
         let directory = addressMapDirectory ?? FileManager.default.currentDirectoryPath + "/.local/addressmap/invoker\(id)"
         configuration.addressMapDirectory = directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory

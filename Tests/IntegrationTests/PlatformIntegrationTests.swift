@@ -515,6 +515,48 @@ struct PlatformIntegrationTests {
         }
     }
 
+    /// After a burst of cold starts in a namespace, the invoker keeps that many stem cells for it
+    /// (attached to its overlay, its map mounted), so the next burst — a new action, or a new
+    /// revision of the job — starts in them instead of paying the overlay attach each.
+    @Test func aNamespacesStemCellsFollowItsLastBurst() async throws {
+        try await withPlatform(invokers: 1, prewarm: 1) { platform in
+            for name in ["first", "second"] {
+                let reply = try await platform.request("PUT", "/api/v1/namespaces/_/actions/\(name)",
+                                                       json: ["exec": ["kind": "python:3", "code": .string(Self.whereAmI)], "limits": ["memory": 128]])
+                #expect(reply.status == 200, "\(reply.json)")
+            }
+            func burst(_ action: String) async throws -> [String] {
+                try await withThrowingTaskGroup(of: String?.self) { group in
+                    for n in 0..<5 {
+                        group.addTask { try await platform.invoke(action, ["instanceID": .string("b\(n)")], result: true).json["host"]?.stringValue }
+                    }
+                    var hosts: [String] = []
+                    for try await host in group { if let host { hosts.append(host) } }
+                    return hosts
+                }
+            }
+            var configuration = DockerClient.Configuration()
+            configuration.socketPath = TestEnvironment.dockerSocket
+            let docker = DockerClient(configuration: configuration, logger: TestEnvironment.logger)
+            defer { Task { await docker.shutdown() } }
+            #expect(try await burst("first").count == 5)
+            // Ready stem cells: named for "prewarm" and on the namespace's overlay besides the action network.
+            try await waitUntil("five attached stem cells", timeout: .seconds(90)) {
+                let cells = ((try? await docker.listContainers(labels: ["org.whiskmesh.test=\(platform.runLabel)"])) ?? []).filter { $0.names.contains { $0.hasSuffix("_prewarm") } }
+                var attached = 0
+                for cell in cells where ((try? await docker.inspectContainer(cell.id).networks.count) ?? 0) >= 2 { attached += 1 }
+                return attached >= 5
+            }
+            try await Task.sleep(for: .seconds(1))  // the pool marks a cell ready just after Docker attached it
+            let hosts = try await burst("second")
+            #expect(hosts.count == 5)
+            for host in hosts {
+                let name = try await docker.inspectContainer(host).name
+                #expect(name.hasSuffix("_prewarm"), "\(name) was made for the burst instead of taken from the stem cells")
+            }
+        }
+    }
+
     @Test func actionExceedingItsTimeoutFailsAndItsContainerIsRemoved() async throws {
         try await withPlatform(invokers: 1) { platform in
             try await platform.createAction("sleepy", code: "import time\ndef main(args):\n    time.sleep(30)\n    return {}\n", timeout: 1000)

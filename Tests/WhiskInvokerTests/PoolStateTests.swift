@@ -143,6 +143,7 @@ struct PoolStateTests {
         // Containers being made for the action, or initialising, count as coming.
         let coming = pool([(container("c", action: "a"), .creating, nil), (container("i", action: "a"), .initializing, nil),
                            (container("cell"), .stemCell, "python:3")])
+        #expect(coming.live(actionKey: "a") == 2 && coming.coming(actionKey: "a") == 2 && one.coming(actionKey: "a") == 0)
         #expect(coming.shouldWait(actionKey: "a", waiting: 6, runEstimate: nil, coldEstimate: cold))
         #expect(!coming.shouldWait(actionKey: "a", waiting: 7, runEstimate: nil, coldEstimate: cold))
     }
