@@ -107,10 +107,11 @@ public actor ContainerPool {
                 let waiting = actionWaiters[actionKey]?.count ?? 0
                 if let until = waitUntil, !holdsCreateSlot,
                    state.shouldWait(actionKey: actionKey, waiting: waiting, runEstimate: runEstimates[actionKey], coldEstimate: coldEstimate) {
-                    // A queue longer than the action's containers will not drain by itself in a
-                    // steady load: one more container is made on the side, one at a time.
-                    if image == nil, waiting + 1 > state.live(actionKey: actionKey), state.coming(actionKey: actionKey) == 0,
-                       !sparesInFlight.contains(actionKey) {
+                    // A wait that costs more than an eighth of a cold start will recur in a steady
+                    // load: one more container is made on the side, one at a time. (A queue of
+                    // 2 ms runs drains by itself: a spare for it cost a steady pass its rate.)
+                    let expected = (runEstimates[actionKey] ?? coldEstimate / 8) * (waiting + 1) / max(1, state.live(actionKey: actionKey))
+                    if image == nil, expected > coldEstimate / 8, state.coming(actionKey: actionKey) == 0, !sparesInFlight.contains(actionKey) {
                         sparesInFlight.insert(actionKey)
                         Task { await self.makeSpare(for: actionKey, kind: kind, memory: memory, namespace: namespace, stemKey: stem) }
                     }
