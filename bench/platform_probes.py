@@ -5,6 +5,7 @@ measured again. Not part of `scripts/bench`: they answer one question each and w
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py stemcold       # ~3 min
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py burst          # ~8 min
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py kafkahop       # ~1 min
+    . scripts/lib.sh && .venv/bin/python bench/platform_probes.py fetchwait      # ~5 min
 
 - brokergrowth: one platform kept running; per step, 50 invokes at one client (p50) and Tansu's
   idle CPU over 5 s, then 3,200 invokes at 16 clients. Shows the memory engine slowing as its
@@ -18,6 +19,9 @@ measured again. Not part of `scripts/bench`: they answer one question each and w
 - kafkahop: the floor of an activation's two Kafka hops (controller → invoker, ack back): one
   message echoed through a fresh Tansu broker by a second consumer, 1,000 round trips with
   librdkafka set as the platform sets it (no linger, `fetch.wait.max.ms` 10), then 2 and 1 ms.
+- fetchwait: the no-op at 1 client (200 invokes) and 16 clients (2 passes of 25 each), overlay
+  on, with every consumer's fetch wait at 10 ms (the default) and at 2 ms (`--kafka-fetch-wait
+  2`), interleaved, each trial on a fresh platform; and the broker's CPU while idle for 5 s.
 """
 import os
 import subprocess
@@ -94,7 +98,8 @@ def kafkahop(round_trips=1000):
         wb.wait_port(port)
         for wait in (10, 2, 1):
             there, back = "hop-there-%d" % wait, "hop-back-%d" % wait
-            for future in AdminClient({"bootstrap.servers": brokers}).create_topics([NewTopic(there, 1, 1), NewTopic(back, 1, 1)]).values():
+            admin = AdminClient({"bootstrap.servers": brokers})  # kept: its futures die with it
+            for future in admin.create_topics([NewTopic(there, 1, 1), NewTopic(back, 1, 1)]).values():
                 future.result()
 
             def consumer(topic):
@@ -146,8 +151,26 @@ def kafkahop(round_trips=1000):
         broker.wait(10)
 
 
+def fetchwait(trials=2):
+    def trial(wait, number):
+        flags = [] if wait == "10 ms" else ["--kafka-fetch-wait", "2"]
+        with wb.Stack("fetchwait", invoker_args=flags, controller_args=flags, user_memory="10240 MB") as stack:
+            stack.request("PUT", "/namespaces/_/actions/noop?overwrite=true", NOOP)
+            pc.closed_loop(stack, "noop", 1, 10)  # its container
+            one = pc.summarize(*pc.closed_loop(stack, "noop", 1, 200))
+            pc.closed_loop(stack, "noop", 16, 25)  # the containers 16 clients need
+            many = pc.summarize(*pc.closed_loop(stack, "noop", 16, 25))
+            broker = wb.ProcessSampler(stack.pid("broker"))
+            before = broker.cpu()
+            time.sleep(5)
+            idle = (broker.cpu() - before) / 5 * 100
+        print("fetch wait %s: 1 client p50 %s p99 %s; 16 clients %.0f/s p99 %s; broker idle CPU %.0f%%" % (
+            wait, wb.fmt_seconds(one["p50"]), wb.fmt_seconds(one["p99"]), many["throughput"], wb.fmt_seconds(many["p99"]), idle), flush=True)
+    wb.interleave(["10 ms", "2 ms"], trials, trial)
+
+
 if __name__ == "__main__":
-    probes = {"brokergrowth": brokergrowth, "stemcold": stemcold, "burst": burst, "kafkahop": kafkahop}
+    probes = {"brokergrowth": brokergrowth, "stemcold": stemcold, "burst": burst, "kafkahop": kafkahop, "fetchwait": fetchwait}
     if len(sys.argv) != 2 or sys.argv[1] not in probes:
         sys.exit("usage: platform_probes.py %s" % "|".join(probes))
     wb.run_benchmark(probes[sys.argv[1]])

@@ -11,6 +11,9 @@ public struct KafkaClientConfiguration: Sendable {
     /// finished with no data, so a consumer polling at 5-10 ms while SeaweedFS took 50-100 ms
     /// (2 cores, three Docker hosts busy) received nothing at all and fell behind for good.
     public var minimumFetchWait: Duration = .zero
+    /// When set, how long every consumer of this client lets the broker hold a fetch, instead of
+    /// its own choice (still at least `minimumFetchWait`).
+    public var fetchWait: Duration?
 
     public init(bootstrapServers: [String], clientID: String = "whiskmesh", extraProperties: [String: String] = [:]) {
         self.bootstrapServers = bootstrapServers
@@ -132,7 +135,7 @@ extension KafkaConsumerConfiguration {
         properties["max.poll.interval.ms"] = String(maxPollInterval.milliseconds)
         properties["fetch.max.bytes"] = String(fetchMaxBytes)
         properties["enable.partition.eof"] = "false"
-        properties["fetch.wait.max.ms"] = String(max(fetchMaxWait, client.minimumFetchWait).milliseconds)
+        properties["fetch.wait.max.ms"] = String(max(client.fetchWait ?? fetchMaxWait, client.minimumFetchWait).milliseconds)
         properties.merge(client.extraProperties) { _, extra in extra }
         return properties
     }

@@ -18,6 +18,7 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(help: "Controller id (names the completed<id> topic).") var id = "0"
     @Option(help: "Kafka bootstrap servers.") var kafka = ProcessInfo.processInfo.environment["WHISK_KAFKA_BROKERS"] ?? "127.0.0.1:9092"
     @Option(help: "Least milliseconds a consumer lets the broker hold a fetch (raise it for a broker with slow storage, e.g. Tansu on S3).") var kafkaMinFetchWait = Int(ProcessInfo.processInfo.environment["WHISK_KAFKA_MIN_FETCH_WAIT_MS"] ?? "0") ?? 0
+    @Option(help: "Milliseconds every consumer lets the broker hold a fetch (default: each consumer's own, 5-10).") var kafkaFetchWait: Int?
     @Option(help: "SQLite database file (':memory:' keeps everything in memory).") var database = ".local/controller.db"
     @Option(help: "Prefix for every topic name (tests).") var topicPrefix = ProcessInfo.processInfo.environment["WHISK_TOPIC_PREFIX"] ?? ""
     @Option(help: "Seconds without a ping before an invoker is offline.") var invokerTimeout = 10.0
@@ -46,6 +47,10 @@ struct ControllerCommand: AsyncParsableCommand {
         )
         guard kafkaMinFetchWait >= 0 else { throw ValidationError("--kafka-min-fetch-wait must not be negative") }
         configuration.kafka.minimumFetchWait = .milliseconds(kafkaMinFetchWait)
+        if let kafkaFetchWait {
+            guard kafkaFetchWait >= 0 else { throw ValidationError("--kafka-fetch-wait must not be negative") }
+            configuration.kafka.fetchWait = .milliseconds(kafkaFetchWait)
+        }
         configuration.host = host
         configuration.port = port
         configuration.controllerID = id

@@ -89,6 +89,16 @@ struct KafkaMockClusterTests {
         #expect(configuration.librdkafkaProperties["fetch.wait.max.ms"] == "500", "a longer wait than the floor stays")
     }
 
+    @Test func aClientsFetchWaitReplacesEachConsumersOwnAboveTheMinimum() {
+        var client = KafkaClientConfiguration(bootstrapServers: ["127.0.0.1:1"])
+        client.fetchWait = .milliseconds(2)
+        var configuration = KafkaConsumerConfiguration(client: client, groupID: "g", topics: ["t"])
+        configuration.fetchMaxWait = .milliseconds(10)
+        #expect(configuration.librdkafkaProperties["fetch.wait.max.ms"] == "2")
+        configuration.client.minimumFetchWait = .milliseconds(50)
+        #expect(configuration.librdkafkaProperties["fetch.wait.max.ms"] == "50", "the minimum still wins")
+    }
+
     @Test func invalidPropertyIsAClearError() {
         let configuration = KafkaProducerConfiguration(
             client: KafkaClientConfiguration(bootstrapServers: ["x"], extraProperties: ["no.such.property": "1"])
