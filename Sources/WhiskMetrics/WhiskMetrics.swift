@@ -47,38 +47,28 @@ public enum WhiskMetrics {
     private static let timers = Mutex<[String: CoreMetrics.Timer]>([:])
     private static let gauges = Mutex<[String: CoreMetrics.Gauge]>([:])
 
-    private static func key(_ label: String, _ dimensions: [(String, String)]) -> String {
-        dimensions.reduce(label) { "\($0)|\($1.0)=\($1.1)" }
+    /// The handle of `label` and `dimensions` in `cache`, made by `make` the first time.
+    private static func handle<Handle>(_ cache: borrowing Mutex<[String: Handle]>, _ label: String, _ dimensions: [(String, String)],
+                                       make: (String, [(String, String)]) -> Handle) -> Handle {
+        cache.withLock { handles in
+            let key = dimensions.reduce(label) { "\($0)|\($1.0)=\($1.1)" }
+            if let handle = handles[key] { return handle }
+            let handle = make(label, dimensions)
+            handles[key] = handle
+            return handle
+        }
     }
 
     static func counter(_ label: String, _ dimensions: [(String, String)] = []) -> CoreMetrics.Counter {
-        counters.withLock { cache in
-            let key = key(label, dimensions)
-            if let counter = cache[key] { return counter }
-            let counter = CoreMetrics.Counter(label: label, dimensions: dimensions)
-            cache[key] = counter
-            return counter
-        }
+        handle(counters, label, dimensions) { CoreMetrics.Counter(label: $0, dimensions: $1) }
     }
 
     static func timer(_ label: String, _ dimensions: [(String, String)] = []) -> CoreMetrics.Timer {
-        timers.withLock { cache in
-            let key = key(label, dimensions)
-            if let timer = cache[key] { return timer }
-            let timer = CoreMetrics.Timer(label: label, dimensions: dimensions)
-            cache[key] = timer
-            return timer
-        }
+        handle(timers, label, dimensions) { CoreMetrics.Timer(label: $0, dimensions: $1) }
     }
 
     static func gauge(_ label: String, _ dimensions: [(String, String)] = []) -> CoreMetrics.Gauge {
-        gauges.withLock { cache in
-            let key = key(label, dimensions)
-            if let gauge = cache[key] { return gauge }
-            let gauge = CoreMetrics.Gauge(label: label, dimensions: dimensions)
-            cache[key] = gauge
-            return gauge
-        }
+        handle(gauges, label, dimensions) { CoreMetrics.Gauge(label: $0, dimensions: $1) }
     }
 
     /// Records an ended activation from its record.
