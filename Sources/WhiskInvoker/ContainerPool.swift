@@ -45,8 +45,8 @@ public actor ContainerPool {
     private var runEstimates: [String: Duration] = [:]
     /// How long a cold start takes (create, start, `/init`), smoothed; a guess until measured.
     private var coldEstimate: Duration
-    /// When each running container's run, or cold start, began (for the two estimates).
-    private var runStarted: [String: ContinuousClock.Instant] = [:]
+    /// When each container made for an activation began to be made, until it is initialised
+    /// (a run's start is its entry's `lastUsed`: set when it is claimed or initialised).
     private var coldStarted: [String: ContinuousClock.Instant] = [:]
     /// By stem key (kind and namespace): the times of the latest cold starts, and the most of them
     /// seen within one burst window, which sizes that namespace's stem cells.
@@ -79,7 +79,7 @@ public actor ContainerPool {
     }
 
     /// A container for `actionKey`: warm if one is idle, else a stem cell with enough memory,
-    /// else — when `mayWait` and ``PoolState/shouldWait(actionKey:waiting:runEstimate:coldEstimate:)``
+    /// else — when `mayWait` and ``PoolState/queueing(actionKey:waiting:runEstimate:coldEstimate:)``
     /// says a busy one of the action frees sooner — the next of the action's containers released,
     /// else a new one (evicting idle ones for memory). A wait is bounded (twice a cold start, at
     /// least 1 s, renewed while containers of the action are still being made), then a container
@@ -98,20 +98,16 @@ public actor ContainerPool {
         while true {
             switch state.place(actionKey: actionKey, stemKey: stem, memory: memory) {
             case .warm(let key):
-                runStarted[key] = .now
                 return (claim(key, actionKey: actionKey), false)
             case .stemCell(let key):
                 countColdStart(stemKey: stem)
                 return (claim(key, actionKey: actionKey), true)
             case .create(let victims):
-                let waiting = actionWaiters[actionKey]?.count ?? 0
                 if let until = waitUntil, !holdsCreateSlot,
-                   state.shouldWait(actionKey: actionKey, waiting: waiting, runEstimate: runEstimates[actionKey], coldEstimate: coldEstimate) {
-                    // A wait that costs more than an eighth of a cold start will recur in a steady
-                    // load: one more container is made on the side, one at a time. (A queue of
-                    // 2 ms runs drains by itself: a spare for it cost a steady pass its rate.)
-                    let expected = (runEstimates[actionKey] ?? coldEstimate / 8) * (waiting + 1) / max(1, state.live(actionKey: actionKey))
-                    if image == nil, expected > coldEstimate / 8, state.coming(actionKey: actionKey) == 0, !sparesInFlight.contains(actionKey) {
+                   case .wait(let spare) = state.queueing(actionKey: actionKey, waiting: actionWaiters[actionKey]?.count ?? 0,
+                                                          runEstimate: runEstimates[actionKey], coldEstimate: coldEstimate) {
+                    // One spare at a time per action; none for a blackbox image (stem cells run the kind's).
+                    if spare, image == nil, !sparesInFlight.contains(actionKey) {
                         sparesInFlight.insert(actionKey)
                         Task { await self.makeSpare(for: actionKey, kind: kind, memory: memory, namespace: namespace, stemKey: stem) }
                     }
@@ -154,7 +150,8 @@ public actor ContainerPool {
     public func initialized(_ container: ActionContainer) {
         defer { publishSnapshot() }
         if let began = coldStarted.removeValue(forKey: container.id) { coldEstimate = Self.smoothed(coldEstimate, .now - began) }
-        runStarted[container.id] = .now
+        var container = container
+        container.lastUsed = .now  // its run begins
         state.update(container, key: container.id)
         transition(container.id, .initialized)
     }
@@ -162,13 +159,13 @@ public actor ContainerPool {
     /// Ends a container's part in an activation: `.finished` or `.failed(_:)`.
     public func release(_ container: ActionContainer, _ event: ContainerEvent) async {
         defer { publishSnapshot() }
+        let began = state.entries[container.id]?.container.lastUsed  // when its run began
         var container = container
         container.lastUsed = .now
         if let current = state.entries[container.id], current.state != .removing {
             state.update(container, key: container.id)
         }
         let next = transition(container.id, event)
-        let began = runStarted.removeValue(forKey: container.id)
         coldStarted[container.id] = nil
         if let actionKey = container.actionKey {
             if next == .warm {
@@ -203,11 +200,20 @@ public actor ContainerPool {
         defer { freeCreateSlot() }
         guard state.victims(for: memory).isEmpty else { return }  // a spare never pushes out another container
         do {
-            _ = try await create(kind: kind, memory: memory, namespace: overlays == nil ? "prewarm" : namespace, action: "spare", stemKey: stemKey,
-                                 attach: overlays != nil)
+            try await createStemCell(kind: kind, memory: memory, namespace: overlays == nil ? nil : namespace, stemKey: stemKey)
             wakeWaiters(of: actionKey, all: false)
         } catch {
             logger.warning("cannot make a spare container", metadata: ["action": "\(actionKey)", "error": "\(error)"])
+        }
+    }
+
+    /// A stem cell under `stemKey`: for `namespace` (overlay mode: attached to its overlay, its map
+    /// mounted), or for any namespace when nil.
+    private func createStemCell(kind: String, memory: Int, namespace: String?, stemKey: String) async throws {
+        if let namespace {
+            _ = try await create(kind: kind, memory: memory, namespace: namespace, action: "prewarm", stemKey: stemKey, attach: true)
+        } else {
+            _ = try await create(kind: kind, memory: memory, namespace: "prewarm", action: kind, stemKey: stemKey, attach: false)
         }
     }
 
@@ -321,11 +327,7 @@ public actor ContainerPool {
                 await waitForCreateSlot()
                 defer { freeCreateSlot() }
                 do {
-                    if let namespace = namespaceOf[key] {
-                        _ = try await create(kind: kind, memory: 256, namespace: namespace, action: "prewarm", stemKey: key, attach: true)
-                    } else {
-                        _ = try await create(kind: kind, memory: 256, namespace: "prewarm", action: kind, stemKey: key, attach: false)
-                    }
+                    try await createStemCell(kind: kind, memory: 256, namespace: namespaceOf[key], stemKey: key)
                 } catch {
                     logger.error("cannot create a stem cell", metadata: ["stemCells": "\(key)", "error": "\(error)"])
                     break
@@ -382,7 +384,6 @@ public actor ContainerPool {
             removals.insert(key)
             defer { removals.remove(key) }
             logs.stop(key)
-            runStarted[key] = nil
             coldStarted[key] = nil
             do {
                 try await docker.removeContainer(key)

@@ -45,21 +45,30 @@ public struct PoolState: Sendable {
         return .create(evicting: victims(for: memory))
     }
 
-    /// Whether an activation of `actionKey` that found no idle container should wait for one of
-    /// the action's containers (running, or being made) instead of making another: when, behind
-    /// the `waiting` activations ahead of it, its expected wait is under half a cold start. A run
-    /// of unknown length counts as an eighth of a cold start, so a first burst makes about one
-    /// container for every four of its activations instead of one each (16 cold starts at once
-    /// on two cores took 3-4 s each; a no-op runs in 2 ms). The caller bounds the wait.
-    public func shouldWait(actionKey: String, waiting: Int, runEstimate: Duration?, coldEstimate: Duration) -> Bool {
-        let live = live(actionKey: actionKey)
-        guard live > 0 else { return false }
-        return (runEstimate ?? coldEstimate / 8) * (waiting + 1) / live < coldEstimate / 2
+    /// What an activation that found no idle container of its action does.
+    public enum Queueing: Sendable, Equatable {
+        /// Makes a container of its own.
+        case create
+        /// Waits for one of the action's containers (running, or being made); with `spare`, one
+        /// more is made on the side for the queue.
+        case wait(spare: Bool)
     }
 
-    /// Containers running `actionKey`, or coming for it.
-    public func live(actionKey: String) -> Int {
-        entries.values.filter { $0.container.actionKey == actionKey && $0.state == .running }.count + coming(actionKey: actionKey)
+    /// An activation of `actionKey` that found no idle container waits for one of the action's
+    /// containers when, behind the `waiting` activations ahead of it, its expected wait is under
+    /// half a cold start. A run of unknown length counts as an eighth of a cold start, so a first
+    /// burst makes about one container for every four of its activations instead of one each (16
+    /// cold starts at once on two cores took 3-4 s each; a no-op runs in 2 ms). A wait costing
+    /// more than an eighth of a cold start, while none of the action's containers is coming, will
+    /// recur in a steady load: it asks for a spare (a queue of 2 ms runs drains by itself; spares
+    /// for it cost a steady pass its rate). The caller bounds the wait.
+    public func queueing(actionKey: String, waiting: Int, runEstimate: Duration?, coldEstimate: Duration) -> Queueing {
+        let coming = coming(actionKey: actionKey)
+        let live = entries.values.filter { $0.container.actionKey == actionKey && $0.state == .running }.count + coming
+        guard live > 0 else { return .create }
+        let expected = (runEstimate ?? coldEstimate / 8) * (waiting + 1) / live
+        guard expected < coldEstimate / 2 else { return .create }
+        return .wait(spare: coming == 0 && expected > coldEstimate / 8)
     }
 
     /// Containers being made, or initialising, for `actionKey`.

@@ -129,23 +129,38 @@ struct PoolStateTests {
 
     @Test func anActivationWaitsForABusyContainerOfItsActionOnlyWhileThatIsSoonerThanAColdStart() {
         let cold = Duration.seconds(1)
+        func waits(_ state: PoolState, _ waiting: Int, _ run: Duration?) -> Bool {
+            state.queueing(actionKey: "a", waiting: waiting, runEstimate: run, coldEstimate: cold) != .create
+        }
         let none = pool([(container("other", action: "b"), .running, nil), (container("w", action: "a"), .removing, nil)])
-        #expect(!none.shouldWait(actionKey: "a", waiting: 0, runEstimate: .milliseconds(2), coldEstimate: cold),
-                "nothing of the action is running or coming: waiting would wait for nothing")
+        #expect(!waits(none, 0, .milliseconds(2)), "nothing of the action is running or coming: waiting would wait for nothing")
         let one = pool([(container("r", action: "a"), .running, nil)])
-        #expect(one.shouldWait(actionKey: "a", waiting: 0, runEstimate: .milliseconds(2), coldEstimate: cold))
-        #expect(one.shouldWait(actionKey: "a", waiting: 200, runEstimate: .milliseconds(2), coldEstimate: cold), "402 ms behind 200 short runs")
-        #expect(!one.shouldWait(actionKey: "a", waiting: 300, runEstimate: .milliseconds(2), coldEstimate: cold))
-        #expect(!one.shouldWait(actionKey: "a", waiting: 0, runEstimate: .seconds(2), coldEstimate: cold), "a long run: a cold start is sooner")
+        #expect(waits(one, 0, .milliseconds(2)))
+        #expect(waits(one, 200, .milliseconds(2)), "402 ms behind 200 short runs")
+        #expect(!waits(one, 300, .milliseconds(2)))
+        #expect(!waits(one, 0, .seconds(2)), "a long run: a cold start is sooner")
         // Unknown runs count as an eighth of a cold start: about four activations per container.
-        #expect(one.shouldWait(actionKey: "a", waiting: 2, runEstimate: nil, coldEstimate: cold))
-        #expect(!one.shouldWait(actionKey: "a", waiting: 3, runEstimate: nil, coldEstimate: cold))
+        #expect(waits(one, 2, nil))
+        #expect(!waits(one, 3, nil))
         // Containers being made for the action, or initialising, count as coming.
         let coming = pool([(container("c", action: "a"), .creating, nil), (container("i", action: "a"), .initializing, nil),
                            (container("cell"), .stemCell, "python:3")])
-        #expect(coming.live(actionKey: "a") == 2 && coming.coming(actionKey: "a") == 2 && one.coming(actionKey: "a") == 0)
-        #expect(coming.shouldWait(actionKey: "a", waiting: 6, runEstimate: nil, coldEstimate: cold))
-        #expect(!coming.shouldWait(actionKey: "a", waiting: 7, runEstimate: nil, coldEstimate: cold))
+        #expect(coming.coming(actionKey: "a") == 2 && one.coming(actionKey: "a") == 0)
+        #expect(waits(coming, 6, nil))
+        #expect(!waits(coming, 7, nil))
+    }
+
+    @Test func aWaitThatCostsMoreThanAnEighthOfAColdStartAsksForOneSpareWhileNoneIsComing() {
+        let cold = Duration.seconds(1)
+        let one = pool([(container("r", action: "a"), .running, nil)])
+        #expect(one.queueing(actionKey: "a", waiting: 0, runEstimate: .milliseconds(2), coldEstimate: cold) == .wait(spare: false),
+                "a queue of 2 ms runs drains by itself")
+        #expect(one.queueing(actionKey: "a", waiting: 1, runEstimate: .milliseconds(100), coldEstimate: cold) == .wait(spare: true),
+                "200 ms behind 100 ms runs, a wait that recurs")
+        #expect(one.queueing(actionKey: "a", waiting: 1, runEstimate: .milliseconds(300), coldEstimate: cold) == .create)
+        let coming = pool([(container("r", action: "a"), .running, nil), (container("c", action: "a"), .creating, nil)])
+        #expect(coming.queueing(actionKey: "a", waiting: 2, runEstimate: .milliseconds(200), coldEstimate: cold) == .wait(spare: false),
+                "one of the action's containers is on its way already")
     }
 
     @Test func containerIDsLeaveOutContainersStillBeingCreatedAndRekeyMovesThem() {
