@@ -4,7 +4,6 @@ checks that no answer is a server error and that every answer matches the contra
 its status. It drives a private platform (bench/whiskbench.Stack: its own broker, controller and
 invoker, removed afterwards) holding one entity of each kind, so that some generated requests
 reach real ones."""
-import base64
 import os
 import re
 import subprocess
@@ -18,13 +17,12 @@ import whiskbench as wb  # noqa: E402
 
 SPEC = os.path.join(os.path.dirname(__file__), "apiv1swagger.json")
 CONFIG = os.path.join(os.path.dirname(__file__), "schemathesis.toml")
-GUEST = "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP"
 MANIFEST = os.path.join(ROOT, "runtimes.json")
 
 
 def seed(api):
     """One action (web-exported), a package with an action, a trigger with a rule."""
-    auth = tuple(GUEST.split(":"))
+    auth = tuple(wb.GUEST_AUTH.split(":"))
     code = "def main(args):\n    return {'ok': True}\n"
     calls = [
         ("PUT", "/actions/hello", {"exec": {"kind": "python:3", "code": code}, "annotations": [{"key": "web-export", "value": True}]}),
@@ -46,7 +44,7 @@ def test_every_operation_of_the_contract_answers_without_server_errors_and_as_it
         report = tmp_path / "report.xml"
         run = subprocess.run(
             [os.path.join(os.path.dirname(sys.executable), "schemathesis"), "--config-file", CONFIG, "run", SPEC, "--url", stack.api + "/api/v1",
-             "-H", "Authorization: Basic " + base64.b64encode(GUEST.encode()).decode(),
+             "-H", "Authorization: " + wb.GUEST_AUTHORIZATION,
              "--checks", "not_a_server_error,response_schema_conformance",
              "--max-examples", os.environ.get("WHISK_CONFORMANCE_EXAMPLES", "30"), "--seed", "20261206",
              "--request-timeout", "90", "--report", "junit", "--report-junit-path", str(report)],

@@ -492,25 +492,28 @@ struct PlatformIntegrationTests {
     /// instead of a cold start each (16 cold starts at once took 3-4 s each on two cores); the
     /// same burst with instance IDs (a group whose members may wait for each other) gets one
     /// container per activation, since those must never queue behind each other.
+    /// The hosts (container ids) that `count` concurrent invokes of a ``whereAmI`` action ran on;
+    /// with `instances`, each invoke has an instance ID of its own.
+    func burst(_ platform: Platform, _ action: String, count: Int, instances: Bool) async throws -> [String] {
+        try await withThrowingTaskGroup(of: String?.self) { group in
+            for n in 0..<count {
+                let parameters: JSONValue = instances ? ["instanceID": .string("\(action)-\(n)")] : [:]
+                group.addTask { try await platform.invoke(action, parameters, result: true).json["host"]?.stringValue }
+            }
+            var hosts: [String] = []
+            for try await host in group { if let host { hosts.append(host) } }
+            return hosts
+        }
+    }
+
     @Test func aBurstSharesTheActionsFirstContainersButInstancesGetOneEach() async throws {
         try await withPlatform(invokers: 1) { platform in
             try await platform.createAction("where", code: Self.whereAmI)
             try await platform.createAction("where-i", code: Self.whereAmI)
-            func burst(_ action: String, instances: Bool) async throws -> [String] {
-                try await withThrowingTaskGroup(of: String?.self) { group in
-                    for n in 0..<8 {
-                        let parameters: JSONValue = instances ? ["instanceID": .string("w\(n)")] : [:]
-                        group.addTask { try await platform.invoke(action, parameters, result: true).json["host"]?.stringValue }
-                    }
-                    var hosts: [String] = []
-                    for try await host in group { if let host { hosts.append(host) } }
-                    return hosts
-                }
-            }
-            let plain = try await burst("where", instances: false)
+            let plain = try await burst(platform, "where", count: 8, instances: false)
             #expect(plain.count == 8, "every activation answered: \(plain)")
             #expect(Set(plain).count < 8, "eight cold starts for eight 1 ms runs: \(plain)")
-            let grouped = try await burst("where-i", instances: true)
+            let grouped = try await burst(platform, "where-i", count: 8, instances: true)
             #expect(grouped.count == 8 && Set(grouped).count == 8, "instances each in a container of their own: \(grouped)")
         }
     }
@@ -525,21 +528,11 @@ struct PlatformIntegrationTests {
                                                        json: ["exec": ["kind": "python:3", "code": .string(Self.whereAmI)], "limits": ["memory": 128]])
                 #expect(reply.status == 200, "\(reply.json)")
             }
-            func burst(_ action: String) async throws -> [String] {
-                try await withThrowingTaskGroup(of: String?.self) { group in
-                    for n in 0..<5 {
-                        group.addTask { try await platform.invoke(action, ["instanceID": .string("b\(n)")], result: true).json["host"]?.stringValue }
-                    }
-                    var hosts: [String] = []
-                    for try await host in group { if let host { hosts.append(host) } }
-                    return hosts
-                }
-            }
             var configuration = DockerClient.Configuration()
             configuration.socketPath = TestEnvironment.dockerSocket
             let docker = DockerClient(configuration: configuration, logger: TestEnvironment.logger)
             defer { Task { await docker.shutdown() } }
-            #expect(try await burst("first").count == 5)
+            #expect(try await burst(platform, "first", count: 5, instances: true).count == 5)
             // Ready stem cells: named for "prewarm" and on the namespace's overlay besides the action network.
             try await waitUntil("five attached stem cells", timeout: .seconds(90)) {
                 let cells = ((try? await docker.listContainers(labels: ["org.whiskmesh.test=\(platform.runLabel)"])) ?? []).filter { $0.names.contains { $0.hasSuffix("_prewarm") } }
@@ -548,7 +541,7 @@ struct PlatformIntegrationTests {
                 return attached >= 5
             }
             try await Task.sleep(for: .seconds(1))  // the pool marks a cell ready just after Docker attached it
-            let hosts = try await burst("second")
+            let hosts = try await burst(platform, "second", count: 5, instances: true)
             #expect(hosts.count == 5)
             for host in hosts {
                 let name = try await docker.inspectContainer(host).name
