@@ -142,9 +142,12 @@ final class CurlTransfer: @unchecked Sendable {
         }
         whisk_curl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, request.method)
         whisk_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
-        // A new connection per request, as before: a kept-alive connection to a container that
-        // was removed could reach whatever reused its address.
-        whisk_curl_setopt_long(handle, CURLOPT_FORBID_REUSE, 1)
+        // Connections are kept alive and reused (the driver's cache), as upstream's invoker keeps
+        // one per container: a new connection per `/run` cost the invoker a TCP handshake and
+        // teardown and the Python proxy a thread. A kept-alive connection cannot reach another
+        // container: once its container is gone, a container given the same address answers the
+        // old connection with a reset, and libcurl retries a reused connection that died before
+        // any answer on a new one, to the address it was asked for.
         whisk_curl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer)
         whisk_curl_setopt_slist(handle, CURLOPT_HTTPHEADER, headerList)
         if let timeout = request.timeout {
@@ -232,9 +235,14 @@ final class CurlMultiDriver: @unchecked Sendable {
     /// Transfers in `active` that count against `maxInFlight`; only the driver's thread.
     private var limitedActive = 0
 
+    static let maxIdleConnections = 512
+
     init(maxInFlight: Int?) {
         self.multi = curl_multi_init()
         self.maxInFlight = maxInFlight
+        // Idle connections kept for reuse: about one per container (libcurl's default is four
+        // per transfer added, so a pool of quiet containers would lose theirs).
+        whisk_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, Self.maxIdleConnections)
         let thread = Thread { [self] in run() }
         thread.name = "whiskmesh-curl"
         thread.start()

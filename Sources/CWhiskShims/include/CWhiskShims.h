@@ -10,6 +10,7 @@ typedef int (*whisk_curl_xferinfo_callback)(void *userdata, curl_off_t dltotal, 
                                             curl_off_t ultotal, curl_off_t ulnow);
 
 CURLcode whisk_curl_setopt_long(CURL *handle, CURLoption option, long value);
+CURLMcode whisk_curl_multi_setopt_long(CURLM *multi, CURLMoption option, long value);
 CURLcode whisk_curl_setopt_off_t(CURL *handle, CURLoption option, curl_off_t value);
 CURLcode whisk_curl_setopt_string(CURL *handle, CURLoption option, const char *value);
 CURLcode whisk_curl_setopt_pointer(CURL *handle, CURLoption option, void *value);
