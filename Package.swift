@@ -102,10 +102,18 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The options both daemons share.
+        .target(
+            name: "WhiskDaemonOptions",
+            dependencies: [
+                "WhiskKafka",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .executableTarget(
             name: "whisk-controller",
             dependencies: [
-                "WhiskController", "WhiskMetrics",
+                "WhiskController", "WhiskMetrics", "WhiskDaemonOptions",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -114,7 +122,7 @@ let package = Package(
         .executableTarget(
             name: "whisk-invoker",
             dependencies: [
-                "WhiskInvoker", "WhiskMetrics",
+                "WhiskInvoker", "WhiskMetrics", "WhiskDaemonOptions",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

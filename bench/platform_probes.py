@@ -20,8 +20,9 @@ measured again. Not part of `scripts/bench`: they answer one question each and w
   message echoed through a fresh Tansu broker by a second consumer, 1,000 round trips with
   librdkafka set as the platform sets it (no linger, `fetch.wait.max.ms` 10), then 2 and 1 ms.
 - fetchwait: the no-op at 1 client (200 invokes) and 16 clients (2 passes of 25 each), overlay
-  on, with every consumer's fetch wait at 10 ms (the default) and at 2 ms (`--kafka-fetch-wait
-  2`), interleaved, each trial on a fresh platform; and the broker's CPU while idle for 5 s.
+  on, with the fetch waits of the activation path's consumers (`--kafka-fetch-wait`) and of the
+  control plane's (`--kafka-control-fetch-wait`: heartbeats, address maps) in FETCH_WAITS,
+  interleaved, each trial on a fresh platform; and the broker's CPU while idle for 5 s.
 """
 import os
 import subprocess
@@ -150,9 +151,16 @@ def kafkahop(round_trips=1000):
         broker.wait(10)
 
 
+FETCH_WAITS = {  # name: flags for controller and invokers
+    "10/default": [],
+    "5/20": ["--kafka-fetch-wait", "5", "--kafka-control-fetch-wait", "20"],
+    "3/20": ["--kafka-fetch-wait", "3", "--kafka-control-fetch-wait", "20"],
+}
+
+
 def fetchwait(trials=2):
-    def trial(wait, number):
-        flags = [] if wait == "10 ms" else ["--kafka-fetch-wait", "2"]
+    def trial(name, number):
+        flags = FETCH_WAITS[name]
         with wb.Stack("fetchwait", invoker_args=flags, controller_args=flags, user_memory="10240 MB") as stack:
             stack.request("PUT", "/namespaces/_/actions/noop?overwrite=true", NOOP)
             pc.closed_loop(stack, "noop", 1, 10)  # its container
@@ -163,9 +171,9 @@ def fetchwait(trials=2):
             before = broker.cpu()
             time.sleep(5)
             idle = (broker.cpu() - before) / 5 * 100
-        print("fetch wait %s: 1 client p50 %s p99 %s; 16 clients %.0f/s p99 %s; broker idle CPU %.0f%%" % (
-            wait, wb.fmt_seconds(one["p50"]), wb.fmt_seconds(one["p99"]), many["throughput"], wb.fmt_seconds(many["p99"]), idle), flush=True)
-    wb.interleave(["10 ms", "2 ms"], trials, trial)
+        print("fetch waits %s (activations/control, ms): 1 client p50 %s p99 %s; 16 clients %.0f/s p99 %s; broker idle CPU %.0f%%" % (
+            name, wb.fmt_seconds(one["p50"]), wb.fmt_seconds(one["p99"]), many["throughput"], wb.fmt_seconds(many["p99"]), idle), flush=True)
+    wb.interleave(list(FETCH_WAITS), trials, trial)
 
 
 if __name__ == "__main__":

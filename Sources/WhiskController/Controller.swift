@@ -289,11 +289,11 @@ public final class Controller: Sendable {
         // its group's committed offset, like invoker N: a controller restarted while its group
         // join was still under way stalled the topic on Tansu, and acks sat unread for minutes.
         let completions = try consumer(topic: configuration.topic(controllerInstance.completionTopic), group: "completed\(controllerInstance.asString)",
-                                       start: .committed)
+                                       start: .committed, traffic: .activations)
         // Pings are for every controller and only fresh ones matter: read the partition directly
         // from its end, without a group, so a restarted controller sees pings at once instead
         // of after a group join (3-6 s on Tansu), which is longer than the map may lag.
-        let pings = try consumer(topic: configuration.topic("health"), group: "health\(controllerInstance.asString)", start: .end)
+        let pings = try consumer(topic: configuration.topic("health"), group: "health\(controllerInstance.asString)", start: .end, traffic: .control)
         await cancelWhenGracefulShutdown {
           await withDiscardingTaskGroup { group in
             group.addTask { await self.consumeBatches(completions) { await self.handleAcknowledgements($0) } }
@@ -336,9 +336,11 @@ public final class Controller: Sendable {
 
     /// Reads partition 0 of `topic` directly (no group join); the group, which carries the topic
     /// prefix so that stacks sharing a broker never share one, only keeps committed offsets.
-    private func consumer(topic: String, group: String, start: KafkaConsumerConfiguration.Assignment.Start) throws -> KafkaConsumer {
+    private func consumer(topic: String, group: String, start: KafkaConsumerConfiguration.Assignment.Start,
+                          traffic: KafkaConsumerConfiguration.Traffic) throws -> KafkaConsumer {
         var configuration = KafkaConsumerConfiguration(client: configuration.kafka, groupID: configuration.topic(group), topics: [topic])
         configuration.assignment = .init(partitions: [0], start: start)
+        configuration.traffic = traffic
         return try KafkaConsumer(configuration: configuration, logger: logger)
     }
 

@@ -133,6 +133,7 @@ final class AddressMapAgent: Sendable {
         // seconds on some brokers): what came before is covered by the snapshots it asks for.
         consumerConfiguration.assignment = .init(partitions: [0], start: .end)
         consumerConfiguration.fetchMaxWait = .milliseconds(5)
+        consumerConfiguration.traffic = .control
         let consumer: KafkaConsumer
         do {
             consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: logger)

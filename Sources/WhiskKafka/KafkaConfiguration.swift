@@ -11,9 +11,13 @@ public struct KafkaClientConfiguration: Sendable {
     /// finished with no data, so a consumer polling at 5-10 ms while SeaweedFS took 50-100 ms
     /// (2 cores, three Docker hosts busy) received nothing at all and fell behind for good.
     public var minimumFetchWait: Duration = .zero
-    /// When set, how long every consumer of this client lets the broker hold a fetch, instead of
-    /// its own choice (still at least `minimumFetchWait`).
+    /// When set, how long the consumers of activations and their acknowledgements
+    /// (``KafkaConsumerConfiguration/Traffic/activations``) let the broker hold a fetch, instead of
+    /// their own choice (still at least `minimumFetchWait`).
     public var fetchWait: Duration?
+    /// The same for the control plane's consumers (``KafkaConsumerConfiguration/Traffic/control``:
+    /// heartbeats, address-map publications).
+    public var controlFetchWait: Duration?
 
     public init(bootstrapServers: [String], clientID: String = "whiskmesh", extraProperties: [String: String] = [:]) {
         self.bootstrapServers = bootstrapServers
@@ -87,6 +91,19 @@ public struct KafkaConsumerConfiguration: Sendable {
     /// How long the broker may hold a fetch waiting for data. librdkafka's 500 ms default adds up
     /// to that much latency per hop on a quiet topic; activations and acks want it low.
     public var fetchMaxWait: Duration = .milliseconds(10)
+    /// Which of the client's fetch-wait overrides applies to this consumer.
+    public var traffic: Traffic = .activations
+
+    /// What a consumer reads, for the fetch wait: a broker that does not answer a waiting fetch
+    /// when data arrives (Tansu) costs every hop up to the wait and every idle consumer a fetch
+    /// per wait, so the activation path and the control plane are tuned apart.
+    public enum Traffic: Sendable {
+        /// Activations and acknowledgements: a blocking caller waits on each hop.
+        case activations
+        /// Heartbeats and address-map publications: tens of milliseconds are within the map's
+        /// propagation budget, and their consumers are idle most of the time.
+        case control
+    }
     /// How long one poll waits before checking for cancellation or close.
     public var pollInterval: Duration = .milliseconds(100)
 
@@ -135,7 +152,8 @@ extension KafkaConsumerConfiguration {
         properties["max.poll.interval.ms"] = String(maxPollInterval.milliseconds)
         properties["fetch.max.bytes"] = String(fetchMaxBytes)
         properties["enable.partition.eof"] = "false"
-        properties["fetch.wait.max.ms"] = String(max(client.fetchWait ?? fetchMaxWait, client.minimumFetchWait).milliseconds)
+        let override = traffic == .activations ? client.fetchWait : client.controlFetchWait
+        properties["fetch.wait.max.ms"] = String(max(override ?? fetchMaxWait, client.minimumFetchWait).milliseconds)
         properties.merge(client.extraProperties) { _, extra in extra }
         return properties
     }

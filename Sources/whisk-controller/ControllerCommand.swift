@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import ServiceLifecycle
 import WhiskController
+import WhiskDaemonOptions
 import WhiskKafka
 import WhiskMessages
 import WhiskMetrics
@@ -16,9 +17,7 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port of the REST API.") var port = 3233
     @Option(help: "Controller id (names the completed<id> topic).") var id = "0"
-    @Option(help: "Kafka bootstrap servers.") var kafka = ProcessInfo.processInfo.environment["WHISK_KAFKA_BROKERS"] ?? "127.0.0.1:9092"
-    @Option(help: "Least milliseconds a consumer lets the broker hold a fetch (raise it for a broker with slow storage, e.g. Tansu on S3).") var kafkaMinFetchWait = Int(ProcessInfo.processInfo.environment["WHISK_KAFKA_MIN_FETCH_WAIT_MS"] ?? "0") ?? 0
-    @Option(help: "Milliseconds every consumer lets the broker hold a fetch (default: each consumer's own, 5-10).") var kafkaFetchWait: Int?
+    @OptionGroup var kafkaOptions: KafkaOptions
     @Option(help: "SQLite database file (':memory:' keeps everything in memory).") var database = ".local/controller.db"
     @Option(help: "Prefix for every topic name (tests).") var topicPrefix = ProcessInfo.processInfo.environment["WHISK_TOPIC_PREFIX"] ?? ""
     @Option(help: "Seconds without a ping before an invoker is offline.") var invokerTimeout = 10.0
@@ -42,15 +41,9 @@ struct ControllerCommand: AsyncParsableCommand {
             throw ValidationError("WHISK_INTERNAL_TOKEN must be set: the shared secret of the internal endpoints")
         }
         var configuration = ControllerConfiguration(
-            kafka: KafkaClientConfiguration(bootstrapServers: kafka.split(separator: ",").map(String.init), clientID: "controller\(id)"),
+            kafka: kafkaOptions.clientConfiguration(clientID: "controller\(id)"),
             internalToken: token
         )
-        guard kafkaMinFetchWait >= 0 else { throw ValidationError("--kafka-min-fetch-wait must not be negative") }
-        configuration.kafka.minimumFetchWait = .milliseconds(kafkaMinFetchWait)
-        if let kafkaFetchWait {
-            guard kafkaFetchWait >= 0 else { throw ValidationError("--kafka-fetch-wait must not be negative") }
-            configuration.kafka.fetchWait = .milliseconds(kafkaFetchWait)
-        }
         configuration.host = host
         configuration.port = port
         configuration.controllerID = id
@@ -74,7 +67,7 @@ struct ControllerCommand: AsyncParsableCommand {
             services: [ControllerService(controller: controller)],
             logger: logger
         )
-        logger.info("controller starting", metadata: ["port": "\(port)", "kafka": "\(kafka)"])
+        logger.info("controller starting", metadata: ["port": "\(port)", "kafka": "\(kafkaOptions.kafka)"])
         try await app.runService()
     }
 }

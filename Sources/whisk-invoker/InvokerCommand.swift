@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import ServiceLifecycle
+import WhiskDaemonOptions
 import WhiskInvoker
 import WhiskKafka
 import WhiskMessages
@@ -14,9 +15,7 @@ struct InvokerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "whisk-invoker", abstract: "A WhiskMesh invoker (drop-in for OpenWhisk's).")
 
     @Option(help: "Instance id N: consumes invoker<N>.") var id = Int(ProcessInfo.processInfo.environment["WHISK_INVOKER_ID"] ?? "0") ?? 0
-    @Option(help: "Kafka bootstrap servers.") var kafka = ProcessInfo.processInfo.environment["WHISK_KAFKA_BROKERS"] ?? "127.0.0.1:9092"
-    @Option(help: "Least milliseconds a consumer lets the broker hold a fetch (raise it for a broker with slow storage, e.g. Tansu on S3).") var kafkaMinFetchWait = Int(ProcessInfo.processInfo.environment["WHISK_KAFKA_MIN_FETCH_WAIT_MS"] ?? "0") ?? 0
-    @Option(help: "Milliseconds every consumer lets the broker hold a fetch (default: each consumer's own, 5-10).") var kafkaFetchWait: Int?
+    @OptionGroup var kafkaOptions: KafkaOptions
     @Option(help: "Controller base URL, for action code.") var controller = "http://127.0.0.1:3233"
     @Option(help: "Memory for action containers, e.g. 2048 MB.") var userMemory = "2048 MB"
     @Option(help: "Prefix for every topic name (tests).") var topicPrefix = ProcessInfo.processInfo.environment["WHISK_TOPIC_PREFIX"] ?? ""
@@ -56,15 +55,9 @@ struct InvokerCommand: AsyncParsableCommand {
         guard let memory = ByteSize(userMemory) else { throw ValidationError("'\(userMemory)' is not a size such as 2048 MB") }
         var configuration = InvokerConfiguration(
             instance: id,
-            kafka: KafkaClientConfiguration(bootstrapServers: kafka.split(separator: ",").map(String.init), clientID: "invoker\(id)"),
+            kafka: kafkaOptions.clientConfiguration(clientID: "invoker\(id)"),
             internalToken: token
         )
-        guard kafkaMinFetchWait >= 0 else { throw ValidationError("--kafka-min-fetch-wait must not be negative") }
-        configuration.kafka.minimumFetchWait = .milliseconds(kafkaMinFetchWait)
-        if let kafkaFetchWait {
-            guard kafkaFetchWait >= 0 else { throw ValidationError("--kafka-fetch-wait must not be negative") }
-            configuration.kafka.fetchWait = .milliseconds(kafkaFetchWait)
-        }
         configuration.userMemory = memory.inBytes  // upstream's invoker writes its memory in bytes
         configuration.controllerURL = controller
         configuration.topicPrefix = topicPrefix

@@ -99,6 +99,22 @@ struct KafkaMockClusterTests {
         #expect(configuration.librdkafkaProperties["fetch.wait.max.ms"] == "50", "the minimum still wins")
     }
 
+    @Test func theControlPlanesFetchWaitIsSetApartFromTheActivationPaths() {
+        var client = KafkaClientConfiguration(bootstrapServers: ["127.0.0.1:1"])
+        client.fetchWait = .milliseconds(3)
+        client.controlFetchWait = .milliseconds(20)
+        var activations = KafkaConsumerConfiguration(client: client, groupID: "g", topics: ["invoker0"])
+        activations.fetchMaxWait = .milliseconds(10)
+        var control = activations
+        control.traffic = .control
+        #expect(activations.librdkafkaProperties["fetch.wait.max.ms"] == "3")
+        #expect(control.librdkafkaProperties["fetch.wait.max.ms"] == "20")
+        control.client.controlFetchWait = nil
+        #expect(control.librdkafkaProperties["fetch.wait.max.ms"] == "10", "without an override a consumer keeps its own")
+        control.client.minimumFetchWait = .milliseconds(50)
+        #expect(control.librdkafkaProperties["fetch.wait.max.ms"] == "50", "the minimum still wins")
+    }
+
     @Test func invalidPropertyIsAClearError() {
         let configuration = KafkaProducerConfiguration(
             client: KafkaClientConfiguration(bootstrapServers: ["x"], extraProperties: ["no.such.property": "1"])
