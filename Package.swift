@@ -145,7 +145,7 @@ let package = Package(
             dependencies: ["WhiskMessages"],
             resources: [.copy("Fixtures")]
         ),
-        .testTarget(name: "WhiskKafkaTests", dependencies: ["WhiskKafka"]),
+        .testTarget(name: "WhiskKafkaTests", dependencies: ["WhiskKafka", "WhiskDaemonOptions"]),
         .testTarget(
             name: "WhiskControllerTests",
             dependencies: ["WhiskController", .product(name: "HummingbirdTesting", package: "hummingbird")]

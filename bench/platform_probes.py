@@ -152,9 +152,9 @@ def kafkahop(round_trips=1000):
 
 
 FETCH_WAITS = {  # name: flags for controller and invokers
-    "10/default": [],
-    "5/20": ["--kafka-fetch-wait", "5", "--kafka-control-fetch-wait", "20"],
-    "3/20": ["--kafka-fetch-wait", "3", "--kafka-control-fetch-wait", "20"],
+    "3/20 (default)": [],
+    "10/10": ["--kafka-fetch-wait", "10", "--kafka-control-fetch-wait", "10"],
+    "2/20": ["--kafka-fetch-wait", "2", "--kafka-control-fetch-wait", "20"],
 }
 
 

@@ -132,7 +132,6 @@ final class AddressMapAgent: Sendable {
         // Every invoker reads every publication, from the end and without a group (a join takes
         // seconds on some brokers): what came before is covered by the snapshots it asks for.
         consumerConfiguration.assignment = .init(partitions: [0], start: .end)
-        consumerConfiguration.fetchMaxWait = .milliseconds(5)
         consumerConfiguration.traffic = .control
         let consumer: KafkaConsumer
         do {
