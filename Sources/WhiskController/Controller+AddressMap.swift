@@ -177,7 +177,7 @@ extension Controller {
             return
         }
         do {
-            let update = try JSONDecoder().decode(AddressMapUpdate.self, from: try WhiskMessageCoding.encode(field))
+            let update = try JSONValueDecoder().decode(AddressMapUpdate.self, from: field)  // read from the ping's tree, not encoded again
             await publish(addressMap.apply(update, from: invoker))
         } catch {
             logger.warning("unreadable address map update skipped", metadata: ["invoker": "\(invoker)", "error": "\(error)"])

@@ -259,7 +259,7 @@ struct ActivationRunner: Sendable {
                                       size: body.count)
         }
         let invalid: JSONValue = .string("The action did not produce a valid JSON or JSON Array response" + (body.isEmpty ? "" : ": \(String(decoding: body, as: UTF8.self))"))
-        switch try? JSONDecoder().decode(JSONValue.self, from: body) {
+        switch try? JSONValue.parse(body) {  // numbers as the action wrote them, as upstream keeps them
         case .object(let object)?:
             if status != 200 {
                 return ActivationResponse(statusCode: ActivationResponse.Status.developerError.rawValue, result: ["error": object["error"] ?? invalid], size: body.count)
@@ -276,7 +276,7 @@ struct ActivationRunner: Sendable {
     }
 
     static func errorMessage(_ body: Data) -> String? {
-        (try? JSONDecoder().decode(JSONValue.self, from: body))?["error"]?.stringValue
+        (try? JSONValue.parse(body))?["error"]?.stringValue
     }
 
     /// How long the log's sentinels may lag behind `/run`'s answer.

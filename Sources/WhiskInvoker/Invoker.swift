@@ -191,7 +191,7 @@ public final class Invoker: Service, Sendable {
                 guard let record = try await consumer.next() else { return }
                 if let lag = consumer.lag(after: record) { WhiskMetrics.setConsumerLag(topic: record.topic, lag) }
                 do {
-                    start(record, try ActivationMessage.decodeKeepingLiterals(record.value))
+                    start(record, try WhiskMessageCoding.decode(ActivationMessage.self, from: record.value))
                 } catch {
                     logger.error("malformed activation message skipped", metadata: ["offset": "\(record.offset)", "error": "\(error)"])
                     start(record, nil)

@@ -113,12 +113,4 @@ extension ActivationMessage {
         data.append(UInt8(ascii: "}"))
         return data
     }
-
-    /// Reads a message as ``WhiskMessageCoding/decode(_:from:maxBytes:)`` does, keeping
-    /// `content`'s numbers as written.
-    public static func decodeKeepingLiterals(_ data: Data) throws -> ActivationMessage {
-        var message = try WhiskMessageCoding.decode(ActivationMessage.self, from: data)
-        if message.content != nil, let content = try? JSONValue.parse(data)["content"] { message.content = content }
-        return message
-    }
 }

@@ -50,8 +50,12 @@ public enum JSONValue: Sendable, Hashable {
 
 extension JSONValue: Codable {
     public init(from decoder: Decoder) throws {
+        if let tree = decoder as? TreeDecoder {  // ``JSONValueDecoder``: the value as parsed
+            self = tree.value
+            return
+        }
         let container = try decoder.singleValueContainer()
-        // Every attempt that fails costs a thrown DecodingError (~30 µs through Foundation's
+        // Through another decoder (Foundation's): every attempt that fails costs a thrown DecodingError (~30 µs through Foundation's
         // decoder here): the commonest kinds are tried first. No attempt converts another
         // kind (a number is never read as a string, nor `1` as true).
         if container.decodeNil() {

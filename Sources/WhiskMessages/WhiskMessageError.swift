@@ -36,8 +36,17 @@ public enum WhiskMessageCoding {
         guard data.count <= maxBytes else {
             throw WhiskMessageError(.tooLarge, "\(T.self) of \(data.count) bytes exceeds the limit of \(maxBytes) bytes")
         }
+        // Parsed once into a tree (numbers as written), then read by ``JSONValueDecoder``: the
+        // ``JSONValue``s of a message come out of the tree whole. Foundation's decoder tried each
+        // kind of every one in turn, a thrown error per miss.
+        let tree: JSONValue
         do {
-            return try JSONDecoder().decode(T.self, from: data)
+            tree = try JSONValue.parse(data)
+        } catch {
+            throw WhiskMessageError(.malformed, "cannot read \(T.self): not valid JSON (\(error))")
+        }
+        do {
+            return try JSONValueDecoder().decode(T.self, from: tree)
         } catch let error as DecodingError {
             throw WhiskMessageError(error.isInvalidValue ? .invalidField : .malformed, "cannot read \(T.self): \(error.readableDescription)")
         }

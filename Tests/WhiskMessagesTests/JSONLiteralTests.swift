@@ -58,7 +58,7 @@ struct JSONLiteralTests {
         let wire = try message.encodedKeepingLiterals()
         let text = String(decoding: wire, as: UTF8.self)
         #expect(text.contains("1.0") && text.contains("12345678901234567890") && text.contains("1e2"), "\(text)")
-        let read = try ActivationMessage.decodeKeepingLiterals(wire)
+        let read = try WhiskMessageCoding.decode(ActivationMessage.self, from: wire)  // numbers as written
         #expect(read.content == message.content)
         #expect(read.transid == message.transid && read.user == message.user)
         // What /run gets.
