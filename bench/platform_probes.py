@@ -6,6 +6,7 @@ measured again. Not part of `scripts/bench`: they answer one question each and w
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py burst          # ~8 min
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py kafkahop       # ~1 min
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py fetchwait      # ~5 min
+    . scripts/lib.sh && .venv/bin/python bench/platform_probes.py cpusplit       # ~1 min
 
 - brokergrowth: one platform kept running; per step, 50 invokes at one client (p50) and Tansu's
   idle CPU over 5 s, then 3,200 invokes at 16 clients. Shows the memory engine slowing as its
@@ -23,7 +24,13 @@ measured again. Not part of `scripts/bench`: they answer one question each and w
   on, with the fetch waits of the activation path's consumers (`--kafka-fetch-wait`) and of the
   control plane's (`--kafka-control-fetch-wait`: heartbeats, address maps) in FETCH_WAITS,
   interleaved, each trial on a fresh platform; and the broker's CPU while idle for 5 s.
+- cpusplit: one platform (overlay on), the no-op warmed up, then 16 clients × 100 invokes: CPU
+  per activation of the broker, the controller, each invoker, dockerd and the action containers
+  (their cgroup), the threads' context switches per activation, and one client's p50 after. Run
+  it with WHISK_BIN_DIR pointing at two builds in turn to compare them (interleave: on this
+  machine the first platform of a pair tends to be the faster one).
 """
+import glob
 import os
 import subprocess
 import sys
@@ -176,8 +183,63 @@ def fetchwait(trials=2):
     wb.interleave(list(FETCH_WAITS), trials, trial)
 
 
+def context_switches(pid):
+    total = 0
+    for task in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, task)) as status:
+                for line in status:
+                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                        total += int(line.split()[1])
+        except FileNotFoundError:  # a thread that ended meanwhile
+            pass
+    return total
+
+
+class ContainersCPU:
+    """CPU seconds of every Docker container together: cgroup v1's cpuacct for the `docker`
+    parent, or on cgroup v2 the sum over each container's own cgroup."""
+
+    def cpu(self):
+        try:
+            with open("/sys/fs/cgroup/cpuacct/docker/cpuacct.usage") as usage:
+                return int(usage.read()) / 1e9
+        except FileNotFoundError:
+            total = 0
+            for path in glob.glob("/sys/fs/cgroup/docker/*/cpu.stat") + glob.glob("/sys/fs/cgroup/system.slice/docker-*.scope/cpu.stat"):
+                with open(path) as stat:
+                    total += int(stat.readline().split()[1])  # usage_usec
+            return total / 1e6
+
+
+def cpusplit(clients=16, per_client=100):
+    with wb.Stack("cpusplit", user_memory="10240 MB") as stack:
+        stack.request("PUT", "/namespaces/_/actions/noop?overwrite=true", NOOP)
+        pc.closed_loop(stack, "noop", 1, 10)
+        pc.closed_loop(stack, "noop", clients, 10)
+        pc.closed_loop(stack, "noop", clients, 5)
+        names = list(stack.processes)
+        samplers = {name: wb.ProcessSampler(stack.pid(name)) for name in names}
+        samplers["dockerd"] = wb.ProcessSampler(int(subprocess.check_output(["pidof", "dockerd"]).split()[0]))
+        samplers["containers"] = ContainersCPU()
+        switches = {name: context_switches(stack.pid(name)) for name in names}
+        cpu = {name: sampler.cpu() for name, sampler in samplers.items()}
+        wall, samples = pc.closed_loop(stack, "noop", clients, per_client)
+        count = len(samples)
+        summary = pc.summarize(wall, samples)
+        print("%d clients x %d: %.0f/s p50 %s p99 %s" % (clients, per_client, summary["throughput"], wb.fmt_seconds(summary["p50"]), wb.fmt_seconds(summary["p99"])))
+        for name, sampler in samplers.items():
+            line = "  %-11s %.3f ms CPU per activation" % (name, (sampler.cpu() - cpu[name]) / count * 1000)
+            if name in switches:
+                line += ", %.1f context switches" % ((context_switches(stack.pid(name)) - switches[name]) / count)
+            print(line)
+        one = pc.summarize(*pc.closed_loop(stack, "noop", 1, 200))
+        print("1 client x 200 after: p50 %s p99 %s" % (wb.fmt_seconds(one["p50"]), wb.fmt_seconds(one["p99"])), flush=True)
+
+
 if __name__ == "__main__":
-    probes = {"brokergrowth": brokergrowth, "stemcold": stemcold, "burst": burst, "kafkahop": kafkahop, "fetchwait": fetchwait}
+    probes = {"brokergrowth": brokergrowth, "stemcold": stemcold, "burst": burst, "kafkahop": kafkahop, "fetchwait": fetchwait,
+              "cpusplit": cpusplit}
     if len(sys.argv) != 2 or sys.argv[1] not in probes:
         sys.exit("usage: platform_probes.py %s" % "|".join(probes))
     wb.run_benchmark(probes[sys.argv[1]])
