@@ -241,7 +241,9 @@ struct ActivationRunner: Sendable {
             let state = try await docker.inspectContainer(id).state
             return state.running ? nil : "the container stopped before its proxy answered (\(state.status), exit code \(state.exitCode))"
         } catch let error as DockerError where error.isNotFound {
-            return "the container was removed before its proxy answered"
+            // Exited, and already removed by the pool's watch for dead containers: the same
+            // failure, whichever of the two saw the exit first.
+            return "the container stopped before its proxy answered (and was removed)"
         } catch {
             return nil
         }
