@@ -188,13 +188,17 @@ public final class Invoker: Service, Sendable {
     func consume(_ consumer: KafkaConsumer, start: (KafkaConsumerMessage, ActivationMessage?) -> Void) async {
         while !Task.isCancelled {
             do {
-                guard let record = try await consumer.next() else { return }
-                if let lag = consumer.lag(after: record) { WhiskMetrics.setConsumerLag(topic: record.topic, lag) }
-                do {
-                    start(record, try WhiskMessageCoding.decode(ActivationMessage.self, from: record.value))
-                } catch {
-                    logger.error("malformed activation message skipped", metadata: ["offset": "\(record.offset)", "error": "\(error)"])
-                    start(record, nil)
+                // What one fetch brought, in one hop from the consumer's thread.
+                let batch = try await consumer.nextBatch(limit: 64)
+                guard let last = batch.last else { return }
+                if let lag = consumer.lag(after: last) { WhiskMetrics.setConsumerLag(topic: last.topic, lag) }
+                for record in batch {
+                    do {
+                        start(record, try WhiskMessageCoding.decode(ActivationMessage.self, from: record.value))
+                    } catch {
+                        logger.error("malformed activation message skipped", metadata: ["offset": "\(record.offset)", "error": "\(error)"])
+                        start(record, nil)
+                    }
                 }
             } catch {
                 logger.error("consumer error; continuing", metadata: ["error": "\(error)"])

@@ -76,57 +76,47 @@ public final class KafkaConsumer: Sendable {
 
     /// Returns the next message, or nil once closed or cancelled.
     public func next() async throws -> KafkaConsumerMessage? {
-        let client = self.client
-        let timeout = Int32(configuration.pollInterval.milliseconds)
-        while !closed.load(ordering: .acquiring) && !stopped.load(ordering: .acquiring) && !Task.isCancelled {
-            let outcome: PollOutcome
-            do {
-                outcome = try await worker.runIfActive { () -> PollOutcome in
-                    guard let message = rd_kafka_consumer_poll(client.handle, timeout) else { return .nothing }
-                    defer { rd_kafka_message_destroy(message) }
-                    return PollOutcome(message.pointee)
-                }
-            } catch {
-                return nil  // the worker was shut down by close()
-            }
-            switch outcome {
-            case .nothing:
-                continue
-            case .message(let message):
-                return message
-            case .error(let error, let fatal):
-                if fatal { throw error }
-                logger.warning("consumer error; continuing", metadata: ["error": "\(error.reason)"])
-            }
-        }
-        return nil
+        try await nextBatch(limit: 1).first
     }
 
-    /// Up to `limit` messages: waits for the first as ``next()`` does, then takes those librdkafka
-    /// already holds, without waiting. Empty once closed or cancelled. A busy reader handles a
-    /// batch at the cost of one message's overheads (a store transaction, a commit).
+    /// Up to `limit` messages: waits for the first, then takes those librdkafka already holds,
+    /// without waiting, in the same hop to the consumer's thread (each hop back to Swift's pool
+    /// wakes a thread). Empty once closed or cancelled. A busy reader handles a batch at the cost
+    /// of one message's overheads (a store transaction, a commit, a thread switch).
     public func nextBatch(limit: Int) async throws -> [KafkaConsumerMessage] {
-        guard let first = try await next() else { return [] }
-        var batch = [first]
-        guard limit > 1 else { return batch }
         let client = self.client
-        let more = (try? await worker.runIfActive { () -> [PollOutcome] in
-            var outcomes: [PollOutcome] = []
-            while outcomes.count < limit - 1, let message = rd_kafka_consumer_poll(client.handle, 0) {
-                defer { rd_kafka_message_destroy(message) }
-                outcomes.append(PollOutcome(message.pointee))
+        let timeout = Int32(configuration.pollInterval.milliseconds)
+        let limit = max(1, limit)
+        while !closed.load(ordering: .acquiring) && !stopped.load(ordering: .acquiring) && !Task.isCancelled {
+            let outcomes: [PollOutcome]
+            do {
+                outcomes = try await worker.runIfActive { () -> [PollOutcome] in
+                    var outcomes: [PollOutcome] = []
+                    var wait = timeout
+                    while outcomes.count < limit, let message = rd_kafka_consumer_poll(client.handle, wait) {
+                        defer { rd_kafka_message_destroy(message) }
+                        outcomes.append(PollOutcome(message.pointee))
+                        wait = 0
+                    }
+                    return outcomes
+                }
+            } catch {
+                return []  // the worker was shut down by close()
             }
-            return outcomes
-        }) ?? []
-        for outcome in more {
-            switch outcome {
-            case .nothing: break
-            case .message(let message): batch.append(message)
-            // A fatal error comes back on the next poll too; the batch so far is handled first.
-            case .error(let error, _): logger.warning("consumer error; continuing", metadata: ["error": "\(error.reason)"])
+            var batch: [KafkaConsumerMessage] = []
+            for outcome in outcomes {
+                switch outcome {
+                case .nothing: break
+                case .message(let message): batch.append(message)
+                case .error(let error, let fatal):
+                    // A fatal error comes back on the next poll too: the batch so far is handled first.
+                    if fatal && batch.isEmpty { throw error }
+                    logger.warning("consumer error; continuing", metadata: ["error": "\(error.reason)"])
+                }
             }
+            if !batch.isEmpty { return batch }
         }
-        return batch
+        return []
     }
 
     /// Commits `message` as processed: after a restart the group resumes at the next one.
