@@ -277,7 +277,7 @@ public final class Invoker: Service, Sendable {
     func heartbeat() async {
         while !Task.isCancelled {
             var ping = PingMessage(name: configuration.instanceId, isEnabled: true)
-            if let update = agent?.nextUpdate(), let field = try? JSONDecoder().decode(JSONValue.self, from: WhiskMessageCoding.encode(update)) {
+            if let update = agent?.nextUpdate(), let field = try? JSONValue.parse(WhiskMessageCoding.encode(update)) {
                 ping.extensions[AddressMapUpdate.pingField] = field
             }
             if let resync = agent?.resyncRequest(), !resync.isEmpty {

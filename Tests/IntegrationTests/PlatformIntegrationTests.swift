@@ -488,10 +488,6 @@ struct PlatformIntegrationTests {
         }
     }
 
-    /// A burst of short activations on an empty pool waits for the action's first containers
-    /// instead of a cold start each (16 cold starts at once took 3-4 s each on two cores); the
-    /// same burst with instance IDs (a group whose members may wait for each other) gets one
-    /// container per activation, since those must never queue behind each other.
     /// The hosts (container ids) that `count` concurrent invokes of a ``whereAmI`` action ran on;
     /// with `instances`, each invoke has an instance ID of its own.
     func burst(_ platform: Platform, _ action: String, count: Int, instances: Bool) async throws -> [String] {
@@ -506,6 +502,10 @@ struct PlatformIntegrationTests {
         }
     }
 
+    /// A burst of short activations on an empty pool waits for the action's first containers
+    /// instead of a cold start each (16 cold starts at once took 3-4 s each on two cores); the
+    /// same burst with instance IDs (a group whose members may wait for each other) gets one
+    /// container per activation, since those must never queue behind each other.
     @Test func aBurstSharesTheActionsFirstContainersButInstancesGetOneEach() async throws {
         try await withPlatform(invokers: 1) { platform in
             try await platform.createAction("where", code: Self.whereAmI)

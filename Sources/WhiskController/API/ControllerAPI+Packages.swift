@@ -74,7 +74,7 @@ extension ControllerAPI {
         }
         let actions = try await store.actions(namespace: provider.fullyQualifiedName, limit: 10_000, skip: 0)
             .filter { $0.namespace == provider.fullyQualifiedName }
-        guard case .object(var fields) = try JSONDecoder().decode(JSONValue.self, from: try WhiskMessageCoding.encode(shown)) else {
+        guard case .object(var fields) = try JSONValue.parse(try WhiskMessageCoding.encode(shown)) else {
             throw APIError(.internalServerError, "cannot encode package \(name)")
         }
         fields["_rev"] = nil

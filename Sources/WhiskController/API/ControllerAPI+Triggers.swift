@@ -25,7 +25,7 @@ extension ControllerAPI {
 
     /// A trigger as upstream shows it: with `rules`, `ns/rule` → its action and status.
     func triggerJSON(_ trigger: TriggerDocument) async throws -> JSONValue {
-        guard case .object(var fields) = try JSONDecoder().decode(JSONValue.self, from: try WhiskMessageCoding.encode(trigger)) else { return .null }
+        guard case .object(var fields) = try JSONValue.parse(try WhiskMessageCoding.encode(trigger)) else { return .null }
         fields["_rev"] = nil
         let rules = try await store.rules(trigger: trigger.fullyQualifiedName)
         if !rules.isEmpty {
