@@ -279,10 +279,25 @@ public final class Controller: Sendable {
 
     /// The controller's background work: ack and ping consumers, the ticker and sequence jobs.
     public func runBackground() async throws {
+        do {
+            try await consumeUntilShutdown()
+        } catch {
+            waiters.close()
+            await producer.close()
+            throw error
+        }
+    }
+
+    private func consumeUntilShutdown() async throws {
         let admin = try KafkaAdmin(configuration: configuration.kafka, logger: logger)
-        try await admin.createTopic(configuration.topic(controllerInstance.completionTopic), configs: KafkaAdmin.activationTopicConfigs)
-        for topic in [configuration.topic("health"), configuration.topic(AddressMapHub.topic)] {
-            try await admin.createTopic(topic)
+        do {
+            try await admin.createTopic(configuration.topic(controllerInstance.completionTopic), configs: KafkaAdmin.activationTopicConfigs)
+            for topic in [configuration.topic("health"), configuration.topic(AddressMapHub.topic)] {
+                try await admin.createTopic(topic)
+            }
+        } catch {
+            await admin.close()
+            throw error
         }
         await admin.close()
         // Controller N is the only reader of completedN, so it reads the partition directly from

@@ -50,6 +50,18 @@ public final class Invoker: Service, Sendable {
     }
 
     public func run() async throws {
+        do {
+            try await runUntilShutdown()
+        } catch {
+            // Started work that failed (the broker or Docker unreachable): what was made goes.
+            await producer.close()
+            await docker.shutdown()
+            await http.shutdown()
+            throw error
+        }
+    }
+
+    private func runUntilShutdown() async throws {
         try await prepare()
         let consumer = try activationConsumer()
         let topic = configuration.topic(configuration.instanceId.topic)

@@ -40,8 +40,8 @@ public final class KafkaAdmin: Sendable {
                 }
             }
             var topics: [OpaquePointer?] = [topic]
-            return Self.runAdmin(client: client, timeout: timeout, what: "create topic \(name)") { queue in
-                rd_kafka_CreateTopics(client.handle, &topics, 1, nil, queue)
+            return Self.runAdmin(client: client, timeout: timeout, what: "create topic \(name)") { handle, queue in
+                rd_kafka_CreateTopics(handle, &topics, 1, nil, queue)
             } extract: { event in
                 var count = 0
                 let results = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count)
@@ -60,8 +60,8 @@ public final class KafkaAdmin: Sendable {
             }
             defer { rd_kafka_DeleteTopic_destroy(topic) }
             var topics: [OpaquePointer?] = [topic]
-            return Self.runAdmin(client: client, timeout: timeout, what: "delete topic \(name)") { queue in
-                rd_kafka_DeleteTopics(client.handle, &topics, 1, nil, queue)
+            return Self.runAdmin(client: client, timeout: timeout, what: "delete topic \(name)") { handle, queue in
+                rd_kafka_DeleteTopics(handle, &topics, 1, nil, queue)
             } extract: { event in
                 var count = 0
                 let results = rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(event), &count)
@@ -81,8 +81,8 @@ public final class KafkaAdmin: Sendable {
             defer { rd_kafka_ConfigResource_destroy(resource) }
             var resources: [OpaquePointer?] = [resource]
             var configs: [String: String] = [:]
-            let outcome = Self.runAdmin(client: client, timeout: timeout, what: "describe topic \(name)") { queue in
-                rd_kafka_DescribeConfigs(client.handle, &resources, 1, nil, queue)
+            let outcome = Self.runAdmin(client: client, timeout: timeout, what: "describe topic \(name)") { handle, queue in
+                rd_kafka_DescribeConfigs(handle, &resources, 1, nil, queue)
             } extract: { event in
                 var count = 0
                 guard let results = rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(event), &count) else { return nil }
@@ -110,14 +110,24 @@ public final class KafkaAdmin: Sendable {
     /// Runs on the admin thread: issues the request, waits for its result event.
     private static func runAdmin(
         client: RDKafkaClient, timeout: Duration, what: String,
-        request: (OpaquePointer?) -> Void,
+        request: (OpaquePointer, OpaquePointer?) -> Void,
         extract: (OpaquePointer) -> KafkaError?
     ) -> Result<Void, KafkaError> {
-        guard let queue = rd_kafka_queue_new(client.handle) else {
+        client.withHandle { handle in
+            runAdmin(handle: handle, timeout: timeout, what: what, request: request, extract: extract)
+        } ?? .failure(KafkaError(.closed, "\(what): the admin client is closed"))
+    }
+
+    private static func runAdmin(
+        handle: OpaquePointer, timeout: Duration, what: String,
+        request: (OpaquePointer, OpaquePointer?) -> Void,
+        extract: (OpaquePointer) -> KafkaError?
+    ) -> Result<Void, KafkaError> {
+        guard let queue = rd_kafka_queue_new(handle) else {
             return .failure(KafkaError(.admin, "\(what): cannot create a result queue"))
         }
         defer { rd_kafka_queue_destroy(queue) }
-        request(queue)
+        request(handle, queue)
         guard let event = rd_kafka_queue_poll(queue, Int32(timeout.milliseconds)) else {
             return .failure(KafkaError(.admin, "\(what): no answer within \(timeout)"))
         }
@@ -145,7 +155,10 @@ public final class KafkaAdmin: Sendable {
         return nil
     }
 
+    /// Destroys the client (on its thread) and stops the thread.
     public func close() async {
+        let client = self.client
+        _ = try? await worker.runIfActive { client.destroy() }
         try? await worker.shutdownGracefully()
     }
 }

@@ -41,11 +41,24 @@ public final class KafkaConsumer: Sendable {
         self.client = try RDKafkaClient(type: RD_KAFKA_CONSUMER, properties: configuration.librdkafkaProperties, callbacks: RDKafkaCallbacks(logger: logger))
         self.configuration = configuration
         self.logger = logger
-        rd_kafka_poll_set_consumer(client.handle)
+        let client = self.client
 
+        let error = client.withHandle { handle in
+            rd_kafka_poll_set_consumer(handle)
+            return Self.start(handle, configuration)
+        } ?? RD_KAFKA_RESP_ERR__DESTROY
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            client.destroy()
+            throw KafkaError.fromRDKafka(.consume, error, context: "cannot consume \(configuration.topics)")
+        }
+        self.worker = NIOThreadPool(numberOfThreads: 1)
+        worker.start()
+    }
+
+    /// Assigns or subscribes `handle` to the topics of `configuration`.
+    private static func start(_ handle: OpaquePointer, _ configuration: KafkaConsumerConfiguration) -> rd_kafka_resp_err_t {
         let list = rd_kafka_topic_partition_list_new(Int32(configuration.topics.count))
         defer { rd_kafka_topic_partition_list_destroy(list) }
-        let error: rd_kafka_resp_err_t
         if let assignment = configuration.assignment {
             for topic in configuration.topics {
                 for partition in assignment.partitions {
@@ -57,18 +70,12 @@ public final class KafkaConsumer: Sendable {
                     }
                 }
             }
-            error = rd_kafka_assign(client.handle, list)
-        } else {
-            for topic in configuration.topics {
-                rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA)
-            }
-            error = rd_kafka_subscribe(client.handle, list)
+            return rd_kafka_assign(handle, list)
         }
-        guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
-            throw KafkaError.fromRDKafka(.consume, error, context: "cannot consume \(configuration.topics)")
+        for topic in configuration.topics {
+            rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA)
         }
-        self.worker = NIOThreadPool(numberOfThreads: 1)
-        worker.start()
+        return rd_kafka_subscribe(handle, list)
     }
 
     /// The messages of the subscribed topics; ends when the consumer is closed or the task cancelled.
@@ -91,14 +98,16 @@ public final class KafkaConsumer: Sendable {
             let outcomes: [PollOutcome]
             do {
                 outcomes = try await worker.runIfActive { () -> [PollOutcome] in
-                    var outcomes: [PollOutcome] = []
-                    var wait = timeout
-                    while outcomes.count < limit, let message = rd_kafka_consumer_poll(client.handle, wait) {
-                        defer { rd_kafka_message_destroy(message) }
-                        outcomes.append(PollOutcome(message.pointee))
-                        wait = 0
-                    }
-                    return outcomes
+                    client.withHandle { handle in
+                        var outcomes: [PollOutcome] = []
+                        var wait = timeout
+                        while outcomes.count < limit, let message = rd_kafka_consumer_poll(handle, wait) {
+                            defer { rd_kafka_message_destroy(message) }
+                            outcomes.append(PollOutcome(message.pointee))
+                            wait = 0
+                        }
+                        return outcomes
+                    } ?? []
                 }
             } catch {
                 return []  // the worker was shut down by close()
@@ -143,7 +152,7 @@ public final class KafkaConsumer: Sendable {
         let entry = rd_kafka_topic_partition_list_add(list, topic, partition)
         entry?.pointee.offset = nextOffset
         // Asynchronous: only enqueues the request, never blocks the calling thread.
-        let error = rd_kafka_commit(client.handle, list, 1)
+        let error = client.withHandle { rd_kafka_commit($0, list, 1) } ?? RD_KAFKA_RESP_ERR__DESTROY
         guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
             throw KafkaError.fromRDKafka(.commit, error, context: "cannot commit \(topic)[\(partition)]@\(nextOffset)")
         }
@@ -155,7 +164,7 @@ public final class KafkaConsumer: Sendable {
     public func lag(after message: KafkaConsumerMessage) -> Int64? {
         var low: Int64 = 0
         var high: Int64 = 0
-        let error = rd_kafka_get_watermark_offsets(client.handle, message.topic, message.partition, &low, &high)
+        let error = client.withHandle { rd_kafka_get_watermark_offsets($0, message.topic, message.partition, &low, &high) } ?? RD_KAFKA_RESP_ERR__DESTROY
         guard error == RD_KAFKA_RESP_ERR_NO_ERROR, high >= 0 else { return nil }
         return max(high - (message.offset + 1), 0)
     }
@@ -168,7 +177,7 @@ public final class KafkaConsumer: Sendable {
         let (error, high) = try await worker.runIfActive { () -> (rd_kafka_resp_err_t, Int64) in
             var low: Int64 = 0
             var high: Int64 = 0
-            let error = rd_kafka_query_watermark_offsets(client.handle, topic, partition, &low, &high, milliseconds)
+            let error = client.withHandle { rd_kafka_query_watermark_offsets($0, topic, partition, &low, &high, milliseconds) } ?? RD_KAFKA_RESP_ERR__DESTROY
             return (error, high)
         }
         guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
@@ -183,11 +192,15 @@ public final class KafkaConsumer: Sendable {
         stopped.store(true, ordering: .releasing)
     }
 
-    /// Leaves the group cleanly and stops the consumer's thread; later `next()` calls return nil.
+    /// Leaves the group cleanly, destroys the client and stops the consumer's thread; later
+    /// `next()` calls return nil.
     public func close() async {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         let client = self.client
-        _ = try? await worker.runIfActive { rd_kafka_consumer_close(client.handle) }
+        _ = try? await worker.runIfActive {
+            _ = client.withHandle { rd_kafka_consumer_close($0) }
+            client.destroy()
+        }
         try? await worker.shutdownGracefully()
     }
 

@@ -31,7 +31,7 @@ public final class KafkaProducer: Sendable {
         let running = self.running
         pollThread.submit { _ in
             while running.isSet {
-                rd_kafka_poll(client.handle, 100)
+                _ = client.withHandle { rd_kafka_poll($0, 100) }
             }
         }
     }
@@ -100,7 +100,10 @@ public final class KafkaProducer: Sendable {
                         values[count].u.i32 = partition
                         count += 1
                     }
-                    guard let error = rd_kafka_produceva(client.handle, &values, count) else { return nil }
+                    guard let error = client.withHandle({ rd_kafka_produceva($0, &values, count) }) else {
+                        return KafkaError(.closed, "the producer is closed")
+                    }
+                    guard let error else { return nil }
                     defer { rd_kafka_error_destroy(error) }
                     return KafkaError.fromRDKafka(.produce, rd_kafka_error_code(error), context: "cannot send to \(topic) (\(valueBuffer.count) bytes)")
                 }
@@ -119,13 +122,16 @@ public final class KafkaProducer: Sendable {
         guard running.clear() else { return }
         let client = self.client
         let remaining = try? await pollThread.runIfActive {
-            rd_kafka_flush(client.handle, Int32(timeout.milliseconds))
-            return rd_kafka_outq_len(client.handle)
+            client.withHandle { handle in
+                rd_kafka_flush(handle, Int32(timeout.milliseconds))
+                return rd_kafka_outq_len(handle)
+            }
         }
         if let remaining, remaining > 0 {
             logger.warning("producer closed with undelivered messages", metadata: ["count": "\(remaining)"])
         }
         deliveries.failAll(KafkaError(.closed, "the producer was closed before the broker acknowledged the message"))
+        _ = try? await pollThread.runIfActive { client.destroy() }
         try? await pollThread.shutdownGracefully()
     }
 }
@@ -209,7 +215,7 @@ extension KafkaProducer {
     /// The bootstrap servers of librdkafka's in-process mock cluster, when this producer was
     /// created with `test.mock.num.brokers`; lets unit tests point a consumer at the same cluster.
     public var mockClusterBootstrapServers: String? {
-        guard let cluster = rd_kafka_handle_mock_cluster(client.handle),
+        guard let cluster = client.withHandle({ rd_kafka_handle_mock_cluster($0) }) ?? nil,
               let servers = rd_kafka_mock_cluster_bootstraps(cluster) else { return nil }
         return String(cString: servers)
     }

@@ -1,17 +1,26 @@
 import CRdKafka
+import Foundation
 import Logging
+import Synchronization
 
 /// Owns one librdkafka handle and the callbacks wired to it.
 ///
-/// `@unchecked Sendable`: librdkafka documents `rd_kafka_t` as thread-safe; the handle is
-/// only destroyed in `deinit`, when no other reference can use it.
+/// `@unchecked Sendable`: librdkafka documents `rd_kafka_t` as thread-safe, and the handle is
+/// reached only through ``withHandle(_:)``, which ``destroy()`` waits out.
+///
+/// The owner destroys the handle when it closes, not only in `deinit`: a process that exits
+/// while a handle lives races librdkafka's threads against the C library's exit handlers (the
+/// invoker once aborted with "double free or corruption" on `rdk:main` after it had stopped).
 final class RDKafkaClient: @unchecked Sendable {
     /// librdkafka before 2.1 mis-parses the tagged fields of ApiVersions v3 replies
     /// (https://github.com/confluentinc/librdkafka/issues/4170) and cannot talk to such brokers.
     static let minimumSupportedVersion: Int32 = 0x0201_00ff
 
-    let handle: OpaquePointer
+    private let handle: OpaquePointer
     let callbacks: RDKafkaCallbacks
+    /// Calls in progress (the low bits) and whether ``destroy()`` began (``destroyedBit``).
+    private let gate = Atomic<Int>(0)
+    private static let destroyedBit = 1 << 62
 
     /// The version of the librdkafka that is actually loaded, e.g. "2.16.0".
     static var versionString: String { String(cString: rd_kafka_version_str()) }
@@ -81,8 +90,26 @@ final class RDKafkaClient: @unchecked Sendable {
         self.callbacks = callbacks
     }
 
-    deinit {
+    /// Runs `body` with the handle; nil once ``destroy()`` began (the client is closed).
+    func withHandle<R>(_ body: (OpaquePointer) throws -> R) rethrows -> R? {
+        let before = gate.wrappingAdd(1, ordering: .acquiring).oldValue
+        defer { gate.wrappingSubtract(1, ordering: .releasing) }
+        guard before & Self.destroyedBit == 0 else { return nil }
+        return try body(handle)
+    }
+
+    /// Destroys the handle once the calls in progress returned; later ``withHandle(_:)`` calls
+    /// get nil. Blocks (a consumer leaves its group, librdkafka joins its threads): call it on a
+    /// thread of the owner's own. Idempotent.
+    func destroy() {
+        let before = gate.bitwiseOr(Self.destroyedBit, ordering: .acquiringAndReleasing).oldValue
+        guard before & Self.destroyedBit == 0 else { return }
+        while gate.load(ordering: .acquiring) & ~Self.destroyedBit != 0 { usleep(1_000) }
         rd_kafka_destroy(handle)
+    }
+
+    deinit {
+        if gate.load(ordering: .acquiring) & Self.destroyedBit == 0 { rd_kafka_destroy(handle) }
     }
 }
 
@@ -124,6 +151,18 @@ public struct KafkaDeliveryReport: Sendable, Hashable {
 public enum KafkaLibrary {
     public static var version: String { RDKafkaClient.versionString }
     public static var isSupported: Bool { RDKafkaClient.version >= RDKafkaClient.minimumSupportedVersion }
+
+    /// Waits up to `timeout` until every librdkafka handle of the process is destroyed and its
+    /// threads are gone (`rd_kafka_wait_destroyed`); a daemon calls it last, before it exits, so
+    /// no librdkafka thread outlives `main`. Returns false on timeout (a client not closed).
+    public static func waitUntilEveryClientIsGone(timeout: Duration = .seconds(10)) async -> Bool {
+        await withCheckedContinuation { continuation in
+            // rd_kafka_wait_destroyed sleeps: on a thread of its own, not Swift's pool.
+            Thread.detachNewThread {
+                continuation.resume(returning: rd_kafka_wait_destroyed(Int32(timeout.milliseconds)) == 0)
+            }
+        }
+    }
 }
 
 extension String {

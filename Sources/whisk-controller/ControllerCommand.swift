@@ -68,6 +68,19 @@ struct ControllerCommand: AsyncParsableCommand {
             logger: logger
         )
         logger.info("controller starting", metadata: ["port": "\(port)", "kafka": "\(kafkaOptions.kafka)"])
-        try await app.runService()
+        do {
+            try await app.runService()
+        } catch {
+            await Self.waitForKafkaThreads(logger: logger)
+            throw error
+        }
+        await Self.waitForKafkaThreads(logger: logger)
+    }
+
+    /// librdkafka's threads must be gone before the process exits (see `RDKafkaClient`).
+    static func waitForKafkaThreads(logger: Logger) async {
+        if !(await KafkaLibrary.waitUntilEveryClientIsGone(timeout: .seconds(10))) {
+            logger.warning("a Kafka client was still open when the controller exited")
+        }
     }
 }

@@ -103,3 +103,61 @@ func waitUntil(_ what: String, timeout: Duration = .seconds(20), _ condition: ()
     Issue.record("timed out after \(timeout) waiting until \(what)")
     throw CancellationError()
 }
+
+extension Process {
+    /// Waits until the process has exited, polling, so no thread blocks on it (Foundation's
+    /// `waitUntilExit` spins a thread of the test's pool, and once spun forever on an invoker
+    /// that had aborted at exit, which hung the whole run). After `patience` the process is
+    /// SIGKILLed; a process that is still there 10 s later is recorded as an issue, and the
+    /// test goes on rather than hang. A zombie counts as exited (Foundation reaps it later).
+    /// - Returns: whether it exited on its own, before `patience`.
+    @discardableResult
+    func exit(within patience: Duration = .seconds(20)) async -> Bool {
+        let clock = ContinuousClock()
+        var deadline = clock.now + patience
+        var killed = false
+        while !hasExited {
+            if clock.now > deadline {
+                if killed {
+                    Issue.record("process \(processIdentifier) (\(executableURL?.lastPathComponent ?? "?")) did not exit 10 s after SIGKILL")
+                    return false
+                }
+                Foundation.kill(processIdentifier, SIGKILL)
+                killed = true
+                deadline = clock.now + .seconds(10)
+            }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return !killed
+    }
+
+    /// After a SIGTERM: the process must end with status 0 (or by the SIGTERM, when it came
+    /// before the process handled it) — not by a signal of its own making (an abort at exit),
+    /// not with an error — and, if `inTime`, within `patience` (else it is
+    /// SIGKILLed then, e.g. with activations still draining). Records an issue otherwise.
+    func expectCleanExit(within patience: Duration, inTime: Bool = true, log: () -> String) async {
+        let name = executableURL?.lastPathComponent ?? "?"
+        guard await exit(within: patience) else {
+            if inTime { Issue.record("\(name) did not exit within \(patience) of SIGTERM:\n\(log())") }
+            return
+        }
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(10)
+        while isRunning && clock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }  // until Foundation reaped it
+        guard !isRunning else { return }
+        // Ended by the SIGTERM itself: it came before the process installed its handler.
+        if terminationReason == .uncaughtSignal && terminationStatus == SIGTERM { return }
+        if terminationReason == .uncaughtSignal || terminationStatus != 0 {
+            Issue.record("\(name) ended with \(terminationReason == .uncaughtSignal ? "signal" : "status") \(terminationStatus) after SIGTERM:\n\(log())")
+        }
+    }
+
+    /// Whether the process is gone or a zombie (exited, not yet reaped).
+    var hasExited: Bool {
+        guard isRunning else { return true }
+        guard let stat = try? String(contentsOfFile: "/proc/\(processIdentifier)/stat", encoding: .utf8) else { return true }
+        // "pid (name) S ...": the state follows the last ')'.
+        guard let close = stat.lastIndex(of: ")") else { return false }
+        return stat[stat.index(after: close)...].dropFirst().first == "Z"
+    }
+}

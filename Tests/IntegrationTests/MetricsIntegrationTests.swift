@@ -25,7 +25,7 @@ struct MetricsIntegrationTests {
     @Test func controllerAndInvokerCountersMoveAfterAnActivation() async throws {
         try await withPlatform(invokers: 1) { platform in
             let metricsPort = try Platform.freePort()
-            platform.terminate(invoker: 0)
+            await platform.terminate(invoker: 0)
             try platform.startInvoker(0, extra: ["--metrics-port", String(metricsPort)])
             try await waitUntil("invoker0 is up", timeout: .seconds(60)) { (try? await platform.invokerStates())?["invoker0/0"] == "up" }
             let http = CurlHTTPClient()

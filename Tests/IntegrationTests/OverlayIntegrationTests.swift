@@ -167,7 +167,7 @@ struct OverlayIntegrationTests {
             print("address map converged \(clock.now - restarted) after the restarted controller answered")
 
             // SIGKILL invoker1: its entries leave invoker0's file within 5 s.
-            platform.kill(invoker: 1)
+            await platform.kill(invoker: 1)
             try await waitUntil("the dead invoker's entry is gone from invoker0's file", timeout: .seconds(5)) {
                 platform.mapFile(invoker: 0)?.instances.map(\.id) == ["stays"]
             }

@@ -132,17 +132,17 @@ final class Platform: @unchecked Sendable {
     }
 
     /// Stops an invoker the way an operator does (SIGTERM: it drains and removes its containers).
-    func terminate(invoker id: Int) {
+    func terminate(invoker id: Int) async {
         if let process = invokers[id], process.isRunning {
             process.terminate()
-            process.waitUntilExit()
+            await process.expectCleanExit(within: .seconds(60)) { tail("invoker\(id).log") }  // the default grace is 30 s
         }
     }
 
-    func kill(invoker id: Int) {
+    func kill(invoker id: Int) async {
         if let process = invokers[id], process.isRunning {
             Foundation.kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            await process.exit()
         }
     }
 
@@ -187,13 +187,13 @@ final class Platform: @unchecked Sendable {
 
     func stop() async {
         await checkPoolsMatchDocker()
-        for process in Array(invokers.values) + [controller].compactMap({ $0 }) where process.isRunning {
-            process.terminate()
-        }
-        for process in Array(invokers.values) + [controller].compactMap({ $0 }) {
-            let deadline = Date().addingTimeInterval(15)
-            while process.isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(50)) }
-            if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+        var stopping: [(log: String, process: Process)] = invokers.map { ("invoker\($0.key).log", $0.value) }
+        if let controller { stopping.append(("controller.log", controller)) }
+        stopping.removeAll { !$0.process.isRunning }
+        for (_, process) in stopping { process.terminate() }
+        for (log, process) in stopping {
+            // Activations may still drain: one that takes longer is SIGKILLed, as before.
+            await process.expectCleanExit(within: .seconds(15), inTime: false) { tail(log) }
         }
         var configuration = DockerClient.Configuration()
         configuration.socketPath = TestEnvironment.dockerSocket
@@ -228,6 +228,11 @@ final class Platform: @unchecked Sendable {
         (try? String(contentsOfFile: "\(logDirectory)/\(name)", encoding: .utf8)) ?? ""
     }
 
+    /// The last lines of one process's log.
+    func tail(_ name: String, lines: Int = 30) -> String {
+        "== \(name)\n" + log(name).split(separator: "\n").suffix(lines).joined(separator: "\n")
+    }
+
     /// The processes' logs, for a failing test's report.
     func logs() -> String {
         ["controller.log", "invoker0.log", "invoker1.log"].map { name in
@@ -248,7 +253,7 @@ final class Platform: @unchecked Sendable {
     func restartController(blockingTimeout: Double = 60, kill: Bool = false) async throws {
         if let controller, controller.isRunning {
             if kill { Foundation.kill(controller.processIdentifier, SIGKILL) } else { controller.terminate() }
-            controller.waitUntilExit()
+            await controller.exit(within: .seconds(30))
         }
         try startController(blockingTimeout: blockingTimeout)
         try await waitUntil("the controller answers again", timeout: .seconds(30)) {

@@ -144,7 +144,7 @@ struct PlatformIntegrationTests {
 
             // SIGKILL the invoker that serves "alpha": it goes offline, and alpha runs on the other.
             let victim = try #require(served["alpha"].flatMap { Int($0) })
-            platform.kill(invoker: victim)
+            await platform.kill(invoker: victim)
             try await waitUntil("invoker\(victim) is marked down", timeout: .seconds(30)) {
                 (try? await platform.invokerStates())?["invoker\(victim)/\(victim)"] == "down"
             }
@@ -160,7 +160,7 @@ struct PlatformIntegrationTests {
             try await platform.createAction("greet", code: Self.greet)
             // Stopped within a second of starting (with a consumer group this was in the middle
             // of the join, and the topic then stalled for minutes on Tansu).
-            platform.terminate(invoker: 0)
+            await platform.terminate(invoker: 0)
             let queued = try await platform.invoke("greet", ["name": "queued"], blocking: false)
             #expect(queued.status == 202)
             let activationId = try #require(queued.json["activationId"]?.stringValue)
@@ -193,7 +193,7 @@ struct PlatformIntegrationTests {
             var accepted: [Int: String] = [:]
             var refused = 0
             for n in 1...100 {
-                if n == 31 { platform.kill(invoker: victim) }
+                if n == 31 { await platform.kill(invoker: victim) }
                 if n == 61 { try platform.startInvoker(victim) }
                 let reply = try await platform.invoke("steady", ["n": .int(Int64(n))], blocking: false)
                 if reply.status == 202, let id = reply.json["activationId"]?.stringValue { accepted[n] = id } else { refused += 1 }
@@ -219,14 +219,14 @@ struct PlatformIntegrationTests {
     @Test func aShutdownEndsWhatOutlivesTheGracePeriodWithARecordAndLeavesNoContainer() async throws {
         try await withPlatform(invokers: 1) { platform in
             try await platform.createAction("long", code: "import time\ndef main(args):\n    time.sleep(120)\n    return {}\n", timeout: 300_000)
-            platform.terminate(invoker: 0)
+            await platform.terminate(invoker: 0)
             try platform.startInvoker(0, extra: ["--shutdown-grace", "2"])
             try await waitUntil("invoker0 is up", timeout: .seconds(60)) { (try? await platform.invokerStates())?["invoker0/0"] == "up" }
             let reply = try await platform.invoke("long", ["instanceID": "long-runner"], blocking: false)
             let id = try #require(reply.json["activationId"]?.stringValue, "\(reply.json)")
             try await waitUntil("the activation runs", timeout: .seconds(60)) { platform.mapFile(invoker: 0)?.instances.contains { $0.id == "long-runner" } == true }
             let started = ContinuousClock.now
-            platform.terminate(invoker: 0)
+            await platform.terminate(invoker: 0)
             #expect(ContinuousClock.now - started < .seconds(30), "the invoker exits after its grace period, not after the action")
             try await waitUntil("the cut-off activation's record", timeout: .seconds(30)) {
                 (try? await platform.request("GET", "/api/v1/namespaces/_/activations/\(id)"))?.status == 200
@@ -468,7 +468,7 @@ struct PlatformIntegrationTests {
             let docker = DockerClient(configuration: configuration, logger: TestEnvironment.logger)
             defer { Task { await docker.shutdown() } }
             let labels = ["org.whiskmesh.test=\(platform.runLabel)", "org.whiskmesh.invoker=0"]
-            platform.terminate(invoker: 0)
+            await platform.terminate(invoker: 0)
             for delay in stride(from: 0, to: 1000, by: 50) {
                 try platform.startInvoker(0, prewarm: 4)
                 try await waitUntil("invoker0 is up", timeout: .seconds(60)) { (try? await platform.invokerStates())?["invoker0/0"] == "up" }
@@ -478,7 +478,7 @@ struct PlatformIntegrationTests {
                     ((try? await docker.listContainers(labels: labels)) ?? []).contains { $0.names.contains { $0.hasSuffix("_prewarm") } }
                 }
                 try await Task.sleep(for: .milliseconds(delay))
-                platform.terminate(invoker: 0)
+                await platform.terminate(invoker: 0)
                 let left = try await docker.listContainers(labels: labels)
                 #expect(left.isEmpty, "stopped \(delay) ms into the stem cells: containers left: \(left.map(\.names))")
                 for container in left { try? await docker.removeContainer(container.id) }
@@ -616,7 +616,7 @@ struct PlatformIntegrationTests {
                 (try? await platform.request("GET", "/api/v1/namespaces/_/activations/\(id)"))?.status == 200
             }
             // No invoker at all: 503 with OpenWhisk's error body, never a hang.
-            platform.kill(invoker: 0)
+            await platform.kill(invoker: 0)
             try await waitUntil("invoker0 is down", timeout: .seconds(30)) {
                 (try? await platform.invokerStates())?["invoker0/0"] != "up"
             }

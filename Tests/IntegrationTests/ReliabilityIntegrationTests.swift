@@ -35,7 +35,7 @@ extension PlatformIntegrationTests {
             warm = try await platform.invoke("mark", ["n": 0], result: true)
         }
         #expect(warm.json == ["ran": 0], "\(warm.json)")
-        platform.kill(invoker: 0)
+        await platform.kill(invoker: 0)
         var ids: [String] = []
         for n in 1...count {
             let reply = try await platform.invoke("mark", ["n": .int(Int64(n))], blocking: false)

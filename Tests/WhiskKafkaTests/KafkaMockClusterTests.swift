@@ -1,3 +1,4 @@
+import CRdKafka
 import Foundation
 import Logging
 import Synchronization
@@ -217,6 +218,53 @@ struct KafkaMockClusterTests {
         #expect(throws: KafkaError.self) {
             try producer.sendDetached(topic: "mock-detached", value: Array("late".utf8)) { _ in }
         }
+    }
+
+    /// Closing destroys librdkafka's handle (a daemon that exited with a live handle once
+    /// aborted in librdkafka's thread), and nothing reaches the handle afterwards.
+    @Test func closingDestroysTheHandleAndLaterCallsAreClosedErrors() async throws {
+        let producer = try mockProducer()
+        let servers = try #require(producer.mockClusterBootstrapServers)
+        var configuration = KafkaConsumerConfiguration(
+            client: KafkaClientConfiguration(bootstrapServers: [servers]), groupID: "mock-destroyed", topics: ["mock-destroyed"]
+        )
+        configuration.assignment = .init(partitions: [0], start: .committed)
+        let consumer = try KafkaConsumer(configuration: configuration, logger: logger)
+        let sent = try await producer.send(topic: "mock-destroyed", string: "one")
+        await consumer.close()
+        await producer.close()
+        #expect(producer.mockClusterBootstrapServers == nil, "the producer's handle is destroyed")
+        #expect(throws: KafkaError.self) { try consumer.commit(topic: "mock-destroyed", partition: 0, nextOffset: sent.offset + 1) }
+        #expect(consumer.lag(after: KafkaConsumerMessage(topic: "mock-destroyed", partition: 0, offset: 0, key: nil, value: Data())) == nil)
+        #expect(try await consumer.nextBatch(limit: 4).isEmpty)
+        await consumer.close()  // a second close is a no-op
+    }
+
+    /// `destroy()` waits for the calls that hold the handle, and later calls do not get it.
+    @Test func destroyWaitsForTheCallInProgress() async throws {
+        let client = try RDKafkaClient(type: RD_KAFKA_PRODUCER, properties: ["test.mock.num.brokers": "1"], callbacks: RDKafkaCallbacks(logger: logger))
+        let events = Mutex<[String]>([])
+        let inside = Atomic<Bool>(false)
+        let call = Thread {
+            _ = client.withHandle { handle in
+                inside.store(true, ordering: .releasing)
+                usleep(200_000)
+                _ = rd_kafka_outq_len(handle)  // still valid: destroy has not run
+                events.withLock { $0.append("call returned") }
+            }
+        }
+        call.start()
+        while !inside.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(5)) }
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                client.destroy()
+                events.withLock { $0.append("destroyed") }
+                continuation.resume()
+            }
+        }
+        #expect(events.withLock { $0 } == ["call returned", "destroyed"])
+        #expect(client.withHandle { _ in true } == nil)
+        client.destroy()  // idempotent
     }
 
     @Test func sendAfterCloseFails() async throws {
