@@ -166,7 +166,12 @@ class Stack:
             docker("rm", "-f", *ids, check=False)
 
     def stop(self):
-        for name in [n for n in self.processes if n.startswith("invoker")]:
+        # Invokers first, all at once (each drains for up to its grace), then the rest.
+        invokers = [n for n in self.processes if n.startswith("invoker")]
+        for name in invokers:
+            if self.processes[name].poll() is None:
+                self.processes[name].send_signal(signal.SIGTERM)
+        for name in invokers:
             self.stop_process(name)
         for name in list(self.processes):
             self.stop_process(name)
