@@ -36,6 +36,10 @@ CURLcode whisk_curl_response_code(CURL *handle, long *code) {
     return curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, code);
 }
 
+CURLcode whisk_curl_connect_time(CURL *handle, curl_off_t *microseconds) {
+    return curl_easy_getinfo(handle, CURLINFO_CONNECT_TIME_T, microseconds);
+}
+
 CURLcode whisk_curl_msg_result(const CURLMsg *message) {
     return message->data.result;
 }

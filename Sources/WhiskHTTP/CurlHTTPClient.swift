@@ -10,13 +10,18 @@ public struct HTTPRequest: Sendable {
     public var headers: [String]
     public var body: Data?
     public var timeout: Duration?
+    /// How long making the connection may take (nil: libcurl's default, within `timeout`). A
+    /// connection not made in time is a connect failure (``HTTPTransportError/isConnectFailure``),
+    /// not a timeout: a SYN to an address whose container just vanished is never answered.
+    public var connectTimeout: Duration?
 
-    public init(method: String, url: String, headers: [String] = [], body: Data? = nil, timeout: Duration? = nil) {
+    public init(method: String, url: String, headers: [String] = [], body: Data? = nil, timeout: Duration? = nil, connectTimeout: Duration? = nil) {
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
         self.timeout = timeout
+        self.connectTimeout = connectTimeout
     }
 }
 
@@ -153,6 +158,9 @@ final class CurlTransfer: @unchecked Sendable {
         if let timeout = request.timeout {
             whisk_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, max(1, timeout.milliseconds))
         }
+        if let connectTimeout = request.connectTimeout {
+            whisk_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, max(1, connectTimeout.milliseconds))
+        }
         let sinkPointer = Unmanaged.passUnretained(sink).toOpaque()
         whisk_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, sinkPointer)
         whisk_curl_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION) { buffer, size, count, userdata in
@@ -206,8 +214,13 @@ final class CurlTransfer: @unchecked Sendable {
         guard code == CURLE_OK else {
             let detail = String(cString: errorBuffer)
             let text = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
-            return .failure(HTTPTransportError(message: "\(request.method) \(request.url): \(text)", isTimeout: code == CURLE_OPERATION_TIMEDOUT,
-                                                 isConnectFailure: code == CURLE_COULDNT_CONNECT))
+            // libcurl reports a connect timeout as a timeout: no connection made means it was one.
+            var connectTime: curl_off_t = 0
+            let connected = whisk_curl_connect_time(handle, &connectTime) == CURLE_OK && connectTime > 0
+            let connectTimedOut = code == CURLE_OPERATION_TIMEDOUT && request.connectTimeout != nil && !connected
+            return .failure(HTTPTransportError(message: "\(request.method) \(request.url): \(text)",
+                                                 isTimeout: code == CURLE_OPERATION_TIMEDOUT && !connectTimedOut,
+                                                 isConnectFailure: code == CURLE_COULDNT_CONNECT || connectTimedOut))
         }
         var status = 0
         whisk_curl_response_code(handle, &status)

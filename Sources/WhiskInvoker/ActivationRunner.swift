@@ -209,8 +209,13 @@ struct ActivationRunner: Sendable {
             let remaining = deadline - .now
             guard remaining > .zero else { return .timedOut }
             do {
+                // While the proxy may not listen yet, a connection not made within a second is
+                // tried again after the alive check: a container that exited between two tries
+                // left an address whose SYNs nobody answers, and the `/init` waited out the
+                // action's whole time limit.
                 let response = try await http.perform(HTTPRequest(method: "POST", url: "http://\(container.address):8080\(path)",
-                                                                  headers: ["Content-Type: application/json", "Expect:"], body: data, timeout: remaining))
+                                                                  headers: ["Content-Type: application/json", "Expect:"], body: data, timeout: remaining,
+                                                                  connectTimeout: retryConnect ? .seconds(1) : nil))
                 return .response(response.status, response.body)
             } catch let error as HTTPTransportError {
                 if error.isTimeout { return .timedOut }

@@ -142,3 +142,63 @@ struct KeepAliveTests {
         await client.shutdown()
     }
 }
+
+/// A loopback listener that never accepts, with its one-place accept queue filled: further
+/// connections are never answered (their SYNs are dropped), as an address whose container just
+/// vanished answers none.
+final class SilentListener {
+    let port: UInt16
+    private let listener: Int32
+    private let filler: Int32
+
+    init() throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ready = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, length) == 0 && listen(listener, 0) == 0 && getsockname(listener, $0, &length) == 0
+            }
+        }
+        guard ready else { close(listener); throw POSIXError(.EADDRINUSE) }
+        // The one connection the queue holds.
+        let filler = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(filler, $0, length) == 0 }
+        }
+        guard connected else { close(filler); close(listener); throw POSIXError(.ECONNREFUSED) }
+        self.listener = listener
+        self.filler = filler
+        self.port = UInt16(bigEndian: address.sin_port)
+    }
+
+    deinit {
+        close(filler)
+        close(listener)
+    }
+}
+
+@Suite("libcurl HTTP client: connect timeout")
+struct ConnectTimeoutTests {
+    /// A connection not made within `connectTimeout` is a connect failure (the caller may try
+    /// again), not the request's timeout; without a connect timeout the same request times out.
+    @Test func aConnectionNotMadeInTimeIsAConnectFailureNotATimeout() async throws {
+        let silent = try SilentListener()
+        let client = CurlHTTPClient()
+        let url = "http://127.0.0.1:\(silent.port)/init"
+        let began = ContinuousClock.now
+        let connectFailure = await #expect(throws: HTTPTransportError.self) {
+            try await client.perform(HTTPRequest(method: "POST", url: url, body: Data("{}".utf8), timeout: .seconds(20), connectTimeout: .milliseconds(300)))
+        }
+        #expect(ContinuousClock.now - began < .seconds(10), "it ended at the connect timeout, not the request's")
+        #expect(connectFailure?.isConnectFailure == true && connectFailure?.isTimeout == false, "\(String(describing: connectFailure))")
+        // Positive control: the same silent address without a connect timeout is the request's timeout.
+        let timeout = await #expect(throws: HTTPTransportError.self) {
+            try await client.perform(HTTPRequest(method: "POST", url: url, body: Data("{}".utf8), timeout: .milliseconds(300)))
+        }
+        #expect(timeout?.isTimeout == true && timeout?.isConnectFailure == false, "\(String(describing: timeout))")
+        await client.shutdown()
+    }
+}
