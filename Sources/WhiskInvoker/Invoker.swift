@@ -20,6 +20,9 @@ public final class Invoker: Service, Sendable {
     let codeSource: any ActionCodeSource
     /// What of `invokerN` may be committed: only what finished, in offset order.
     let watermark = Mutex(KafkaCommitWatermark())
+    /// The position the watermark reached and no commit carried yet (committed every
+    /// `commitInterval`, and when the invoker stops).
+    let commitDue = Mutex<(topic: String, partition: Int32, offset: Int64)?>(nil)
     let drainOver = CancelFlag()
     let producer: KafkaProducer
     let overlays: OverlayNetworks?
@@ -83,6 +86,11 @@ public final class Invoker: Service, Sendable {
             if let agent = self.agent {
                 group.addTask { await agent.consume(kafka: self.configuration.kafka) }
             }
+            group.addTask {
+                while (try? await Task.sleep(for: self.configuration.commitInterval)) != nil {
+                    self.commitDuePosition(consumer)
+                }
+            }
             // Activations run in their own group, which drains before shutdown completes.
             await withDiscardingTaskGroup { activations in
                 await withGracefulShutdownHandler {
@@ -92,7 +100,7 @@ public final class Invoker: Service, Sendable {
                             if let message {
                                 await self.handle(message, mayHaveRun: replayEnd.map { record.offset < $0 } ?? false)
                             }
-                            self.finished(record, consumer: consumer)
+                            self.finished(record)
                         }
                     }
                 } onGracefulShutdown: {
@@ -101,6 +109,7 @@ public final class Invoker: Service, Sendable {
             }
             group.cancelAll()
         }
+        commitDuePosition(consumer)
         await consumer.close()
         await pool.removeAll()
         await producer.close()
@@ -196,7 +205,7 @@ public final class Invoker: Service, Sendable {
     }
 
     /// Reads activation messages until shutdown and hands each to `start` (nil for a malformed
-    /// one, which is logged and skipped). Nothing is committed here: see ``finished(_:consumer:)``.
+    /// one, which is logged and skipped). Nothing is committed here: see ``finished(_:)``.
     func consume(_ consumer: KafkaConsumer, start: (KafkaConsumerMessage, ActivationMessage?) -> Void) async {
         while !Task.isCancelled {
             do {
@@ -219,18 +228,26 @@ public final class Invoker: Service, Sendable {
         }
     }
 
-    /// Commits up to where every activation read has finished (run and acknowledged, or skipped),
-    /// so an invoker that dies re-reads exactly what it had not finished (at-least-once).
-    /// The commit is enqueued under the lock (it does not wait for the broker), so positions reach
-    /// librdkafka in increasing order even when activations finish at the same moment.
-    func finished(_ record: KafkaConsumerMessage, consumer: KafkaConsumer) {
+    /// Makes the position up to where every activation read has finished (run and acknowledged,
+    /// or skipped) due for the next commit, so an invoker that dies re-reads what it had not
+    /// finished and at most `commitInterval` of what it had (at-least-once; the re-read ones are
+    /// checked against the store). Positions become due under the watermark's lock, so a later
+    /// one never replaces a greater one even when activations finish at the same moment.
+    func finished(_ record: KafkaConsumerMessage) {
+        watermark.withLock { watermark in
+            // Under the watermark's lock, so positions become due in the order they grow.
+            guard let position = watermark.finish(record.offset) else { return }
+            commitDue.withLock { $0 = (record.topic, record.partition, position) }
+        }
+    }
+
+    /// Commits the position that became due since the last commit, if any.
+    func commitDuePosition(_ consumer: KafkaConsumer) {
+        guard let due = commitDue.withLock({ due in defer { due = nil }; return due }) else { return }
         do {
-            try watermark.withLock { watermark in
-                guard let position = watermark.finish(record.offset) else { return }
-                try consumer.commit(topic: record.topic, partition: record.partition, nextOffset: position)
-            }
+            try consumer.commit(topic: due.topic, partition: due.partition, nextOffset: due.offset)
         } catch {
-            logger.error("cannot commit", metadata: ["offset": "\(record.offset)", "error": "\(error)"])
+            logger.error("cannot commit", metadata: ["offset": "\(due.offset)", "error": "\(error)"])
         }
     }
 

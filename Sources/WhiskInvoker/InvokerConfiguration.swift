@@ -38,6 +38,10 @@ public struct InvokerConfiguration: Sendable {
     /// An activation accepted longer ago than this (its transaction id's start) is checked
     /// against the store before it runs: the controller may have given up on it and recorded why.
     public var recheckAfter: Duration = .seconds(20)
+    /// How often the invoker commits the position below which every activation of `invokerN`
+    /// finished. One commit per activation was a broker request each; a crash re-reads at most
+    /// this much more, and what it re-reads is checked against the store before it runs.
+    public var commitInterval: Duration = .milliseconds(100)
     /// When set, the pool writes the ids and states of its containers here after every change
     /// (tests compare it with Docker: no leaked and no phantom containers).
     public var poolStateFile: String?
