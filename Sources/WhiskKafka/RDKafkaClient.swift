@@ -152,6 +152,24 @@ public enum KafkaLibrary {
     public static var version: String { RDKafkaClient.versionString }
     public static var isSupported: Bool { RDKafkaClient.version >= RDKafkaClient.minimumSupportedVersion }
 
+    /// Runs a daemon's services (`body`), then waits for librdkafka's threads to end, also
+    /// when the services failed; logs a warning when a client was still open.
+    public static func runDaemon(_ name: String, logger: Logger, _ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch {
+            await warnUnlessEveryClientIsGone(name, logger: logger)
+            throw error
+        }
+        await warnUnlessEveryClientIsGone(name, logger: logger)
+    }
+
+    private static func warnUnlessEveryClientIsGone(_ name: String, logger: Logger) async {
+        if !(await waitUntilEveryClientIsGone()) {
+            logger.warning("a Kafka client was still open when the \(name) exited")
+        }
+    }
+
     /// Waits up to `timeout` until every librdkafka handle of the process is destroyed and its
     /// threads are gone (`rd_kafka_wait_destroyed`); a daemon calls it last, before it exits, so
     /// no librdkafka thread outlives `main`. Returns false on timeout (a client not closed).

@@ -68,19 +68,9 @@ struct ControllerCommand: AsyncParsableCommand {
             logger: logger
         )
         logger.info("controller starting", metadata: ["port": "\(port)", "kafka": "\(kafkaOptions.kafka)"])
-        do {
+        // librdkafka's threads must be gone before the process exits (see `RDKafkaClient`).
+        try await KafkaLibrary.runDaemon("controller", logger: logger) {
             try await app.runService()
-        } catch {
-            await Self.waitForKafkaThreads(logger: logger)
-            throw error
-        }
-        await Self.waitForKafkaThreads(logger: logger)
-    }
-
-    /// librdkafka's threads must be gone before the process exits (see `RDKafkaClient`).
-    static func waitForKafkaThreads(logger: Logger) async {
-        if !(await KafkaLibrary.waitUntilEveryClientIsGone(timeout: .seconds(10))) {
-            logger.warning("a Kafka client was still open when the controller exited")
         }
     }
 }

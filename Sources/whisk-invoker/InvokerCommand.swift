@@ -96,19 +96,9 @@ struct InvokerCommand: AsyncParsableCommand {
         }
         let invoker = try Invoker(configuration: configuration, logger: logger)
         let group = ServiceGroup(configuration: .init(services: [invoker] + services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        do {
+        // librdkafka's threads must be gone before the process exits (see `RDKafkaClient`).
+        try await KafkaLibrary.runDaemon("invoker", logger: logger) {
             try await group.run()
-        } catch {
-            await Self.waitForKafkaThreads(logger: logger)
-            throw error
-        }
-        await Self.waitForKafkaThreads(logger: logger)
-    }
-
-    /// librdkafka's threads must be gone before the process exits (see `RDKafkaClient`).
-    static func waitForKafkaThreads(logger: Logger) async {
-        if !(await KafkaLibrary.waitUntilEveryClientIsGone(timeout: .seconds(10))) {
-            logger.warning("a Kafka client was still open when the invoker exited")
         }
     }
 }
