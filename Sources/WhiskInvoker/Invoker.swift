@@ -20,9 +20,9 @@ public final class Invoker: Service, Sendable {
     let codeSource: any ActionCodeSource
     /// What of `invokerN` may be committed: only what finished, in offset order.
     let watermark = Mutex(KafkaCommitWatermark())
-    /// The position the watermark reached and no commit carried yet (committed every
-    /// `commitInterval`, and when the invoker stops).
-    let commitDue = Mutex<(topic: String, partition: Int32, offset: Int64)?>(nil)
+    /// The watermark's position last handed to librdkafka (committed every `commitInterval`,
+    /// and when the invoker stops).
+    let committedPosition = Mutex<Int64?>(nil)
     let drainOver = CancelFlag()
     let producer: KafkaProducer
     let overlays: OverlayNetworks?
@@ -88,7 +88,7 @@ public final class Invoker: Service, Sendable {
             }
             group.addTask {
                 while (try? await Task.sleep(for: self.configuration.commitInterval)) != nil {
-                    self.commitDuePosition(consumer)
+                    self.commitFinished(consumer, topic: topic)
                 }
             }
             // Activations run in their own group, which drains before shutdown completes.
@@ -109,7 +109,7 @@ public final class Invoker: Service, Sendable {
             }
             group.cancelAll()
         }
-        commitDuePosition(consumer)
+        commitFinished(consumer, topic: topic)
         await consumer.close()
         await pool.removeAll()
         await producer.close()
@@ -228,26 +228,23 @@ public final class Invoker: Service, Sendable {
         }
     }
 
-    /// Makes the position up to where every activation read has finished (run and acknowledged,
-    /// or skipped) due for the next commit, so an invoker that dies re-reads what it had not
-    /// finished and at most `commitInterval` of what it had (at-least-once; the re-read ones are
-    /// checked against the store). Positions become due under the watermark's lock, so a later
-    /// one never replaces a greater one even when activations finish at the same moment.
+    /// Moves the watermark: the position up to where every activation read has finished (run
+    /// and acknowledged, or skipped), which ``commitFinished(_:topic:)`` commits.
     func finished(_ record: KafkaConsumerMessage) {
-        watermark.withLock { watermark in
-            // Under the watermark's lock, so positions become due in the order they grow.
-            guard let position = watermark.finish(record.offset) else { return }
-            commitDue.withLock { $0 = (record.topic, record.partition, position) }
-        }
+        watermark.withLock { _ = $0.finish(record.offset) }
     }
 
-    /// Commits the position that became due since the last commit, if any.
-    func commitDuePosition(_ consumer: KafkaConsumer) {
-        guard let due = commitDue.withLock({ due in defer { due = nil }; return due }) else { return }
+    /// Commits the watermark's position unless it was committed already, so an invoker that dies
+    /// re-reads what it had not finished and at most `commitInterval` of what it had
+    /// (at-least-once; the re-read ones are checked against the store). A failed commit is tried
+    /// again at the next call. Called by one task at a time (the ticker, then the shutdown).
+    func commitFinished(_ consumer: KafkaConsumer, topic: String) {
+        guard let position = watermark.withLock({ $0.committed }), position != committedPosition.withLock({ $0 }) else { return }
         do {
-            try consumer.commit(topic: due.topic, partition: due.partition, nextOffset: due.offset)
+            try consumer.commit(topic: topic, partition: 0, nextOffset: position)
+            committedPosition.withLock { $0 = position }
         } catch {
-            logger.error("cannot commit", metadata: ["offset": "\(due.offset)", "error": "\(error)"])
+            logger.error("cannot commit", metadata: ["offset": "\(position)", "error": "\(error)"])
         }
     }
 
