@@ -36,8 +36,8 @@ CURLcode whisk_curl_response_code(CURL *handle, long *code) {
     return curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, code);
 }
 
-CURLcode whisk_curl_connect_time(CURL *handle, curl_off_t *microseconds) {
-    return curl_easy_getinfo(handle, CURLINFO_CONNECT_TIME_T, microseconds);
+CURLcode whisk_curl_request_size(CURL *handle, long *bytes) {
+    return curl_easy_getinfo(handle, CURLINFO_REQUEST_SIZE, bytes);
 }
 
 CURLcode whisk_curl_msg_result(const CURLMsg *message) {

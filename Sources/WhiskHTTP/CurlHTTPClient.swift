@@ -214,10 +214,11 @@ final class CurlTransfer: @unchecked Sendable {
         guard code == CURLE_OK else {
             let detail = String(cString: errorBuffer)
             let text = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
-            // libcurl reports a connect timeout as a timeout: no connection made means it was one.
-            var connectTime: curl_off_t = 0
-            let connected = whisk_curl_connect_time(handle, &connectTime) == CURLE_OK && connectTime > 0
-            let connectTimedOut = code == CURLE_OPERATION_TIMEDOUT && request.connectTimeout != nil && !connected
+            // libcurl reports a connect timeout as a timeout. Nothing of the request sent means it
+            // was one (a reused connection that timed out after sending is the request's timeout).
+            var sent = 0
+            let nothingSent = whisk_curl_request_size(handle, &sent) == CURLE_OK && sent == 0
+            let connectTimedOut = code == CURLE_OPERATION_TIMEDOUT && request.connectTimeout != nil && nothingSent
             return .failure(HTTPTransportError(message: "\(request.method) \(request.url): \(text)",
                                                  isTimeout: code == CURLE_OPERATION_TIMEDOUT && !connectTimedOut,
                                                  isConnectFailure: code == CURLE_COULDNT_CONNECT || connectTimedOut))

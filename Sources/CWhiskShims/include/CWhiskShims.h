@@ -18,8 +18,8 @@ CURLcode whisk_curl_setopt_slist(CURL *handle, CURLoption option, struct curl_sl
 CURLcode whisk_curl_setopt_data_callback(CURL *handle, CURLoption option, whisk_curl_data_callback callback);
 CURLcode whisk_curl_setopt_xferinfo_callback(CURL *handle, whisk_curl_xferinfo_callback callback);
 CURLcode whisk_curl_response_code(CURL *handle, long *code);
-// Microseconds until the connection was made; 0 when none was.
-CURLcode whisk_curl_connect_time(CURL *handle, curl_off_t *microseconds);
+// Bytes of the request sent so far: 0 when none reached a connection.
+CURLcode whisk_curl_request_size(CURL *handle, long *bytes);
 // The result of a finished transfer (a field of a union in CURLMsg).
 CURLcode whisk_curl_msg_result(const CURLMsg *message);
 
