@@ -54,6 +54,9 @@ public actor ContainerPool {
     private var burstPeaks: [String: Int] = [:]
     /// Actions with a spare container on the way (see ``makeSpare``).
     private var sparesInFlight: Set<String> = []
+    /// Set by ``removeAll()``: no container is made after it (a replacement stem cell on its way
+    /// would outlive the shutdown).
+    private var closed = false
 
     private struct ActionWaiter {
         var id: Int
@@ -91,7 +94,10 @@ public actor ContainerPool {
                         mayWait: Bool = false) async throws -> (ActionContainer, needsInit: Bool) {
         defer { publishSnapshot() }
         let stem = stemKey(kind: kind, namespace: namespace)
-        recentNamespaces[namespace] = .now
+        if overlays != nil, recentNamespaces.updateValue(.now, forKey: namespace) == nil {
+            // Newly recent: its first stem cell now, not at the next maintenance pass.
+            replenish(stem)
+        }
         var holdsCreateSlot = false
         defer { if holdsCreateSlot { freeCreateSlot() } }
         var waitUntil: ContinuousClock.Instant? = mayWait ? .now + waitBound : nil
@@ -101,7 +107,9 @@ public actor ContainerPool {
                 return (claim(key, actionKey: actionKey), false)
             case .stemCell(let key):
                 countColdStart(stemKey: stem)
-                return (claim(key, actionKey: actionKey), true)
+                let container = claim(key, actionKey: actionKey)
+                replenish(stem)
+                return (container, true)
             case .create(let victims):
                 if let until = waitUntil, !holdsCreateSlot,
                    case .wait(let spare) = state.queueing(actionKey: actionKey, waiting: actionWaiters[actionKey]?.count ?? 0,
@@ -198,7 +206,7 @@ public actor ContainerPool {
         defer { sparesInFlight.remove(actionKey) }
         await waitForCreateSlot()
         defer { freeCreateSlot() }
-        guard state.victims(for: memory).isEmpty else { return }  // a spare never pushes out another container
+        guard state.victims(for: memory).isEmpty, !closed else { return }  // a spare never pushes out another container
         do {
             try await createStemCell(kind: kind, memory: memory, namespace: overlays == nil ? nil : namespace, stemKey: stemKey)
             wakeWaiters(of: actionKey, all: false)
@@ -284,9 +292,29 @@ public actor ContainerPool {
         // The expired ones, and any whose removal Docker refused earlier.
         await remove(state.keys(in: .removing))
 
-        var wanted: [String: Int] = [:]
-        var namespaceOf: [String: String] = [:]
-        var kindOf: [String: String] = [:]
+        let wanted = wantedStemCells()
+        // Run times of actions the pool no longer holds a container of are forgotten (one per
+        // revision ever run would pile up).
+        let held = Set(state.entries.values.compactMap(\.container.actionKey))
+        runEstimates = runEstimates.filter { held.contains($0.key) }
+        // A namespace that is no longer recent forgets its bursts.
+        burstPeaks = burstPeaks.filter { wanted.count[$0.key] != nil }
+        recentColdStarts = recentColdStarts.filter { wanted.count[$0.key] != nil }
+        let drop = state.stemCellPlan(wanted: wanted.count).drop
+        for key in drop { transition(key, .expired) }
+        await remove(drop)
+        await topUp(wanted)
+    }
+
+    /// The stem cells the pool wants, by stem key, with each key's kind and (overlay mode) namespace.
+    private struct StemCellWants {
+        var count: [String: Int] = [:]
+        var kind: [String: String] = [:]
+        var namespace: [String: String] = [:]
+    }
+
+    private func wantedStemCells() -> StemCellWants {
+        var wanted = StemCellWants()
         if overlays != nil {
             // Stem cells for recently active namespaces: map mounted and overlay attached ahead of time.
             let window = ContinuousClock.now - configuration.prewarmNamespaceWindow
@@ -297,48 +325,59 @@ public actor ContainerPool {
                     let key = stemKey(kind: kind, namespace: namespace)
                     // Sized to the namespace's largest recent burst: its next one (a new
                     // revision of the job, say) starts in attached containers.
-                    wanted[key] = max(configuration.prewarmPerNamespace, min(burstPeaks[key] ?? 0, configuration.prewarmBurstLimit))
-                    namespaceOf[key] = namespace
-                    kindOf[key] = kind
+                    wanted.count[key] = max(configuration.prewarmPerNamespace, min(burstPeaks[key] ?? 0, configuration.prewarmBurstLimit))
+                    wanted.namespace[key] = namespace
+                    wanted.kind[key] = kind
                 }
             }
         } else {
             for (kind, count) in configuration.prewarmCount where count > 0 {
-                wanted[kind] = count
-                kindOf[kind] = kind
+                wanted.count[kind] = count
+                wanted.kind[kind] = kind
             }
         }
-        // Run times of actions the pool no longer holds a container of are forgotten (one per
-        // revision ever run would pile up).
-        let held = Set(state.entries.values.compactMap(\.container.actionKey))
-        runEstimates = runEstimates.filter { held.contains($0.key) }
-        // A namespace that is no longer recent forgets its bursts.
-        burstPeaks = burstPeaks.filter { wanted[$0.key] != nil }
-        recentColdStarts = recentColdStarts.filter { wanted[$0.key] != nil }
-        let plan = state.stemCellPlan(wanted: wanted)
-        for key in plan.drop { transition(key, .expired) }
-        await remove(plan.drop)
-        for (key, missing) in plan.create.sorted(by: { $0.key < $1.key }) {
-            guard let kind = kindOf[key] else { continue }
-            for _ in 0..<missing {
-                // Stem cells never push out warm containers: they wait for room. A cancelled
-                // pass (shutdown) makes no more.
-                guard state.victims(for: 256).isEmpty, !Task.isCancelled else { break }
-                await waitForCreateSlot()
-                defer { freeCreateSlot() }
-                do {
-                    try await createStemCell(kind: kind, memory: 256, namespace: namespaceOf[key], stemKey: key)
-                } catch {
-                    logger.error("cannot create a stem cell", metadata: ["stemCells": "\(key)", "error": "\(error)"])
-                    break
-                }
+        return wanted
+    }
+
+    /// Makes the stem cells `wanted` lacks, one at a time, deciding again before each (a pass
+    /// and a replacement that overlap never make the same one twice): with `only`, at most
+    /// `limit` of that key's. Stem cells never push out warm containers: they wait for room. A
+    /// cancelled pass (shutdown) makes no more.
+    private func topUp(_ wanted: StemCellWants, only: String? = nil, limit: Int = .max) async {
+        defer { publishSnapshot() }
+        var made = 0
+        var failed: Set<String> = []
+        let next = { (state: PoolState) in
+            state.stemCellPlan(wanted: wanted.count).create.keys.filter { (only == nil || $0 == only) && !failed.contains($0) }.min()
+        }
+        // Asked before a creation slot is taken (a burst's cold starts need them) and again after.
+        while made < limit, !Task.isCancelled, !closed, next(state) != nil {
+            await waitForCreateSlot()
+            defer { freeCreateSlot() }
+            guard let key = next(state), let kind = wanted.kind[key], state.victims(for: 256).isEmpty, !closed else { break }
+            do {
+                try await createStemCell(kind: kind, memory: 256, namespace: wanted.namespace[key], stemKey: key)
+                made += 1
+            } catch {
+                logger.error("cannot create a stem cell", metadata: ["stemCells": "\(key)", "error": "\(error)"])
+                failed.insert(key)
             }
         }
+    }
+
+    /// A stem cell under `stemKey` was taken (or its namespace became recent): one is made at
+    /// once if the pool wants one more, as upstream's pool replaces a prewarmed container when it
+    /// takes one. Left to the next maintenance pass (up to 5 s later), one fresh action in ten
+    /// of a namespace invoked every few seconds found no stem cell and paid the overlay attach.
+    private func replenish(_ stemKey: String) {
+        guard !closed else { return }
+        Task { await self.topUp(self.wantedStemCells(), only: stemKey, limit: 1) }
     }
 
     /// Removes every container of the pool (shutdown, or a drain period that ran out).
     public func removeAll() async {
         defer { publishSnapshot() }
+        closed = true
         let keys = Array(state.entries.keys)
         for key in keys { transition(key, .shutdown) }
         await remove(keys)
@@ -348,11 +387,12 @@ public actor ContainerPool {
         (state.count(.warm), state.count(.stemCell), state.count(.initializing) + state.count(.running))
     }
 
-    /// What `poolStateFile` holds: the Docker ids the pool knows and how many containers it is
-    /// still creating (whose ids it may not know yet).
+    /// What `poolStateFile` holds: the Docker ids the pool knows, how many containers it is
+    /// still creating (whose ids it may not know yet) and which of them are ready stem cells.
     public struct Snapshot: Codable, Sendable {
         public var containers: [String]
         public var creating: Int
+        public var stemCells: [String]
     }
 
     /// Writes the pool's ``Snapshot`` to `poolStateFile`, if one is configured.
@@ -361,7 +401,8 @@ public actor ContainerPool {
         WhiskMetrics.setContainers(warm: counts.warm, prewarmed: counts.prewarmed, busy: counts.busy)
         guard let path = configuration.poolStateFile else { return }
         do {
-            let data = try JSONEncoder().encode(Snapshot(containers: state.containerIDs.sorted(), creating: state.count(.creating)))
+            let data = try JSONEncoder().encode(Snapshot(containers: state.containerIDs.sorted(), creating: state.count(.creating),
+                                                         stemCells: state.keys(in: .stemCell)))
             try data.write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
             logger.warning("cannot write the pool state file", metadata: ["path": "\(path)", "error": "\(error)"])

@@ -325,7 +325,7 @@ public final class Invoker: Service, Sendable {
 
     func maintainPool() async {
         while !Task.isCancelled {
-            try? await Task.sleep(for: .seconds(5))
+            try? await Task.sleep(for: configuration.maintenanceInterval)
             await pool.maintain()
         }
     }

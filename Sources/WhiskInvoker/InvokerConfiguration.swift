@@ -20,6 +20,9 @@ public struct InvokerConfiguration: Sendable {
     /// each other (inter-container communication off).
     public var actionNetwork = "whiskmesh-actions"
     public var idleTimeout: Duration = .seconds(600)
+    /// How often the pool removes expired containers and tops its stem cells up to what it wants
+    /// (a stem cell taken by an activation is replaced at once, not at the next pass).
+    public var maintenanceInterval: Duration = .seconds(5)
     /// Concurrent container creations (OpenWhisk's docker parallel-runs default is 10).
     public var maxConcurrentCreates = 10
     /// An activation (without an instance ID) that finds its action's containers busy may wait for

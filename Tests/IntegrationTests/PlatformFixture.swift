@@ -122,9 +122,9 @@ final class Platform: @unchecked Sendable {
     }
 
     /// Starts the controller and invokers and waits until all invokers are up.
-    func start(invokerCount: Int = 2, prewarm: Int = 0) async throws {
+    func start(invokerCount: Int = 2, prewarm: Int = 0, invokerFlags: [String] = []) async throws {
         try startController()
-        for id in 0..<invokerCount { try startInvoker(id, prewarm: prewarm) }
+        for id in 0..<invokerCount { try startInvoker(id, prewarm: prewarm, extra: invokerFlags) }
         try await waitUntil("\(invokerCount) invokers are up", timeout: .seconds(60)) {
             let states = try? await invokerStates()
             return (0..<invokerCount).allSatisfy { states?["invoker\($0)/\($0)"] == "up" }
@@ -148,6 +148,11 @@ final class Platform: @unchecked Sendable {
 
     func poolStateFile(invoker id: Int) -> String { "\(logDirectory)/pool\(id).json" }
 
+    /// What invoker `id`'s pool last wrote to its state file, if it wrote one.
+    func poolSnapshot(invoker id: Int) -> ContainerPool.Snapshot? {
+        FileManager.default.contents(atPath: poolStateFile(invoker: id)).flatMap { try? JSONDecoder().decode(ContainerPool.Snapshot.self, from: $0) }
+    }
+
     /// The pool's invariant for invoker `id`: the containers Docker has with the invoker's labels
     /// are exactly those its pool knows (none leaked, none phantom). Pools settle (stem cells
     /// being made, removals under way), so this waits up to `patience` for it.
@@ -160,8 +165,7 @@ final class Platform: @unchecked Sendable {
         var difference: String?
         while true {
             let inDocker = Set(((try? await docker.listContainers(labels: ["org.whiskmesh.test=\(runLabel)", "org.whiskmesh.invoker=\(id)"])) ?? []).map(\.id))
-            let snapshot = FileManager.default.contents(atPath: poolStateFile(invoker: id))
-                .flatMap { try? JSONDecoder().decode(ContainerPool.Snapshot.self, from: $0) }
+            let snapshot = poolSnapshot(invoker: id)
             let inPool = Set(snapshot?.containers ?? [])
             if let snapshot, snapshot.creating == 0, inPool == inDocker {
                 difference = nil
@@ -319,11 +323,12 @@ struct InvokerTestError: Error, CustomStringConvertible {
 }
 
 /// Runs `body` with a started platform; stops and cleans it up whatever happens.
-func withPlatform(invokers: Int = 2, prewarm: Int = 0, controllerFlags: [String] = [], _ body: (Platform) async throws -> Void) async throws {
+func withPlatform(invokers: Int = 2, prewarm: Int = 0, controllerFlags: [String] = [], invokerFlags: [String] = [],
+                  _ body: (Platform) async throws -> Void) async throws {
     let platform = try Platform()
     platform.controllerFlags = controllerFlags
     do {
-        try await platform.start(invokerCount: invokers, prewarm: prewarm)
+        try await platform.start(invokerCount: invokers, prewarm: prewarm, invokerFlags: invokerFlags)
         try await body(platform)
     } catch {
         Issue.record("platform logs:\n\(platform.logs())")

@@ -550,6 +550,42 @@ struct PlatformIntegrationTests {
         }
     }
 
+    /// A namespace's first activation gets it its first stem cell, and a stem cell an activation
+    /// takes is replaced, both at once: not at the pool's next maintenance pass (set to ten
+    /// minutes here, so only the immediate replacement can make them). Upstream's pool replaces a
+    /// prewarmed container as it takes it; left to a 5 s pass, one fresh action in ten of a
+    /// namespace invoked every few seconds found no stem cell and paid the overlay attach.
+    @Test func aTakenStemCellIsReplacedAtOnce() async throws {
+        try await withPlatform(invokers: 1, prewarm: 1, invokerFlags: ["--maintenance-interval", "600"]) { platform in
+            for name in ["first", "second", "third"] { try await platform.createAction(name, code: Self.whereAmI) }
+            var configuration = DockerClient.Configuration()
+            configuration.socketPath = TestEnvironment.dockerSocket
+            let docker = DockerClient(configuration: configuration, logger: TestEnvironment.logger)
+            defer { Task { await docker.shutdown() } }
+            // Stem cells the pool has finished making (attached to the overlay, map mounted).
+            let readyStemCells = { Set(platform.poolSnapshot(invoker: 0)?.stemCells ?? []) }
+            #expect(readyStemCells().isEmpty, "no namespace is recent before its first activation")
+            let first = try await burst(platform, "first", count: 1, instances: false)
+            #expect(first.count == 1)
+            try await waitUntil("the namespace's first stem cell", timeout: .seconds(60)) { !readyStemCells().isEmpty }
+            var taken: Set<String> = []
+            for name in ["second", "third"] {
+                let cells = readyStemCells()
+                let hosts = try await burst(platform, name, count: 1, instances: false)
+                #expect(hosts.count == 1)
+                for host in hosts {
+                    let full = try await docker.inspectContainer(host)
+                    #expect(cells.contains(full.id), "\(name) ran in \(full.name), not in the stem cell \(cells)")
+                    taken.insert(full.id)
+                }
+                try await waitUntil("a stem cell in place of the one \(name) took", timeout: .seconds(60)) {
+                    let now = readyStemCells()
+                    return !now.isEmpty && now.isDisjoint(with: taken)
+                }
+            }
+        }
+    }
+
     @Test func actionExceedingItsTimeoutFailsAndItsContainerIsRemoved() async throws {
         try await withPlatform(invokers: 1) { platform in
             try await platform.createAction("sleepy", code: "import time\ndef main(args):\n    time.sleep(30)\n    return {}\n", timeout: 1000)
