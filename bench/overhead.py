@@ -5,7 +5,9 @@ its map entry added and removed. Wait, init and run times come from the activati
 end-to-end latency is the client's.
 
 Off and on are interleaved trial by trial at every concurrency (the invokers restart with the other
-flags between them): a trial is one cold burst of a fresh action and three warm bursts. The on/off
+flags between them): a trial is one cold burst of a fresh action and three warm bursts. Every point
+gets at least 20 cold starts per mode and run (issue 12: ≥ 20 samples per point), so low
+concurrencies run more trials (20 at 1, 10 at 2, 5 at 4, 3 at 8), and at least 2. The on/off
 ratio is the median of the per-trial ratios of the p50 latencies, with its spread. The whole plan
 runs twice; docs/benchmarks.md marks where the runs disagree by more than 25 %.
 
@@ -22,7 +24,12 @@ import whiskbench as wb  # noqa: E402
 
 CONCURRENCY = [int(c) for c in os.environ.get("WHISK_BENCH_CONCURRENCY", "1,2,4,8,16,32,64").split(",")]
 WARM_ROUNDS = 3
-TRIALS = int(os.environ.get("WHISK_BENCH_TRIALS", "2"))
+TRIALS = int(os.environ.get("WHISK_BENCH_TRIALS", "2"))  # at least, per point
+MIN_SAMPLES = int(os.environ.get("WHISK_BENCH_MIN_SAMPLES", "20"))  # cold starts per point, mode and run
+
+
+def trials(concurrency):
+    return max(TRIALS, -(-MIN_SAMPLES // concurrency))
 RUNS = int(os.environ.get("WHISK_BENCH_RUNS", "2"))
 MODES = {"off": ["--no-overlay"], "on": []}
 CODE = '''
@@ -66,7 +73,7 @@ def one_run(stack, index):
             for r in range(WARM_ROUNDS):
                 warm += burst(stack, name, c, "w%s-%d" % (tag, r))
             return {"cold": cold, "warm": warm}
-        out[c] = wb.interleave(list(MODES), TRIALS, trial)
+        out[c] = wb.interleave(list(MODES), trials(c), trial)
         for phase in ("cold", "warm"):
             ratio = trial_ratio(out[c], phase)
             failures = sum(not s["ok"] for mode in MODES for t in out[c][mode] for s in t[phase])
@@ -126,10 +133,11 @@ def report(runs):
 
     header = ["concurrent", "failures off / on", "latency p50 off", "latency p50 on", "on / off (per trial)", "wait ms p50 off / on",
               "init ms p50 off / on", "run ms p50 off / on"]
-    text = ["Machine: %s. Per point and run: %d trials, off and on interleaved (invokers restarted between them), each trial one "
+    text = ["Machine: %s. Per point and run: %s trials (at 1, 2, 4, ... concurrent; at least %d cold starts per mode), off and on "
+            "interleaved (invokers restarted between them, `--prewarm 0`: no stem cells), each trial one "
             "cold burst of a fresh CPU-bound Python action (128 MB) and %d warm bursts; 2 invokers. on / off is the median of the "
             "per-trial ratios of p50 latency (spread in brackets). Raw data: `docs/benchmarks/overhead.json`, `overhead.csv`; "
-            "plot `overhead.png`." % (wb.machine_line(info), TRIALS, WARM_ROUNDS),
+            "plot `overhead.png`." % (wb.machine_line(info), ", ".join(str(trials(c)) for c in CONCURRENCY), MIN_SAMPLES, WARM_ROUNDS),
             "", "Total client latency over all points, overlay on / off: cold %s, warm %s." % (
                 " and ".join(wb.fmt_ratio(totals(run, "cold")) for run in runs), " and ".join(wb.fmt_ratio(totals(run, "warm")) for run in runs)),
             "", "Cold:", "", wb.table(header, md["cold"]), "", "Warm:", "", wb.table(header, md["warm"]),

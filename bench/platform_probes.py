@@ -12,7 +12,8 @@ measured again. Not part of `scripts/bench`: they answer one question each and w
   idle CPU over 5 s, then 3,200 invokes at 16 clients. Shows the memory engine slowing as its
   partitions fill.
 - stemcold: single cold starts of fresh actions with the invoker's default stem cells
-  (`--prewarm 1`), overlay off and on interleaved, each trial on a fresh platform.
+  (`--prewarm 1`), overlay off and on interleaved, each trial on a fresh platform; STEMCOLD_GAP
+  seconds apart (default 4); which of them found no stem cell, and on which invoker.
 - burst: benchmark 10's first and steady pass of the no-op (overlay on, `--prewarm 0`) at 4, 16
   and 64 clients, with the invoker letting activations wait for a busy container of their action
   (the default) and without (`--no-wait-for-busy-containers`: a cold start each), interleaved,
@@ -61,20 +62,33 @@ def brokergrowth(steps=5):
 
 
 def stemcold(trials=2, per_trial=8):
+    """STEMCOLD_GAP (s, default 4) between the cold starts; also counts those that found no stem
+    cell (the container was made for the action), by invoker."""
+    gap = float(os.environ.get("STEMCOLD_GAP", "4"))
+    where = {"exec": {"kind": "python:3", "code": "import socket\ndef main(args):\n    return {'host': socket.gethostname()}\n"},
+             "limits": {"memory": 128}}
     results = {"off": [], "on": []}
+    missed = {"off": [], "on": []}
     for _ in range(trials):
         for mode in ("off", "on"):
             with wb.Stack("stemcold", invoker_args=pc.MODES[mode] + ["--prewarm", "1"], user_memory="10240 MB") as stack:
-                stack.request("PUT", "/namespaces/_/actions/warmup?overwrite=true", NOOP)
+                stack.request("PUT", "/namespaces/_/actions/warmup?overwrite=true", where)
                 pc.closed_loop(stack, "warmup", 1, 2)  # the namespace is now recently active
                 for i in range(per_trial):
-                    time.sleep(4)  # time for the pool to replace the stem cell it gave away
-                    stack.request("PUT", "/namespaces/_/actions/cold%d?overwrite=true" % i, NOOP)
-                    _, samples = pc.closed_loop(stack, "cold%d" % i, 1, 1)
-                    results[mode].append(samples[0]["latency"])
+                    time.sleep(gap)  # time for the pool to replace the stem cell it gave away
+                    stack.request("PUT", "/namespaces/_/actions/cold%d?overwrite=true" % i, where)
+                    began = time.perf_counter()
+                    status, record = stack.request("POST", "/namespaces/_/actions/cold%d?blocking=true" % i, {})
+                    latency = time.perf_counter() - began
+                    results[mode].append(latency)
+                    host = record.get("response", {}).get("result", {}).get("host") if status == 200 else None
+                    name = subprocess.run(["docker", "inspect", "-f", "{{.Name}}", host or "-"], capture_output=True, text=True).stdout.strip()
+                    if "_prewarm" not in name:  # a namespace's stem cell ends so, a kind's has `_prewarm_<kind>`
+                        missed[mode].append("%s (%s)" % (name.split("_")[0].lstrip("/") or "status %d" % status, wb.fmt_seconds(latency)))
     for mode, latencies in results.items():
-        print("overlay %s: %d cold starts, p50 %s, p90 %s" % (mode, len(latencies), wb.fmt_seconds(wb.percentile(latencies, 50)),
-                                                           wb.fmt_seconds(wb.percentile(latencies, 90))))
+        print("overlay %s, %.0f s apart: %d cold starts, p50 %s, p90 %s; %d found no stem cell: %s" % (
+            mode, gap, len(latencies), wb.fmt_seconds(wb.percentile(latencies, 50)), wb.fmt_seconds(wb.percentile(latencies, 90)),
+            len(missed[mode]), ", ".join(missed[mode]) or "-"))
 
 
 def burst(trials=2, levels=(4, 16, 64)):
