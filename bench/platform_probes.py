@@ -4,6 +4,7 @@ measured again. Not part of `scripts/bench`: they answer one question each and w
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py brokergrowth   # ~4 min
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py stemcold       # ~3 min
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py burst          # ~8 min
+    . scripts/lib.sh && .venv/bin/python bench/platform_probes.py firstpass      # ~2 min
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py kafkahop       # ~1 min
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py fetchwait      # ~5 min
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py cpusplit       # ~1 min
@@ -18,6 +19,8 @@ measured again. Not part of `scripts/bench`: they answer one question each and w
   and 64 clients, with the invoker letting activations wait for a busy container of their action
   (the default) and without (`--no-wait-for-busy-containers`: a cold start each), interleaved,
   each trial on a fresh platform; and how many cold starts each pass had.
+- firstpass: benchmark 10's first pass at 16 clients, overlay off and on: each cold start's
+  latency split into `waitTime` and `initTime`, and the slowest latencies.
 - kafkahop: the floor of an activation's two Kafka hops (controller → invoker, ack back): one
   message echoed through a fresh Tansu broker by a second consumer, 1,000 round trips with
   librdkafka set as the platform sets it (no linger, `fetch.wait.max.ms` 10), then 2 and 1 ms.
@@ -29,7 +32,8 @@ measured again. Not part of `scripts/bench`: they answer one question each and w
   per activation of the broker, the controller, each invoker, dockerd and the action containers
   (their cgroup), the threads' context switches per activation, and one client's p50 after. Run
   it with WHISK_BIN_DIR pointing at two builds in turn to compare them (interleave: on this
-  machine the first platform of a pair tends to be the faster one).
+  machine the first platform of a pair tends to be the faster one). CPUSPLIT_INSTANCES=1 gives
+  every invoke an instance ID of its own; CPUSPLIT_OVERLAY=off runs the invokers `--no-overlay`.
 """
 import glob
 import os
@@ -107,6 +111,26 @@ def burst(trials=2, levels=(4, 16, 64)):
             print(line, flush=True)
             return {"first": first, "steady": steady}
         wb.interleave(list(modes), trials, trial)
+
+
+def firstpass(trials=2, clients=16):
+    """Benchmark 10's first pass at 16 clients (no-op, `--prewarm 0`), overlay off and on
+    interleaved, each trial on a fresh platform: its cold starts' latency, `waitTime` (accepted →
+    container started) and `initTime` (`/init`, and the overlay attach beside it), and the slowest
+    latencies, to tell which containers the p99 waits for."""
+    for number in range(trials):
+        for mode in ("off", "on"):
+            with wb.Stack("firstpass", invoker_args=pc.MODES[mode], user_memory="10240 MB") as stack:
+                name = "first-%s-%d" % (mode, number)
+                stack.request("PUT", "/namespaces/_/actions/%s?overwrite=true" % name, NOOP)
+                wall, samples = pc.closed_loop(stack, name, clients, pc.PER_LEVEL)
+            summary = pc.summarize(wall, samples)
+            cold = sorted((s for s in samples if s.get("init")), key=lambda s: s["latency"])
+            slowest = sorted(s["latency"] for s in samples)[-8:]
+            print("overlay %s: %.0f/s, p99 %s; cold starts (latency = wait + init ms): %s; slowest: %s" % (
+                mode, summary["throughput"] or 0, wb.fmt_seconds(summary["p99"]),
+                ", ".join("%s = %s + %s" % (wb.fmt_seconds(s["latency"]), s["wait"], s["init"]) for s in cold),
+                ", ".join(wb.fmt_seconds(v) for v in slowest)), flush=True)
 
 
 def kafkahop(round_trips=1000):
@@ -227,21 +251,26 @@ class ContainersCPU:
 
 
 def cpusplit(clients=16, per_client=100):
-    with wb.Stack("cpusplit", user_memory="10240 MB") as stack:
+    """CPUSPLIT_INSTANCES=1: every invoke carries an instance ID of its own (an address-map entry
+    added and removed per activation); CPUSPLIT_OVERLAY=off: the invokers run `--no-overlay`."""
+    instances = os.environ.get("CPUSPLIT_INSTANCES") == "1"
+    body = (lambda client, n: {"instanceID": "c%d-%d" % (client, n)}) if instances else None
+    flags = pc.MODES[os.environ.get("CPUSPLIT_OVERLAY", "on")]
+    with wb.Stack("cpusplit", invoker_args=flags, user_memory="10240 MB") as stack:
         stack.request("PUT", "/namespaces/_/actions/noop?overwrite=true", NOOP)
-        pc.closed_loop(stack, "noop", 1, 10)
-        pc.closed_loop(stack, "noop", clients, 10)
-        pc.closed_loop(stack, "noop", clients, 5)
+        pc.closed_loop(stack, "noop", 1, 10, body)
+        pc.closed_loop(stack, "noop", clients, 10, body)
+        pc.closed_loop(stack, "noop", clients, 5, body)
         names = list(stack.processes)
         samplers = {name: wb.ProcessSampler(stack.pid(name)) for name in names}
         samplers["dockerd"] = wb.ProcessSampler(int(subprocess.check_output(["pidof", "dockerd"]).split()[0]))
         samplers["containers"] = ContainersCPU()
         switches = {name: context_switches(stack.pid(name)) for name in names}
         cpu = {name: sampler.cpu() for name, sampler in samplers.items()}
-        wall, samples = pc.closed_loop(stack, "noop", clients, per_client)
+        wall, samples = pc.closed_loop(stack, "noop", clients, per_client, body)
         count = len(samples)
         summary = pc.summarize(wall, samples)
-        print("%d clients x %d: %.0f/s p50 %s p99 %s" % (clients, per_client, summary["throughput"], wb.fmt_seconds(summary["p50"]), wb.fmt_seconds(summary["p99"])))
+        print("%s%d clients x %d: %.0f/s p50 %s p99 %s" % ("instance IDs, " if instances else "", clients, per_client, summary["throughput"], wb.fmt_seconds(summary["p50"]), wb.fmt_seconds(summary["p99"])))
         for name, sampler in samplers.items():
             line = "  %-11s %.3f ms CPU per activation" % (name, (sampler.cpu() - cpu[name]) / count * 1000)
             if name in switches:
@@ -252,7 +281,7 @@ def cpusplit(clients=16, per_client=100):
 
 
 if __name__ == "__main__":
-    probes = {"brokergrowth": brokergrowth, "stemcold": stemcold, "burst": burst, "kafkahop": kafkahop, "fetchwait": fetchwait,
+    probes = {"brokergrowth": brokergrowth, "stemcold": stemcold, "burst": burst, "firstpass": firstpass, "kafkahop": kafkahop, "fetchwait": fetchwait,
               "cpusplit": cpusplit}
     if len(sys.argv) != 2 or sys.argv[1] not in probes:
         sys.exit("usage: platform_probes.py %s" % "|".join(probes))

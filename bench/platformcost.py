@@ -39,22 +39,24 @@ ACTIONS = {
 }
 
 
-def closed_loop(stack, name, concurrency, count):
+def closed_loop(stack, name, concurrency, count, body=None):
     """`concurrency` clients, each invoking `name` blocking `count` times over its own kept-alive
-    connection. Returns (wall seconds, samples)."""
+    connection; `body(client, n)` gives an invoke's parameters (none by default). Returns (wall
+    seconds, samples)."""
     host, port = stack.api.split("//", 1)[1].split(":")
     headers = {"Authorization": wb.GUEST_AUTHORIZATION, "Content-Type": "application/json"}
     samples, lock = [], threading.Lock()
     start = threading.Barrier(concurrency + 1)
 
-    def client():
+    def client(number):
         connection = http.client.HTTPConnection(host, int(port), timeout=120)
         mine = []
         start.wait()
-        for _ in range(count):
+        for n in range(count):
+            payload = b"{}" if body is None else json.dumps(body(number, n)).encode()
             began = time.perf_counter()
             try:
-                connection.request("POST", "/api/v1/namespaces/_/actions/%s?blocking=true" % name, body=b"{}", headers=headers)
+                connection.request("POST", "/api/v1/namespaces/_/actions/%s?blocking=true" % name, body=payload, headers=headers)
                 response = connection.getresponse()
                 body = json.loads(response.read() or b"null")
                 status = response.status
@@ -72,7 +74,7 @@ def closed_loop(stack, name, concurrency, count):
         connection.close()
         with lock:
             samples.extend(mine)
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
+    threads = [threading.Thread(target=client, args=(number,), daemon=True) for number in range(concurrency)]
     for thread in threads:
         thread.start()
     start.wait()

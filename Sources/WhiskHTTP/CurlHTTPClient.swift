@@ -14,14 +14,19 @@ public struct HTTPRequest: Sendable {
     /// connection not made in time is a connect failure (``HTTPTransportError/isConnectFailure``),
     /// not a timeout: a SYN to an address whose container just vanished is never answered.
     public var connectTimeout: Duration?
+    /// The connection is closed after this request instead of kept for the next one (an idle
+    /// kept-alive connection to the same address is taken for it, so it closes that one).
+    public var closesConnection: Bool
 
-    public init(method: String, url: String, headers: [String] = [], body: Data? = nil, timeout: Duration? = nil, connectTimeout: Duration? = nil) {
+    public init(method: String, url: String, headers: [String] = [], body: Data? = nil, timeout: Duration? = nil, connectTimeout: Duration? = nil,
+                closesConnection: Bool = false) {
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
         self.timeout = timeout
         self.connectTimeout = connectTimeout
+        self.closesConnection = closesConnection
     }
 }
 
@@ -160,6 +165,9 @@ final class CurlTransfer: @unchecked Sendable {
         }
         if let connectTimeout = request.connectTimeout {
             whisk_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, max(1, connectTimeout.milliseconds))
+        }
+        if request.closesConnection {
+            whisk_curl_setopt_long(handle, CURLOPT_FORBID_REUSE, 1)
         }
         let sinkPointer = Unmanaged.passUnretained(sink).toOpaque()
         whisk_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, sinkPointer)

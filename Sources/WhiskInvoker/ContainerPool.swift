@@ -36,6 +36,7 @@ public actor ContainerPool {
     private var removals: Set<String> = []
     private let overlays: OverlayNetworks?
     private let writer: AddressMapFileWriter?
+    private let closeConnections: @Sendable (_ address: String) async -> Void
     /// Namespaces by the time of their last activation, for namespace stem cells.
     private var recentNamespaces: [String: ContinuousClock.Instant] = [:]
     /// Activations waiting for a container of their action (by action key), first come first served.
@@ -64,13 +65,17 @@ public actor ContainerPool {
     }
     private static let placeholderPrefix = "creating-"
 
+    /// `closeConnections(address)` closes the invoker's kept-alive connections to a container's
+    /// `address`; the pool calls it before it removes a container that served activations.
     init(docker: DockerClient, logs: ContainerLogs, configuration: InvokerConfiguration, overlays: OverlayNetworks? = nil,
-         writer: AddressMapFileWriter? = nil, logger: Logger) {
+         writer: AddressMapFileWriter? = nil, closeConnections: @escaping @Sendable (_ address: String) async -> Void = { _ in },
+         logger: Logger) {
         self.docker = docker
         self.logs = logs
         self.configuration = configuration
         self.overlays = overlays
         self.writer = writer
+        self.closeConnections = closeConnections
         self.logger = logger
         self.state = PoolState(budget: Int(configuration.userMemory.megabytes))
         self.coldEstimate = configuration.coldStartGuess
@@ -193,7 +198,7 @@ public actor ContainerPool {
         let actionKey = state.entries[containerID]?.container.actionKey
         if transition(containerID, .died) == .removing {
             if let actionKey { wakeWaiters(of: actionKey, all: true) }
-            await remove([containerID])
+            await remove([containerID], alive: false)
         }
     }
 
@@ -420,12 +425,21 @@ public actor ContainerPool {
     /// Removes containers in `removing` from Docker and forgets them; one that cannot be removed
     /// stays (in `removing`) and is tried again by ``maintain()``. Placeholders of containers
     /// still being created are left to their creator, which sees the state and removes it.
-    private func remove(_ keys: [String]) async {
+    ///
+    /// The invoker's kept-alive connection to a container that served activations is closed
+    /// first, while the container still answers (`alive`): closed after it, its FIN went to an
+    /// address nobody had, and the kernel's retransmissions kept the address's ARP entry
+    /// unresolved, so the next container Docker gave that address (it hands out the lowest free
+    /// one) waited for the next ARP probe, up to a second, before its `/init` connected.
+    private func remove(_ keys: [String], alive: Bool = true) async {
         for key in keys where state.entries[key]?.state == .removing && !key.hasPrefix(Self.placeholderPrefix) && !removals.contains(key) {
             removals.insert(key)
             defer { removals.remove(key) }
             logs.stop(key)
             coldStarted[key] = nil
+            if alive, let container = state.entries[key]?.container, container.actionKey != nil, !container.address.isEmpty {
+                await closeConnections(container.address)
+            }
             do {
                 try await docker.removeContainer(key)
                 state.removed(key)

@@ -42,7 +42,15 @@ public final class Invoker: Service, Sendable {
         self.overlays = overlays
         self.agent = agent
         let containerLogs = ContainerLogs(docker: docker, logger: logger)
-        self.pool = ContainerPool(docker: docker, logs: containerLogs, configuration: configuration, overlays: overlays, writer: agent?.writer, logger: logger)
+        let http = self.http
+        self.pool = ContainerPool(docker: docker, logs: containerLogs, configuration: configuration, overlays: overlays, writer: agent?.writer,
+                                  closeConnections: { address in
+                                      // Any answer will do (the proxies know only POST): the request takes the
+                                      // idle kept-alive connection and closes it after.
+                                      _ = try? await http.perform(HTTPRequest(method: "GET", url: "http://\(address):8080/", timeout: .milliseconds(500),
+                                                                              connectTimeout: .milliseconds(200), closesConnection: true))
+                                  },
+                                  logger: logger)
         var producerConfiguration = KafkaProducerConfiguration(client: configuration.kafka)
         producerConfiguration.partition = 0  // the platform's topics have one partition (see KafkaProducerConfiguration)
         self.producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)

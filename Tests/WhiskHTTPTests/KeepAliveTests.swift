@@ -14,7 +14,7 @@ final class KeepAliveServer: Sendable {
     let port: UInt16
     let name: String
     private let listener: Int32
-    private let state = Mutex<(accepted: Int, open: [Int32], stopped: Bool)>((0, [], false))
+    private let state = Mutex<(accepted: Int, open: [Int32], stopped: Bool, closedByClient: Int)>((0, [], false, 0))
 
     init(name: String, port: UInt16 = 0) throws {
         self.name = name
@@ -40,6 +40,8 @@ final class KeepAliveServer: Sendable {
     }
 
     var accepted: Int { state.withLock { $0.accepted } }
+    /// Connections the client closed (the server read their end).
+    var closedByClient: Int { state.withLock { $0.closedByClient } }
 
     private func acceptLoop() {
         while true {
@@ -63,7 +65,10 @@ final class KeepAliveServer: Sendable {
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
             let count = recv(connection, &buffer, buffer.count, 0)
-            guard count > 0 else { return }
+            guard count > 0 else {
+                if count == 0 { state.withLock { $0.closedByClient += 1 } }
+                return
+            }
             pending += buffer[0..<count]
             while let end = headerEnd(pending) {
                 let head = String(decoding: pending[0..<end], as: UTF8.self).lowercased()
@@ -121,6 +126,25 @@ struct KeepAliveTests {
             #expect(String(decoding: response.body, as: UTF8.self) == "a")
         }
         #expect(server.accepted == 1, "five requests, one after another, over one connection")
+        await client.shutdown()
+    }
+
+    /// A request that closes its connection takes the kept one and closes it after: what the
+    /// invoker sends a container before it removes it, so that the FIN reaches a live peer.
+    @Test func aClosingRequestClosesTheKeptConnection() async throws {
+        let server = try KeepAliveServer(name: "a")
+        defer { server.vanish() }
+        let client = CurlHTTPClient()
+        #expect(try await post(client, server.port).status == 200)
+        let closing = try await client.perform(HTTPRequest(method: "GET", url: "http://127.0.0.1:\(server.port)/", timeout: .seconds(10),
+                                                           closesConnection: true))
+        #expect(closing.status == 200)
+        #expect(server.accepted == 1, "the closing request went over the kept connection")
+        let deadline = ContinuousClock.now + .seconds(10)
+        while server.closedByClient == 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(server.closedByClient == 1, "the client closed the connection after the closing request")
+        #expect(try await post(client, server.port).status == 200)
+        #expect(server.accepted == 2, "the next request needed a new connection")
         await client.shutdown()
     }
 
