@@ -5,6 +5,7 @@ measured again. Not part of `scripts/bench`: they answer one question each and w
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py stemcold       # ~3 min
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py burst          # ~8 min
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py firstpass      # ~2 min
+    . scripts/lib.sh && .venv/bin/python bench/platform_probes.py ipreuse        # ~2 min
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py kafkahop       # ~1 min
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py fetchwait      # ~5 min
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py cpusplit       # ~1 min
@@ -21,6 +22,8 @@ measured again. Not part of `scripts/bench`: they answer one question each and w
   each trial on a fresh platform; and how many cold starts each pass had.
 - firstpass: benchmark 10's first pass at 16 clients, overlay off and on: each cold start's
   latency split into `waitTime` and `initTime`, and the slowest latencies.
+- ipreuse: single cold starts with the invokers restarted in between (benchmark 2 at one client),
+  overlay off and on in turn: each container's `/init` time and address on the action network.
 - kafkahop: the floor of an activation's two Kafka hops (controller → invoker, ack back): one
   message echoed through a fresh Tansu broker by a second consumer, 1,000 round trips with
   librdkafka set as the platform sets it (no linger, `fetch.wait.max.ms` 10), then 2 and 1 ms.
@@ -131,6 +134,32 @@ def firstpass(trials=2, clients=16):
                 mode, summary["throughput"] or 0, wb.fmt_seconds(summary["p99"]),
                 ", ".join("%s = %s + %s" % (wb.fmt_seconds(s["latency"]), s["wait"], s["init"]) for s in cold),
                 ", ".join(wb.fmt_seconds(v) for v in slowest)), flush=True)
+
+
+def ipreuse(rounds=8):
+    """Benchmark 2's cold starts at one client: invokers restarted between single cold starts,
+    overlay off and on in turn (`--prewarm 0`), so each new container gets the address the last
+    one had on the action network. Prints each one's `initTime` and address: an `/init` near a
+    second is a connect that waited for the address's ARP entry."""
+    where = {"exec": {"kind": "python:3", "code": "import socket\ndef main(args):\n    return {'host': socket.gethostname()}\n"},
+             "limits": {"memory": 128}}
+    slow = {"off": 0, "on": 0}
+    with wb.Stack("ipreuse", user_memory="10240 MB") as stack:
+        for number in range(rounds):
+            for mode in ("off", "on"):
+                stack.restart_invokers(pc.MODES[mode])
+                name = "cold-%s-%d" % (mode, number)
+                stack.request("PUT", "/namespaces/_/actions/%s?overwrite=true" % name, where)
+                began = time.perf_counter()
+                status, record = stack.request("POST", "/namespaces/_/actions/%s?blocking=true" % name, {"instanceID": name})
+                latency = time.perf_counter() - began
+                host = record.get("response", {}).get("result", {}).get("host") if status == 200 else None
+                address = subprocess.run(["docker", "inspect", "-f", "{{.Name}} {{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", host or "-"],
+                                         capture_output=True, text=True).stdout.strip()
+                init = wb.annotation(record, "initTime")
+                slow[mode] += init is not None and init > 300
+                print("overlay %-3s %s, /init %s ms: %s" % (mode, wb.fmt_seconds(latency), init, address), flush=True)
+    print("/init over 300 ms: %d of %d with the overlay off, %d of %d with it on" % (slow["off"], rounds, slow["on"], rounds))
 
 
 def kafkahop(round_trips=1000):
@@ -281,7 +310,7 @@ def cpusplit(clients=16, per_client=100):
 
 
 if __name__ == "__main__":
-    probes = {"brokergrowth": brokergrowth, "stemcold": stemcold, "burst": burst, "firstpass": firstpass, "kafkahop": kafkahop, "fetchwait": fetchwait,
+    probes = {"brokergrowth": brokergrowth, "stemcold": stemcold, "burst": burst, "firstpass": firstpass, "ipreuse": ipreuse, "kafkahop": kafkahop, "fetchwait": fetchwait,
               "cpusplit": cpusplit}
     if len(sys.argv) != 2 or sys.argv[1] not in probes:
         sys.exit("usage: platform_probes.py %s" % "|".join(probes))
