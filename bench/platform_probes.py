@@ -36,7 +36,9 @@ measured again. Not part of `scripts/bench`: they answer one question each and w
   (their cgroup), the threads' context switches per activation, and one client's p50 after. Run
   it with WHISK_BIN_DIR pointing at two builds in turn to compare them (interleave: on this
   machine the first platform of a pair tends to be the faster one). CPUSPLIT_INSTANCES=1 gives
-  every invoke an instance ID of its own; CPUSPLIT_OVERLAY=off runs the invokers `--no-overlay`.
+  every invoke an instance ID of its own; CPUSPLIT_OVERLAY=off runs the invokers `--no-overlay`;
+  CPUSPLIT_ACTION=cpu runs benchmark 2's CPU-bound action (20 invokes per client) instead of the no-op;
+  CPUSPLIT_INVOKER_FLAGS adds flags to the invokers'.
 """
 import glob
 import os
@@ -46,6 +48,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import overhead  # noqa: E402
 import platformcost as pc  # noqa: E402
 import whiskbench as wb  # noqa: E402
 
@@ -283,10 +286,14 @@ def cpusplit(clients=16, per_client=100):
     """CPUSPLIT_INSTANCES=1: every invoke carries an instance ID of its own (an address-map entry
     added and removed per activation); CPUSPLIT_OVERLAY=off: the invokers run `--no-overlay`."""
     instances = os.environ.get("CPUSPLIT_INSTANCES") == "1"
+    cpu_bound = os.environ.get("CPUSPLIT_ACTION") == "cpu"  # benchmark 2's action instead of the no-op
+    action = {"exec": {"kind": "python:3", "code": overhead.CODE}, "limits": {"memory": 128}} if cpu_bound else NOOP
     body = (lambda client, n: {"instanceID": "c%d-%d" % (client, n)}) if instances else None
-    flags = pc.MODES[os.environ.get("CPUSPLIT_OVERLAY", "on")]
+    if cpu_bound:
+        per_client = min(per_client, 20)
+    flags = pc.MODES[os.environ.get("CPUSPLIT_OVERLAY", "on")] + os.environ.get("CPUSPLIT_INVOKER_FLAGS", "").split()
     with wb.Stack("cpusplit", invoker_args=flags, user_memory="10240 MB") as stack:
-        stack.request("PUT", "/namespaces/_/actions/noop?overwrite=true", NOOP)
+        stack.request("PUT", "/namespaces/_/actions/noop?overwrite=true", action)
         pc.closed_loop(stack, "noop", 1, 10, body)
         pc.closed_loop(stack, "noop", clients, 10, body)
         pc.closed_loop(stack, "noop", clients, 5, body)

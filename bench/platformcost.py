@@ -39,9 +39,9 @@ ACTIONS = {
 }
 
 
-def closed_loop(stack, name, concurrency, count, body=None):
+def closed_loop(stack, name, concurrency, count, parameters=None):
     """`concurrency` clients, each invoking `name` blocking `count` times over its own kept-alive
-    connection; `body(client, n)` gives an invoke's parameters (none by default). Returns (wall
+    connection; `parameters(client, n)` gives an invoke's parameters (none by default). Returns (wall
     seconds, samples)."""
     host, port = stack.api.split("//", 1)[1].split(":")
     headers = {"Authorization": wb.GUEST_AUTHORIZATION, "Content-Type": "application/json"}
@@ -53,7 +53,7 @@ def closed_loop(stack, name, concurrency, count, body=None):
         mine = []
         start.wait()
         for n in range(count):
-            payload = b"{}" if body is None else json.dumps(body(number, n)).encode()
+            payload = b"{}" if parameters is None else json.dumps(parameters(number, n)).encode()
             began = time.perf_counter()
             try:
                 connection.request("POST", "/api/v1/namespaces/_/actions/%s?blocking=true" % name, body=payload, headers=headers)

@@ -309,7 +309,9 @@ public final class Invoker: Service, Sendable {
     /// changed; its changes ride in the ping's `addressMap` field. An error in one tick never
     /// stops the heartbeat; an update lost with it makes the controller ask for a snapshot.
     func heartbeat() async {
+        var lastPing = ContinuousClock.now
         while !Task.isCancelled {
+            lastPing = .now
             var ping = PingMessage(name: configuration.instanceId, isEnabled: true)
             if let update = agent?.nextUpdate(), let field = try? JSONValue.parse(WhiskMessageCoding.encode(update)) {
                 ping.extensions[AddressMapUpdate.pingField] = field
@@ -324,7 +326,10 @@ public final class Invoker: Service, Sendable {
             }
             if let agent {
                 await agent.trigger.wait(upTo: configuration.heartbeatInterval)
-                try? await Task.sleep(for: .milliseconds(2))  // coalesce a burst of changes
+                // At most one ping per batch window: a change after a quiet spell goes at once,
+                // the changes of a burst travel together (each ping is a delta the controller
+                // publishes and every invoker reads and writes to its map file).
+                try? await Task.sleep(until: lastPing + configuration.addressMapBatchWindow, clock: .continuous)
             } else {
                 try? await Task.sleep(for: configuration.heartbeatInterval)
             }

@@ -21,6 +21,8 @@ struct InvokerCommand: AsyncParsableCommand {
     @Option(help: "Prefix for every topic name (tests).") var topicPrefix = ProcessInfo.processInfo.environment["WHISK_TOPIC_PREFIX"] ?? ""
     @Option(help: "Seconds before an idle container is removed.") var idleTimeout = 600.0
     @Option(help: "Seconds between the pool's maintenance passes (expiry, stem cells sized to recent bursts).") var maintenanceInterval = 5.0
+    @Option(help: "At most one heartbeat with address-map changes per this many milliseconds (a burst's changes go as one delta).")
+    var addressMapBatchWindow = 25
     @Option(help: "Stem cells kept per kind (and per recently active namespace); default: the runtime manifest's.") var prewarm: Int?
     @Option(help: "The runtime manifest (upstream's runtimes.json shape): each kind's image and stem cells. Default: Python only.") var runtimesManifest: String?
     @Option(help: "Extra container labels, key=value,...") var containerLabels = ProcessInfo.processInfo.environment["WHISK_CONTAINER_LABELS"] ?? ""
@@ -65,6 +67,8 @@ struct InvokerCommand: AsyncParsableCommand {
         configuration.idleTimeout = .milliseconds(Int(idleTimeout * 1000))
         guard maintenanceInterval > 0 else { throw ValidationError("--maintenance-interval must be positive") }
         configuration.maintenanceInterval = .milliseconds(Int(maintenanceInterval * 1000))
+        guard (0...1000).contains(addressMapBatchWindow) else { throw ValidationError("--address-map-batch-window must be 0-1000 ms") }
+        configuration.addressMapBatchWindow = .milliseconds(addressMapBatchWindow)
         guard shutdownGrace >= 0 else { throw ValidationError("--shutdown-grace must not be negative") }
         configuration.shutdownGrace = .milliseconds(Int(shutdownGrace * 1000))
         guard recheckAfter >= 0 else { throw ValidationError("--recheck-after must not be negative") }
