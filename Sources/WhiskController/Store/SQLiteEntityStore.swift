@@ -106,7 +106,9 @@ public final class SQLiteEntityStore: EntityStore {
 
     public func identity(uuid: String, key: String) async throws -> NamespaceIdentity? {
         try await database.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT name, uuid, key FROM namespace WHERE uuid = ?", arguments: [uuid]) else { return nil }
+            // Every request authenticates: its statements are prepared once per connection.
+            let statement = try db.cachedStatement(sql: "SELECT name, uuid, key FROM namespace WHERE uuid = ?")
+            guard let row = try Row.fetchOne(statement, arguments: [uuid]) else { return nil }
             let stored: String = row["key"]
             // Compare in constant time: the key is a secret.
             guard stored.utf8.count == key.utf8.count, zip(stored.utf8, key.utf8).reduce(0, { $0 | ($1.0 ^ $1.1) }) == 0 else { return nil }
@@ -354,14 +356,19 @@ public final class SQLiteEntityStore: EntityStore {
     public func storeActivations(_ records: [(activation: WhiskActivation, provisional: Bool)]) async throws {
         let encoded = try records.map { (record: $0.activation, document: try Self.encode($0.activation), provisional: $0.provisional) }
         try await database.write { db in
+            // Once per activation: prepared once per connection (SQLite's parser was half of the
+            // controller's SQLite samples).
+            let insert = try db.cachedStatement(sql: """
+                INSERT INTO activation (id, namespace, name, start, record, provisional) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET namespace = excluded.namespace, name = excluded.name, start = excluded.start,
+                    record = excluded.record, provisional = excluded.provisional
+                WHERE activation.provisional AND NOT excluded.provisional
+                """)
+            let forget = try db.cachedStatement(sql: "DELETE FROM pending_activation WHERE id = ?")
             for (activation, document, provisional) in encoded {
-                try db.execute(sql: """
-                    INSERT INTO activation (id, namespace, name, start, record, provisional) VALUES (?, ?, ?, ?, ?, ?)
-                    ON CONFLICT(id) DO UPDATE SET namespace = excluded.namespace, name = excluded.name, start = excluded.start,
-                        record = excluded.record, provisional = excluded.provisional
-                    WHERE activation.provisional AND NOT excluded.provisional
-                    """, arguments: [activation.activationId.rawValue, activation.namespace.rawValue, activation.name.rawValue, activation.start, document, provisional])
-                try db.execute(sql: "DELETE FROM pending_activation WHERE id = ?", arguments: [activation.activationId.rawValue])
+                try insert.execute(arguments: [activation.activationId.rawValue, activation.namespace.rawValue, activation.name.rawValue, activation.start,
+                                               document, provisional])
+                try forget.execute(arguments: [activation.activationId.rawValue])
             }
         }
     }
@@ -370,16 +377,16 @@ public final class SQLiteEntityStore: EntityStore {
         let document = try Self.encode(pending)
         try await database.write { db in
             // The record may have been stored first (the write races the publication).
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT OR REPLACE INTO pending_activation (id, controller, deadline, document)
                 SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM activation WHERE id = ?)
-                """, arguments: [pending.activationId.rawValue, pending.controller, pending.deadline, document, pending.activationId.rawValue])
+                """).execute(arguments: [pending.activationId.rawValue, pending.controller, pending.deadline, document, pending.activationId.rawValue])
         }
     }
 
     public func forgetPending(_ activationId: ActivationId) async throws {
         try await database.write { db in
-            try db.execute(sql: "DELETE FROM pending_activation WHERE id = ?", arguments: [activationId.rawValue])
+            try db.cachedStatement(sql: "DELETE FROM pending_activation WHERE id = ?").execute(arguments: [activationId.rawValue])
         }
     }
 
