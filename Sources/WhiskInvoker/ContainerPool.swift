@@ -58,6 +58,10 @@ public actor ContainerPool {
     /// Set by ``removeAll()``: no container is made after it (a replacement stem cell on its way
     /// would outlive the shutdown).
     private var closed = false
+    /// Containers being made outside any activation (replacement stem cells, spares), by number:
+    /// ``removeAll()`` waits for them, so that none is created after the pool was emptied.
+    private var sideTasks: [Int: Task<Void, Never>] = [:]
+    private var sideTaskCount = 0
 
     private struct ActionWaiter {
         var id: Int
@@ -122,7 +126,7 @@ public actor ContainerPool {
                     // One spare at a time per action; none for a blackbox image (stem cells run the kind's).
                     if spare, image == nil, !sparesInFlight.contains(actionKey) {
                         sparesInFlight.insert(actionKey)
-                        Task { await self.makeSpare(for: actionKey, kind: kind, memory: memory, namespace: namespace, stemKey: stem) }
+                        onTheSide { await self.makeSpare(for: actionKey, kind: kind, memory: memory, namespace: namespace, stemKey: stem) }
                     }
                     if await !waitForRelease(of: actionKey, until: until) {
                         // Time is up. Containers still coming will serve the queue; busy ones
@@ -376,13 +380,25 @@ public actor ContainerPool {
     /// of a namespace invoked every few seconds found no stem cell and paid the overlay attach.
     private func replenish(_ stemKey: String) {
         guard !closed else { return }
-        Task { await self.topUp(self.wantedStemCells(), only: stemKey, limit: 1) }
+        onTheSide { await self.topUp(self.wantedStemCells(), only: stemKey, limit: 1) }
+    }
+
+    /// Runs `work` beside the activations; ``removeAll()`` waits for it.
+    private func onTheSide(_ work: @escaping @Sendable () async -> Void) {
+        sideTaskCount += 1
+        let number = sideTaskCount
+        sideTasks[number] = Task {
+            await work()
+            self.sideTasks[number] = nil
+        }
     }
 
     /// Removes every container of the pool (shutdown, or a drain period that ran out).
     public func removeAll() async {
         defer { publishSnapshot() }
         closed = true
+        // A container a side task is making joins the pool before the task ends: removed below.
+        for task in Array(sideTasks.values) { await task.value }
         let keys = Array(state.entries.keys)
         for key in keys { transition(key, .shutdown) }
         await remove(keys)
