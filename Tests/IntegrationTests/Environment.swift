@@ -67,7 +67,16 @@ struct DockerFixture {
             try await client.removeContainer(container.id)
         }
         for network in try await client.listNetworks(labels: [labelFilter]) {
-            try await client.removeNetwork(network.id)
+            // Swarm tears a removed container's attachment task down after the container is
+            // gone: until then an overlay is "in use by task" (400).
+            try await waitUntil("overlay \(network.name) can be removed") {
+                do {
+                    try await client.removeNetwork(network.id)
+                    return true
+                } catch let error as DockerError where error.message.contains("in use by task") {
+                    return false
+                }
+            }
         }
         for image in try await client.listImages(labels: [labelFilter]) {
             try await client.removeImage(image.id)
