@@ -80,8 +80,9 @@ def test_stop_leaves_nothing_running_even_mid_activation():
             with open(os.path.join(state, name + ".pid")) as f:
                 pids[name] = int(f.read())
         assert all(alive(pid) for pid in pids.values()), "scripts/run started everything"
-        wsk = os.path.join(subprocess.run(["swift", "build", "--show-bin-path"], cwd=ROOT, capture_output=True, text=True,
-                                          check=True).stdout.strip(), "wsk")
+        with tempfile.TemporaryDirectory() as swift_tmp:  # SwiftPM leaves empty folders in $TMPDIR
+            wsk = os.path.join(subprocess.run(["swift", "build", "--show-bin-path"], cwd=ROOT, capture_output=True, text=True, check=True,
+                                              env=dict(os.environ, TMPDIR=swift_tmp)).stdout.strip(), "wsk")
         code = os.path.join(state, "sleeper.py")
         with open(code, "w") as f:
             f.write("import time\ndef main(args):\n    time.sleep(120)\n    return {}\n")
