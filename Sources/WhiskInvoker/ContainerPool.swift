@@ -193,7 +193,11 @@ public actor ContainerPool {
                 wakeWaiters(of: actionKey, all: true)
             }
         }
-        if next == .removing { await remove([container.id]) }
+        // A run that timed out or broke off took its connection with it (libcurl closes the
+        // connection of a transfer it aborts): nothing to close, and a wedged container would
+        // hold the removal for the closing request's whole timeout.
+        let connectionGone = event == .failed(.timeout) || event == .failed(.run)
+        if next == .removing { await remove([container.id], keptConnection: !connectionGone) }
     }
 
     /// Docker reported the container dead.
@@ -447,13 +451,13 @@ public actor ContainerPool {
     /// address nobody had, and the kernel's retransmissions kept the address's ARP entry
     /// unresolved, so the next container Docker gave that address (it hands out the lowest free
     /// one) waited for the next ARP probe, up to a second, before its `/init` connected.
-    private func remove(_ keys: [String], alive: Bool = true) async {
+    private func remove(_ keys: [String], alive: Bool = true, keptConnection: Bool = true) async {
         for key in keys where state.entries[key]?.state == .removing && !key.hasPrefix(Self.placeholderPrefix) && !removals.contains(key) {
             removals.insert(key)
             defer { removals.remove(key) }
             logs.stop(key)
             coldStarted[key] = nil
-            if alive, let container = state.entries[key]?.container, container.actionKey != nil, !container.address.isEmpty {
+            if alive, keptConnection, let container = state.entries[key]?.container, container.actionKey != nil, !container.address.isEmpty {
                 await closeConnections(container.address)
             }
             do {
