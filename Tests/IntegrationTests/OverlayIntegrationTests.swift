@@ -1,7 +1,9 @@
 import Foundation
+import Synchronization
 import Testing
 import WhiskDocker
 import WhiskInvoker
+import WhiskKafka
 import WhiskMessages
 
 /// Function instances find and message each other over their namespace's overlay.
@@ -224,6 +226,105 @@ struct OverlayIntegrationTests {
             }
             #expect(record.json["response"]?["success"] == false)
             #expect(record.json["response"]?["result"]?["error"]?.stringValue?.contains("container died") == true, "\(record.json)")
+        }
+    }
+
+    /// The invoker's pings as the `health` topic delivers them: when each arrived, and the
+    /// instance IDs its address-map change added and removed (none when it carried no change).
+    struct SeenPing: Sendable {
+        var arrived: ContinuousClock.Instant
+        var added: [String]
+        var removed: [String]
+        var carriesChanges: Bool { !added.isEmpty || !removed.isEmpty }
+    }
+
+    final class PingLog: Sendable {
+        private let pings = Mutex<[SeenPing]>([])
+        func append(_ ping: SeenPing) { pings.withLock { $0.append(ping) } }
+        var all: [SeenPing] { pings.withLock { $0 } }
+    }
+
+    /// Runs `body` while reading `health` from its end; the reader is closed before this returns.
+    func withPings<T>(_ platform: Platform, _ body: (PingLog) async throws -> T) async throws -> T {
+        var configuration = KafkaConsumerConfiguration(client: try TestEnvironment.requireBrokers(), groupID: TestEnvironment.uniqueName("pings"),
+                                                       topics: [platform.prefix + "health"])
+        configuration.assignment = .init(partitions: [0], start: .end)
+        let consumer = try KafkaConsumer(configuration: configuration, logger: TestEnvironment.logger)
+        let seen = PingLog()
+        let reader = Task {
+            while !Task.isCancelled {
+                guard let message = try? await consumer.next() else { break }
+                let arrived = ContinuousClock.now
+                guard let ping = try? WhiskMessageCoding.decode(PingMessage.self, from: message.value) else { continue }
+                var added: [String] = [], removed: [String] = []
+                if let field = ping.extensions[AddressMapUpdate.pingField], let update = try? JSONValueDecoder().decode(AddressMapUpdate.self, from: field) {
+                    added = update.added.map { "\($0.instanceID)" }
+                    removed = update.removed.map { "\($0.instanceID)" }
+                }
+                seen.append(SeenPing(arrived: arrived, added: added, removed: removed))
+            }
+        }
+        func stop() async {
+            reader.cancel()
+            await reader.value
+            await consumer.close()
+        }
+        do {
+            let result = try await body(seen)
+            await stop()
+            return result
+        } catch {
+            await stop()
+            throw error
+        }
+    }
+
+    /// An invoker's address-map changes travel in at most one ping per batch window: four warm
+    /// instances started 150 ms apart, each for 2 s, reach the controller in pings at least the
+    /// window (1 s here) apart, and every add and remove still arrives. Positive control: the same
+    /// invoker restarted with a window of 0 sends their changes in pings less than that apart.
+    @Test func mapChangesTravelInAtMostOnePingPerBatchWindow() async throws {
+        try await withPlatform(invokers: 1, invokerFlags: ["--address-map-batch-window", "1000"]) { platform in
+            try await platform.createAction("nap", code: "import time\ndef main(args):\n    time.sleep(float(args.get('nap', 0)))\n    return {}\n")
+            /// The pings of one round of four instances (their containers warm), once all four came and went.
+            func round(_ tag: String) async throws -> [SeenPing] {
+                let ids = (0..<4).map { "\(tag)-\($0)" }
+                // Four containers, warm for the round.
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for id in ids { group.addTask { _ = try await platform.invoke("nap", ["instanceID": .string(id + "-warm")], result: true) } }
+                    try await group.waitForAll()
+                }
+                try await waitUntil("the warm-up's instances left the map") { try await platform.addressMap().instances.isEmpty }
+                return try await withPings(platform) { seen in
+                    try await waitUntil("the reader sees pings") { !seen.all.isEmpty }
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        for id in ids {
+                            group.addTask { _ = try await platform.invoke("nap", ["instanceID": .string(id), "nap": 2], result: true) }
+                            try await Task.sleep(for: .milliseconds(150))
+                        }
+                        try await group.waitForAll()
+                    }
+                    try await waitUntil("every add and remove of the round reached the controller") {
+                        let pings = seen.all
+                        return Set(pings.flatMap(\.added)).isSuperset(of: ids) && Set(pings.flatMap(\.removed)).isSuperset(of: ids)
+                    }
+                    return seen.all
+                }
+            }
+            func gaps(_ pings: [SeenPing]) -> [Duration] {
+                let carrying = pings.filter(\.carriesChanges)
+                return zip(carrying, carrying.dropFirst()).map { $1.arrived - $0.arrived }
+            }
+
+            let batched = try await round("batched")
+            #expect(batched.filter(\.carriesChanges).count >= 2, "adds and removes 2 s apart cannot share a ping")
+            #expect(gaps(batched).allSatisfy { $0 >= .milliseconds(800) }, "pings with changes closer than the 1 s window: \(gaps(batched))")
+
+            await platform.terminate(invoker: 0)
+            try platform.startInvoker(0, extra: ["--address-map-batch-window", "0"])
+            try await waitUntil("invoker0 is up again", timeout: .seconds(60)) { try await platform.invokerStates()["invoker0/0"] == "up" }
+            let unbatched = try await round("unbatched")
+            #expect(gaps(unbatched).contains { $0 < .milliseconds(800) }, "positive control: without a window, changes 150 ms apart go in pings of their own: \(gaps(unbatched))")
         }
     }
 }
