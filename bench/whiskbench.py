@@ -145,9 +145,18 @@ class Stack:
     def wait_invokers(self, timeout=90):
         deadline = time.time() + timeout
         while not self.invokers_up():
+            self.check_alive()
             if time.time() > deadline:
                 raise RuntimeError("invokers did not come up: see %s" % self.dir)
             time.sleep(0.25)
+
+    def check_alive(self):
+        """Raises at once, with the end of its log, when a process of the stack has exited."""
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                with open(os.path.join(self.dir, name + ".log"), "rb") as f:
+                    tail = f.read().decode(errors="replace").splitlines()[-5:]
+                raise RuntimeError("%s exited with status %s:\n%s" % (name, process.returncode, "\n".join(tail)))
 
     def invokers_up(self):
         try:
