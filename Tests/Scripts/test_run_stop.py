@@ -1,7 +1,7 @@
 """scripts/run and scripts/stop as a user runs them, on ports, a state folder and overlay names of
 the test's own: run's demo scatter-gather counts right across both invokers; stop leaves no
-process and no container running, even with an activation in the middle of a 120 s sleep (the
-invokers drain for their grace period, then remove what runs)."""
+process, no container and none of the run's overlays, even with an activation in the middle of a
+120 s sleep (the invokers drain for their grace period, then remove what runs)."""
 import glob
 import json
 import os
@@ -107,6 +107,7 @@ def test_stop_leaves_nothing_running_even_mid_activation():
         assert running not in docker("ps", "-a", "--format", "{{.Names}}"), "container %s left by scripts/stop" % running
         remaining = [c for network in networks(tag) for c in docker("ps", "-aq", "--filter", "network=" + network)]
         assert not remaining, "containers left on the run's overlay by scripts/stop: %s" % remaining
+        assert not networks(tag), "overlays left by scripts/stop: %s" % networks(tag)
     finally:
         for pid in pids.values():
             if alive(pid):
