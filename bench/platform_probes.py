@@ -38,7 +38,8 @@ measured again. Not part of `scripts/bench`: they answer one question each and w
   machine the first platform of a pair tends to be the faster one). CPUSPLIT_INSTANCES=1 gives
   every invoke an instance ID of its own; CPUSPLIT_OVERLAY=off runs the invokers `--no-overlay`;
   CPUSPLIT_ACTION=cpu runs benchmark 2's CPU-bound action (20 invokes per client) instead of the no-op;
-  CPUSPLIT_INVOKER_FLAGS adds flags to the invokers'.
+  CPUSPLIT_INVOKER_FLAGS adds flags to the invokers'; FIRSTPASS_INVOKER_FLAGS to firstpass's,
+  and FIRSTPASS_WARMUP=1 runs another action once before its burst (the namespace active).
 """
 import glob
 import os
@@ -126,9 +127,17 @@ def firstpass(trials=2, clients=16):
     latencies, to tell which containers the p99 waits for."""
     for number in range(trials):
         for mode in ("off", "on"):
-            with wb.Stack("firstpass", invoker_args=pc.MODES[mode], user_memory="10240 MB") as stack:
+            flags = pc.MODES[mode] + os.environ.get("FIRSTPASS_INVOKER_FLAGS", "").split()
+            with wb.Stack("firstpass", invoker_args=flags, user_memory="10240 MB") as stack:
                 name = "first-%s-%d" % (mode, number)
                 stack.request("PUT", "/namespaces/_/actions/%s?overwrite=true" % name, NOOP)
+                if os.environ.get("FIRSTPASS_WARMUP"):
+                    # The namespace already active on the host: another action's container is
+                    # warm (so its overlay is in use there), and its stem cells, if any, ready.
+                    stack.request("PUT", "/namespaces/_/actions/warmup?overwrite=true", NOOP)
+                    status, _ = stack.request("POST", "/namespaces/_/actions/warmup?blocking=true", {})
+                    assert status == 200, status
+                    time.sleep(3)
                 wall, samples = pc.closed_loop(stack, name, clients, pc.PER_LEVEL)
             summary = pc.summarize(wall, samples)
             cold = sorted((s for s in samples if s.get("init")), key=lambda s: s["latency"])

@@ -197,10 +197,14 @@ public struct NetworkInspect: Sendable, Decodable {
     public var options: [String: String]
     /// No route out of the network: Docker drops what its members send elsewhere.
     public var isInternal: Bool
+    /// Containers with an endpoint on it (on this host); filled by `inspect`, not by `list`.
+    public var containerCount: Int
+
+    private struct Endpoint: Decodable {}
 
     enum CodingKeys: String, CodingKey {
         case id = "Id", name = "Name", driver = "Driver", scope = "Scope", attachable = "Attachable", labels = "Labels", ipam = "IPAM", options = "Options"
-        case isInternal = "Internal"
+        case isInternal = "Internal", containers = "Containers"
     }
 
     public init(from decoder: Decoder) throws {
@@ -214,6 +218,7 @@ public struct NetworkInspect: Sendable, Decodable {
         ipam = try container.decodeIfPresent(IPAM.self, forKey: .ipam)
         options = try container.decodeIfPresent([String: String].self, forKey: .options) ?? [:]
         isInternal = try container.decodeIfPresent(Bool.self, forKey: .isInternal) ?? false
+        containerCount = try container.decodeIfPresent([String: Endpoint].self, forKey: .containers)?.count ?? 0
     }
 
     public var subnets: [String] { ipam?.config?.compactMap(\.subnet) ?? [] }

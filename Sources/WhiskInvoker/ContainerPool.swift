@@ -36,6 +36,7 @@ public actor ContainerPool {
     private var removals: Set<String> = []
     private let overlays: OverlayNetworks?
     private let writer: AddressMapFileWriter?
+    private let actionNetwork: ActionNetwork?
     private let closeConnections: @Sendable (_ address: String) async -> Void
     /// Namespaces by the time of their last activation, for namespace stem cells.
     private var recentNamespaces: [String: ContinuousClock.Instant] = [:]
@@ -72,13 +73,14 @@ public actor ContainerPool {
     /// `closeConnections(address)` closes the invoker's kept-alive connections to a container's
     /// `address`; the pool calls it before it removes a container that served activations.
     init(docker: DockerClient, logs: ContainerLogs, configuration: InvokerConfiguration, overlays: OverlayNetworks? = nil,
-         writer: AddressMapFileWriter? = nil, closeConnections: @escaping @Sendable (_ address: String) async -> Void = { _ in },
-         logger: Logger) {
+         writer: AddressMapFileWriter? = nil, actionNetwork: ActionNetwork? = nil,
+         closeConnections: @escaping @Sendable (_ address: String) async -> Void = { _ in }, logger: Logger) {
         self.docker = docker
         self.logs = logs
         self.configuration = configuration
         self.overlays = overlays
         self.writer = writer
+        self.actionNetwork = actionNetwork
         self.closeConnections = closeConnections
         self.logger = logger
         self.state = PoolState(budget: Int(configuration.userMemory.megabytes))
@@ -497,18 +499,31 @@ public actor ContainerPool {
         guard let image = image ?? configuration.runtimeImages[kind] else {
             throw InvokerError("no runtime image for kind '\(kind)'")
         }
-        // In the pool before the first suspension: the activations decided next see it coming
-        // (and its memory as used). Added inside the task, a burst's later activations were
-        // placed before it existed and each made a container of its own.
-        sequence += 1
-        let name = Self.containerName(invoker: configuration.instance, sequence: sequence, namespace: namespace, action: action)
-        let placeholder = "\(Self.placeholderPrefix)\(sequence)"
-        state.addCreating(ActionContainer(id: placeholder, name: name, address: "", kind: kind, memory: memory, namespace: nil, overlayIP: nil,
-                                          actionKey: actionKey, lastUsed: .now), key: placeholder, stemKey: stemKey)
-        return try await Task {
-            try await self.createAndStart(placeholder: placeholder, name: name, kind: kind, image: image, memory: memory, namespace: namespace,
-                                          action: action, stemKey: stemKey, attach: attach, actionKey: actionKey)
-        }.value
+        var attempt = 0
+        while true {
+            attempt += 1
+            // In the pool before the first suspension: the activations decided next see it coming
+            // (and its memory as used). Added inside the task, a burst's later activations were
+            // placed before it existed and each made a container of its own.
+            sequence += 1
+            let name = Self.containerName(invoker: configuration.instance, sequence: sequence, namespace: namespace, action: action)
+            let placeholder = "\(Self.placeholderPrefix)\(sequence)"
+            state.addCreating(ActionContainer(id: placeholder, name: name, address: "", kind: kind, memory: memory, namespace: nil, overlayIP: nil,
+                                              actionKey: actionKey, lastUsed: .now), key: placeholder, stemKey: stemKey)
+            do {
+                return try await Task {
+                    try await self.createAndStart(placeholder: placeholder, name: name, kind: kind, image: image, memory: memory, namespace: namespace,
+                                                  action: action, stemKey: stemKey, attach: attach, actionKey: actionKey)
+                }.value
+            } catch where attempt < 4 && actionNetwork?.isMissing(error) == true && !closed {
+                // The action network went away under us (an operator removed it while unused), or
+                // another invoker on this host made a second one at the same moment: made again
+                // (or the duplicate removed), then the container.
+                logger.warning("the action network is gone or doubled; making it again", metadata: ["network": "\(configuration.actionNetwork)", "error": "\(error)"])
+                try await actionNetwork?.ensure()
+                try? await Task.sleep(for: .milliseconds(50 * attempt))
+            }
+        }
     }
 
     /// Creates and starts the container that `placeholder` stands for. `image` is a blackbox
@@ -519,10 +534,11 @@ public actor ContainerPool {
         var spec = ContainerSpec(image: image, name: name)
         spec.labels = configuration.containerLabels.merging(["org.whiskmesh.kind": kind]) { $1 }
         spec.memoryBytes = Int64(memory) * 1024 * 1024
-        spec.network = configuration.actionNetwork
         var mountedNamespace: String?
         let id: String
         do {
+            // By id: a name two networks share (see ActionNetwork) is refused as ambiguous.
+            spec.network = try await actionNetwork?.id() ?? configuration.actionNetwork
             if overlays != nil, let writer {
                 // The namespace's map folder, read-only: the folder, not the file, so renames show.
                 try writer.prepare(namespace: namespace)

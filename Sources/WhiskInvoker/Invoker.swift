@@ -27,6 +27,7 @@ public final class Invoker: Service, Sendable {
     let producer: KafkaProducer
     let overlays: OverlayNetworks?
     let agent: AddressMapAgent?
+    let actionNetwork: ActionNetwork
 
     public init(configuration: InvokerConfiguration, codeSource: (any ActionCodeSource)? = nil, logger: Logger) throws {
         var logger = logger
@@ -43,7 +44,10 @@ public final class Invoker: Service, Sendable {
         self.agent = agent
         let containerLogs = ContainerLogs(docker: docker, logger: logger)
         let http = self.http
+        let actionNetwork = ActionNetwork(docker: docker, name: configuration.actionNetwork, logger: logger)
+        self.actionNetwork = actionNetwork
         self.pool = ContainerPool(docker: docker, logs: containerLogs, configuration: configuration, overlays: overlays, writer: agent?.writer,
+                                  actionNetwork: actionNetwork,
                                   closeConnections: { address in
                                       // Any answer will do (the proxies know only POST): the request takes the
                                       // idle kept-alive connection and closes it after.
@@ -152,7 +156,7 @@ public final class Invoker: Service, Sendable {
                 // Already being removed.
             }
         }
-        try await ensureActionNetwork()
+        try await actionNetwork.ensure()
         let admin = try KafkaAdmin(configuration: configuration.kafka, logger: logger)
         try await admin.createTopic(configuration.topic(configuration.instanceId.topic), configs: KafkaAdmin.activationTopicConfigs)
         for topic in ["health", AddressMapAgent.topic] {
@@ -160,45 +164,6 @@ public final class Invoker: Service, Sendable {
         }
         await admin.close()
         await pool.maintain()
-    }
-
-    /// Creates the action network unless it exists. Docker does not keep local network names
-    /// unique under concurrent creates (two invokers starting at once made two), so every invoker
-    /// keeps the one with the smallest id and removes the others: all converge on the same one.
-    ///
-    /// The network is internal: its members have no route out through the host. Without that, a
-    /// container could send to another namespace's overlay address via its default gateway, and
-    /// the host would forward it (measured: it left the machine on the host's default route).
-    func ensureActionNetwork() async throws {
-        let name = configuration.actionNetwork
-        var existing = try await docker.listNetworks(name: name).filter { $0.name == name }
-        for network in existing where !network.isInternal || network.options["com.docker.network.bridge.enable_icc"] != "false" {
-            // An older, weaker network of the same name: replace it while nothing uses it.
-            do {
-                try await docker.removeNetwork(network.id)
-            } catch {
-                throw InvokerError("network \(name) is not internal with inter-container traffic off, and cannot be replaced: \(error)")
-            }
-            existing.removeAll { $0.id == network.id }
-        }
-        if existing.isEmpty {
-            var network = NetworkSpec(name: name, driver: "bridge")
-            network.attachable = false
-            network.internal = true
-            network.labels = ["org.whiskmesh.managed": "true"]
-            // Containers must not reach each other over the network that carries invoker traffic.
-            network.options = ["com.docker.network.bridge.enable_icc": "false"]
-            do {
-                _ = try await docker.createNetwork(network)
-            } catch let error as DockerError where error.isConflict {
-                // Another invoker created it at the same moment.
-            }
-            existing = try await docker.listNetworks(name: name).filter { $0.name == name }
-        }
-        let sorted = existing.sorted { $0.id < $1.id }
-        for duplicate in sorted.dropFirst() {
-            try? await docker.removeNetwork(duplicate.id)
-        }
     }
 
     func activationConsumer() throws -> KafkaConsumer {

@@ -31,6 +31,8 @@ struct InvokerCommand: AsyncParsableCommand {
     @Option(help: "Address pool for namespace overlays.") var overlayPool = "10.128.0.0/9"
     @Option(help: "Prefix length of each namespace's overlay subnet.") var overlayPrefix = 20
     @Option(help: "Name prefix of namespace overlays.") var overlayNamePrefix = ProcessInfo.processInfo.environment["WHISK_OVERLAY_NAME_PREFIX"] ?? "whiskmesh-ns-"
+    @Option(help: "The local bridge network over which the invoker reaches its containers; shared by the invokers of a Docker host.")
+    var actionNetwork = "whiskmesh-actions"
     @Option(help: "Concurrent overlay attaches.") var maxAttaches = 16
     @Option(help: "Concurrent container creations.") var maxCreates = 10
     @Option(help: "At most this many stem cells per recently active namespace, sized to its largest recent burst of cold starts.")
@@ -82,6 +84,8 @@ struct InvokerCommand: AsyncParsableCommand {
         configuration.overlaySubnetPool = overlayPool
         configuration.overlayPrefixLength = overlayPrefix
         configuration.overlayNamePrefix = overlayNamePrefix
+        guard !actionNetwork.isEmpty else { throw ValidationError("--action-network must not be empty") }
+        configuration.actionNetwork = actionNetwork
         configuration.maxConcurrentAttaches = maxAttaches
         configuration.maxConcurrentCreates = maxCreates
         configuration.prewarmBurstLimit = prewarmBurstLimit

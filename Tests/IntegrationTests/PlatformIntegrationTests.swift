@@ -586,6 +586,39 @@ struct PlatformIntegrationTests {
         }
     }
 
+    /// The action network removed under a running invoker (by an operator or `scripts/stop` while
+    /// the invoker had no container, or as the duplicate that another invoker starting at the
+    /// same moment made and then removed): the invoker makes it again and the activation runs.
+    /// Its container's start used to fail, and the activation with it (a 500).
+    @Test func anActionNetworkRemovedUnderTheInvokerIsMadeAgain() async throws {
+        let network = TestEnvironment.uniqueName("wmactions")
+        var configuration = DockerClient.Configuration()
+        configuration.socketPath = TestEnvironment.dockerSocket
+        let docker = DockerClient(configuration: configuration, logger: TestEnvironment.logger)
+        func named() async throws -> [NetworkInspect] { try await docker.listNetworks(name: network).filter { $0.name == network } }
+        func cleanUp() async {
+            for left in (try? await named()) ?? [] { try? await docker.removeNetwork(left.id) }
+            await docker.shutdown()
+        }
+        do {
+            try await withPlatform(invokers: 1, invokerFlags: ["--action-network", network]) { platform in
+                try await platform.createAction("where", code: Self.whereAmI)
+                let made = try await named()
+                #expect(made.count == 1, "the invoker made its action network at start")
+                for gone in made { try await docker.removeNetwork(gone.id) }
+                #expect(try await named().isEmpty, "positive control: the network is gone before the invoke")
+                let reply = try await platform.invoke("where", result: true)
+                #expect(reply.status == 200, "\(reply.json)")
+                #expect(reply.json["host"]?.stringValue != nil)
+                #expect(try await named().count == 1)
+            }
+        } catch {
+            await cleanUp()
+            throw error
+        }
+        await cleanUp()
+    }
+
     @Test func actionExceedingItsTimeoutFailsAndItsContainerIsRemoved() async throws {
         try await withPlatform(invokers: 1) { platform in
             try await platform.createAction("sleepy", code: "import time\ndef main(args):\n    time.sleep(30)\n    return {}\n", timeout: 1000)
