@@ -20,6 +20,8 @@ final class AddressMapHub: Sendable {
         var claims: [InstanceKey: ActivationId] = [:]
         var claimsByActivation: [ActivationId: InstanceKey] = [:]
         var lastSnapshotRequest: [Int: ContinuousClock.Instant] = [:]
+        /// When each namespace was last announced active (`namespaceActive`).
+        var lastAnnounced: [String: ContinuousClock.Instant] = [:]
 
         /// At most one request per invoker per second: an invoker that never sends map updates
         /// (overlay off, or a stock OpenWhisk invoker) would otherwise be asked on every ping,
@@ -39,6 +41,22 @@ final class AddressMapHub: Sendable {
             state.claims[key] = activationId
             state.claimsByActivation[activationId] = key
             return nil
+        }
+    }
+
+    /// How often a namespace that keeps being invoked is announced again: well inside the
+    /// invokers' window of recent namespaces (5 minutes by default).
+    static let announceInterval: Duration = .seconds(60)
+
+    /// `namespaceActive` for `namespace` unless it was announced within `every`: every invoker
+    /// then keeps stem cells for it, not only those its activations reached.
+    func announce(namespace: String, every: Duration = announceInterval, now: ContinuousClock.Instant = .now) -> [AddressMapPublication] {
+        state.withLock { state in
+            if let last = state.lastAnnounced[namespace], now - last < every { return [] }
+            // Namespaces no longer invoked are forgotten.
+            if state.lastAnnounced.count > 1_000 { state.lastAnnounced = state.lastAnnounced.filter { now - $0.value < every } }
+            state.lastAnnounced[namespace] = now
+            return [.namespaceActive(namespace: namespace)]
         }
     }
 

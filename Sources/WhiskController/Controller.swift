@@ -128,6 +128,7 @@ public final class Controller: Sendable {
             logger.error("cannot remember a pending activation", metadata: ["activationId": "\(activationId)", "error": "\(error)"])
         }
         logger.debug("activation published", metadata: ["activationId": "\(activationId)", "invoker": "\(invoker)", "action": "\(action.fullyQualifiedName)"])
+        await publish(addressMap.announce(namespace: identity.name))  // nothing, but once a minute per namespace
         guard blocking else { return .accepted(activationId) }
         if let record = await waiters.wait(for: activationId, timeout: timeout ?? configuration.blockingTimeout) {
             return .completed(record)

@@ -23,6 +23,8 @@ final class AddressMapAgent: Sendable {
     private let logger: Logger
     /// Epoch milliseconds when this agent started.
     private let started = ActivationRunner.nowMillis
+    /// Told of each `namespaceActive` publication (the pool's stem cells).
+    private let namespaceActive = Mutex<(@Sendable (String) -> Void)?>(nil)
 
     init(configuration: InvokerConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -42,6 +44,11 @@ final class AddressMapAgent: Sendable {
 
     func remove(activations: Set<ActivationId>) {
         if !local.withLock({ $0.remove(activations: activations) }).isEmpty { trigger.kick() }
+    }
+
+    /// Calls `handler` with the namespace of every `namespaceActive` publication.
+    func onNamespaceActive(_ handler: @escaping @Sendable (String) -> Void) {
+        namespaceActive.withLock { $0 = handler }
     }
 
     func track(containerID: String, activationId: ActivationId) {
@@ -95,6 +102,8 @@ final class AddressMapAgent: Sendable {
             guard invoker == configuration.instance else { return }
             local.withLock { $0.requestSnapshot() }
             trigger.kick()
+        case .namespaceActive(let namespace):
+            namespaceActive.withLock { $0 }?(namespace)
         case .delta(let namespace, _, _, _), .snapshot(let namespace, _, _), .snapshotPart(let namespace, _, _, _, _):
             if publication.isSnapshot { synced.store(true, ordering: .releasing) }
             let (file, becameStale, entryCount, arrived): (AddressMapFile?, Bool, Int, [AddressEntry]) = replicas.withLock { replicas in

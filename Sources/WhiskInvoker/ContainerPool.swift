@@ -156,6 +156,16 @@ public actor ContainerPool {
         }
     }
 
+    /// The controller announced `namespace` active (it may be invoking it on other invokers):
+    /// the namespace is recent here too, and newly recent, its stem cells are made now, so its
+    /// first cold start on this invoker finds one attached to its overlay.
+    public func noteActive(namespace: String) {
+        guard overlays != nil, !closed else { return }
+        if recentNamespaces.updateValue(.now, forKey: namespace) == nil {
+            for kind in configuration.prewarmCount.keys.sorted() { replenish(stemKey(kind: kind, namespace: namespace)) }
+        }
+    }
+
     private func claim(_ key: String, actionKey: String) -> ActionContainer {
         state.apply(.claimed, to: key)
         var container = state.entries[key]!.container

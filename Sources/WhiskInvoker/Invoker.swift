@@ -55,6 +55,8 @@ public final class Invoker: Service, Sendable {
                                                                               connectTimeout: .milliseconds(200), closesConnection: true))
                                   },
                                   logger: logger)
+        let pool = self.pool
+        agent?.onNamespaceActive { namespace in Task { await pool.noteActive(namespace: namespace) } }
         var producerConfiguration = KafkaProducerConfiguration(client: configuration.kafka)
         producerConfiguration.partition = 0  // the platform's topics have one partition (see KafkaProducerConfiguration)
         self.producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)

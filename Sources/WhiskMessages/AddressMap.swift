@@ -115,6 +115,10 @@ public enum AddressMapPublication: Hashable, Sendable, Codable {
     case snapshotPart(namespace: String, version: UInt64, part: Int, parts: Int, entries: [AddressEntry])
     /// The controller needs invoker `invoker`'s full map in its next heartbeat.
     case snapshotRequest(invoker: Int)
+    /// The controller is sending activations of `namespace` (to any invoker; repeated while it
+    /// does, at most once a minute): every invoker treats it as recently active and keeps stem
+    /// cells on its overlay, so a cold start on an invoker the namespace has not used yet finds one.
+    case namespaceActive(namespace: String)
 
     enum CodingKeys: String, CodingKey { case type, namespace, version, added, removed, entries, invoker, part, parts }
 
@@ -125,7 +129,7 @@ public enum AddressMapPublication: Hashable, Sendable, Codable {
     public var isSnapshot: Bool {
         switch self {
         case .snapshot, .snapshotPart: true
-        case .delta, .snapshotRequest: false
+        case .delta, .snapshotRequest, .namespaceActive: false
         }
     }
 
@@ -157,6 +161,10 @@ public enum AddressMapPublication: Hashable, Sendable, Codable {
                                  part: part, parts: parts, entries: try container.decode([AddressEntry].self, forKey: .entries))
         case "snapshotRequest":
             self = .snapshotRequest(invoker: try container.decode(Int.self, forKey: .invoker))
+        case "namespaceActive":
+            let namespace = try container.decode(String.self, forKey: .namespace)
+            guard EntityName.isValid(namespace) else { throw container.invalid(.namespace, "not a valid namespace name") }
+            self = .namespaceActive(namespace: namespace)
         case let other:
             throw container.invalid(.type, "unknown address map publication '\(other)'")
         }
@@ -186,6 +194,9 @@ public enum AddressMapPublication: Hashable, Sendable, Codable {
         case .snapshotRequest(let invoker):
             try container.encode("snapshotRequest", forKey: .type)
             try container.encode(invoker, forKey: .invoker)
+        case .namespaceActive(let namespace):
+            try container.encode("namespaceActive", forKey: .type)
+            try container.encode(namespace, forKey: .namespace)
         }
     }
 }

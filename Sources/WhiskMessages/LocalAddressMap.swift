@@ -229,7 +229,7 @@ public struct NamespaceMapReplica: Sendable, Equatable {
             self.version = version
             replayAhead()
             return true
-        case .snapshotRequest:
+        case .snapshotRequest, .namespaceActive:
             return false
         }
     }

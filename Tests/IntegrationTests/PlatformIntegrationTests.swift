@@ -555,6 +555,24 @@ struct PlatformIntegrationTests {
     /// minutes here, so only the immediate replacement can make them). Upstream's pool replaces a
     /// prewarmed container as it takes it; left to a 5 s pass, one fresh action in ten of a
     /// namespace invoked every few seconds found no stem cell and paid the overlay attach.
+    /// A namespace's first activation makes it recent on every invoker, not only on the one it
+    /// reached: the controller announces it (`namespaceActive` on `addressmap`), and the other
+    /// invoker makes a stem cell on the namespace's overlay too, so the namespace's first cold
+    /// start there finds one. Maintenance at 600 s: only the announcement can make it.
+    @Test func aNamespaceInvokedOnOneInvokerGetsStemCellsOnEvery() async throws {
+        try await withPlatform(invokers: 2, prewarm: 1, invokerFlags: ["--maintenance-interval", "600"]) { platform in
+            try await platform.createAction("first", code: Self.whereAmI)
+            let stemCells = { (invoker: Int) in platform.poolSnapshot(invoker: invoker)?.stemCells ?? [] }
+            #expect(stemCells(0).isEmpty && stemCells(1).isEmpty, "no namespace is recent before its first activation")
+            let hosts = try await burst(platform, "first", count: 1, instances: false)
+            let host = try #require(hosts.first)
+            let ran = try #require(try await invokerOf(host: host).flatMap { Int($0) })
+            let other = 1 - ran
+            try await waitUntil("a stem cell for the namespace on invoker\(other), which ran nothing", timeout: .seconds(60)) { !stemCells(other).isEmpty }
+            try await waitUntil("and on invoker\(ran), which ran it", timeout: .seconds(60)) { !stemCells(ran).isEmpty }
+        }
+    }
+
     @Test func aTakenStemCellIsReplacedAtOnce() async throws {
         try await withPlatform(invokers: 1, prewarm: 1, invokerFlags: ["--maintenance-interval", "600"]) { platform in
             for name in ["first", "second", "third"] { try await platform.createAction(name, code: Self.whereAmI) }

@@ -14,6 +14,15 @@ struct AddressMapHubTests {
         #expect(hub.heartbeat(from: 2) == [], "a known invoker is not asked")
     }
 
+    @Test func aNamespaceIsAnnouncedActiveAtMostOncePerInterval() {
+        let hub = AddressMapHub()
+        let start = ContinuousClock.now
+        #expect(hub.announce(namespace: "guest", every: .seconds(60), now: start) == [.namespaceActive(namespace: "guest")])
+        #expect(hub.announce(namespace: "guest", every: .seconds(60), now: start + .seconds(59)) == [], "not again within the interval")
+        #expect(hub.announce(namespace: "other", every: .seconds(60), now: start + .seconds(1)) == [.namespaceActive(namespace: "other")])
+        #expect(hub.announce(namespace: "guest", every: .seconds(60), now: start + .seconds(61)) == [.namespaceActive(namespace: "guest")])
+    }
+
     @Test func snapshotsGoOutOnRequestAndOnTheFullIntervalOnly() {
         let hub = AddressMapHub()
         let entry = { (id: String, namespace: String) in
@@ -56,7 +65,7 @@ struct AddressMapHubTests {
 extension AddressMapPublication {
     var namespaceName: String? {
         switch self {
-        case .delta(let namespace, _, _, _), .snapshot(let namespace, _, _), .snapshotPart(let namespace, _, _, _, _): namespace
+        case .delta(let namespace, _, _, _), .snapshot(let namespace, _, _), .snapshotPart(let namespace, _, _, _, _), .namespaceActive(let namespace): namespace
         case .snapshotRequest: nil
         }
     }

@@ -235,12 +235,17 @@ struct NamespaceMapReplicaTests {
     @Test func publicationsAndMapFileCoding() throws {
         let a = entry("a")
         for publication in [AddressMapPublication.delta(namespace: "guest", version: 2, added: [a], removed: [InstanceID("b")!]),
-                            .snapshot(namespace: "guest", version: 3, entries: [a]), .snapshotRequest(invoker: 1)] {
+                            .snapshot(namespace: "guest", version: 3, entries: [a]), .snapshotRequest(invoker: 1),
+                            .namespaceActive(namespace: "guest")] {
             let decoded = try WhiskMessageCoding.decode(AddressMapPublication.self, from: try WhiskMessageCoding.encode(publication))
             #expect(decoded == publication)
         }
         #expect(throws: WhiskMessageError.self) {
             try WhiskMessageCoding.decode(AddressMapPublication.self, from: Data(#"{"type":"bogus"}"#.utf8))
+        }
+        for bad in [#"{"type":"namespaceActive"}"#, #"{"type":"namespaceActive","namespace":""}"#,
+                    #"{"type":"namespaceActive","namespace":"../etc"}"#, #"{"type":"namespaceActive","namespace":7}"#] {
+            #expect(throws: WhiskMessageError.self, "\(bad)") { try WhiskMessageCoding.decode(AddressMapPublication.self, from: Data(bad.utf8)) }
         }
         let file = AddressMapFile(namespace: "guest", version: 3, entries: [entry("b"), a])
         #expect(file.schema == "whiskmesh.addressmap/v1")
