@@ -179,12 +179,12 @@ def report(runs):
                if SETTING == "worst" else
                "`scripts/run`'s setting: the invokers' default stem cells, and another action of the namespace invoked once "
                "3 s before the level (its container stays warm)")
-    text = ["Machine: %s. " + setting + ". Two invokers; closed loop: each of c clients invokes blocking over its own kept-alive connection, %d "
+    text = [("Machine: %s. " + setting + ". Two invokers; closed loop: each of c clients invokes blocking over its own kept-alive connection, %d "
             "times per pass; overlay off and on interleaved; a fresh 128 MB action per "
             "level, so the first pass includes creating its containers; every trial on a fresh platform (broker included). Where the time goes (steady state, p50 of each part): "
             "before the run (`waitTime`: controller → Kafka → invoker → container) + the run (`duration`) + after it (the "
             "client's latency minus both: logs, ack over Kafka, store, HTTP). Raw data: `docs/benchmarks/%s.json`, "
-            "`%s.csv`." % (wb.machine_line(info), PER_LEVEL, NAME, NAME), "",
+            "`%s.csv`.") % (wb.machine_line(info), PER_LEVEL, NAME, NAME), "",
             wb.table(["action, concurrency, overlay", "first pass: rate, p50 / p99", "steady rate", "steady p50", "steady p99",
                       "before + run + after (p50)", "failures"], md), "",
             ("Where the two runs disagree by more than 25 %%: %s." % ("; ".join(notes) if notes else "nowhere")) if len(runs) > 1
