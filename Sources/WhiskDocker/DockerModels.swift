@@ -137,6 +137,8 @@ public struct NetworkSpec: Sendable {
     /// Driver options, e.g. `com.docker.network.bridge.enable_icc: false`.
     public var options: [String: String] = [:]
     public var `internal`: Bool = false
+    /// Refuse a name another network has (best effort: Docker's check is not atomic).
+    public var checkDuplicate = true
 
     public init(name: String, driver: String = "overlay") {
         self.name = name
@@ -173,6 +175,7 @@ struct CreateNetworkBody: Encodable {
         labels = spec.labels
         options = spec.options
         isInternal = spec.internal
+        checkDuplicate = spec.checkDuplicate
         ipam = spec.subnet.map { IPAM(config: [IPAM.Config(subnet: $0)]) }
     }
 }

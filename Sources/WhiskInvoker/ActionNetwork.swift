@@ -28,13 +28,15 @@ public actor ActionNetwork {
     }
     private var current: String?
 
-    /// Whether Docker refused a container for want of its network: at start in swarm mode (the
-    /// create succeeds whatever the network), at create otherwise. Overlays are attached after
-    /// the start, so a network Docker names here is the action network.
-    public nonisolated func isMissing(_ error: Error) -> Bool {
+    /// Whether Docker refused a container for want of this network: at start in swarm mode (the
+    /// create succeeds whatever the network; Docker names the network by its name there), at
+    /// create otherwise (by the id given). An error that names another network (a namespace
+    /// overlay a stem cell is attached to) is not this one's.
+    public func isMissing(_ error: Error) -> Bool {
         guard let error = error as? DockerError else { return false }
         let text = error.message.lowercased()
-        return text.contains("network") && (text.contains("not found") || text.contains("no such network") || text.contains("ambiguous"))
+        let names = text.contains("network \(name.lowercased())") || current.map { text.contains($0.lowercased()) } == true
+        return names && (text.contains("not found") || text.contains("no such network") || text.contains("ambiguous"))
     }
 
     /// Creates the network unless it exists. Docker does not keep local network names unique

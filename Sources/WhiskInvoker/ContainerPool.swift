@@ -105,10 +105,9 @@ public actor ContainerPool {
                         mayWait: Bool = false) async throws -> (ActionContainer, needsInit: Bool) {
         defer { publishSnapshot() }
         let stem = stemKey(kind: kind, namespace: namespace)
-        if overlays != nil, recentNamespaces.updateValue(.now, forKey: namespace) == nil {
-            // Newly recent: its first stem cell now, not at the next maintenance pass.
-            replenish(stem)
-        }
+        // Newly recent: its first stem cell (of this kind: the burst's other cold starts come
+        // first) now, not at the next maintenance pass.
+        markRecent(namespace, kinds: [kind])
         var holdsCreateSlot = false
         defer { if holdsCreateSlot { freeCreateSlot() } }
         var waitUntil: ContinuousClock.Instant? = mayWait ? .now + waitBound : nil
@@ -160,10 +159,14 @@ public actor ContainerPool {
     /// the namespace is recent here too, and newly recent, its stem cells are made now, so its
     /// first cold start on this invoker finds one attached to its overlay.
     public func noteActive(namespace: String) {
-        guard overlays != nil, !closed else { return }
-        if recentNamespaces.updateValue(.now, forKey: namespace) == nil {
-            for kind in configuration.prewarmCount.keys.sorted() { replenish(stemKey(kind: kind, namespace: namespace)) }
-        }
+        markRecent(namespace, kinds: configuration.prewarmCount.keys.sorted())
+    }
+
+    /// `namespace` is recent (overlay mode): if it was not, a stem cell of each of `kinds` is
+    /// made for it at once.
+    private func markRecent(_ namespace: String, kinds: [String]) {
+        guard overlays != nil, recentNamespaces.updateValue(.now, forKey: namespace) == nil, configuration.prewarmPerNamespace > 0 else { return }
+        for kind in kinds { replenish(stemKey(kind: kind, namespace: namespace)) }
     }
 
     private func claim(_ key: String, actionKey: String) -> ActionContainer {
@@ -525,12 +528,13 @@ public actor ContainerPool {
                     try await self.createAndStart(placeholder: placeholder, name: name, kind: kind, image: image, memory: memory, namespace: namespace,
                                                   action: action, stemKey: stemKey, attach: attach, actionKey: actionKey)
                 }.value
-            } catch where attempt < 4 && actionNetwork?.isMissing(error) == true && !closed {
+            } catch {
                 // The action network went away under us (an operator removed it while unused), or
                 // another invoker on this host made a second one at the same moment: made again
                 // (or the duplicate removed), then the container.
+                guard attempt < 4, !closed, let actionNetwork, await actionNetwork.isMissing(error) else { throw error }
                 logger.warning("the action network is gone or doubled; making it again", metadata: ["network": "\(configuration.actionNetwork)", "error": "\(error)"])
-                try await actionNetwork?.ensure()
+                try await actionNetwork.ensure()
                 try? await Task.sleep(for: .milliseconds(50 * attempt))
             }
         }

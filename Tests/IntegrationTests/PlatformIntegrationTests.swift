@@ -637,6 +637,51 @@ struct PlatformIntegrationTests {
         await cleanUp()
     }
 
+    /// A second action network of the same name (two invokers on one host made one each at the
+    /// same moment) while a container runs on the first: no container can start while the name
+    /// is ambiguous, so the invoker removes the one without containers, whichever id sorts first,
+    /// and the next activation runs. The duplicate is made with an id below the first's: keeping
+    /// the smallest id (the earlier rule) left both, and every start failed.
+    @Test func aDuplicateActionNetworkIsRemovedAndTheOneInUseKept() async throws {
+        let network = TestEnvironment.uniqueName("wmactions")
+        var configuration = DockerClient.Configuration()
+        configuration.socketPath = TestEnvironment.dockerSocket
+        let docker = DockerClient(configuration: configuration, logger: TestEnvironment.logger)
+        func named() async throws -> [NetworkInspect] { try await docker.listNetworks(name: network).filter { $0.name == network } }
+        func cleanUp() async {
+            for left in (try? await named()) ?? [] { try? await docker.removeNetwork(left.id) }
+            await docker.shutdown()
+        }
+        do {
+            try await withPlatform(invokers: 1, invokerFlags: ["--action-network", network]) { platform in
+                try await platform.createAction("first", code: Self.whereAmI)
+                try await platform.createAction("second", code: Self.whereAmI)
+                _ = try await platform.invoke("first", result: true)  // its container stays, warm, on the network
+                let original = try #require(try await named().first)
+                #expect(try await docker.inspectNetwork(original.id).containerCount == 1)
+                var spec = NetworkSpec(name: network, driver: "bridge")
+                spec.internal = true
+                spec.options = ["com.docker.network.bridge.enable_icc": "false"]
+                spec.checkDuplicate = false
+                var duplicate = try await docker.createNetwork(spec)
+                for _ in 0..<30 where duplicate > original.id {
+                    try await docker.removeNetwork(duplicate)
+                    duplicate = try await docker.createNetwork(spec)
+                }
+                try #require(duplicate < original.id, "a duplicate whose id sorts first")
+                #expect(try await named().count == 2, "positive control: two networks share the name")
+                let reply = try await platform.invoke("second", result: true)
+                #expect(reply.status == 200, "\(reply.json)")
+                #expect(try await named().map(\.id) == [original.id], "the duplicate went, the network in use stayed")
+                #expect(try await platform.invoke("first", result: true).status == 200, "the warm container still answers")
+            }
+        } catch {
+            await cleanUp()
+            throw error
+        }
+        await cleanUp()
+    }
+
     @Test func actionExceedingItsTimeoutFailsAndItsContainerIsRemoved() async throws {
         try await withPlatform(invokers: 1) { platform in
             try await platform.createAction("sleepy", code: "import time\ndef main(args):\n    time.sleep(30)\n    return {}\n", timeout: 1000)
