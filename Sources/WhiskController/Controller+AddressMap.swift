@@ -20,8 +20,6 @@ final class AddressMapHub: Sendable {
         var claims: [InstanceKey: ActivationId] = [:]
         var claimsByActivation: [ActivationId: InstanceKey] = [:]
         var lastSnapshotRequest: [Int: ContinuousClock.Instant] = [:]
-        /// When each namespace was last announced active (`namespaceActive`).
-        var lastAnnounced: [String: ContinuousClock.Instant] = [:]
 
         /// At most one request per invoker per second: an invoker that never sends map updates
         /// (overlay off, or a stock OpenWhisk invoker) would otherwise be asked on every ping,
@@ -33,6 +31,10 @@ final class AddressMapHub: Sendable {
         }
     }
     private let state = Mutex(State())
+    /// When each namespace was last announced active (`namespaceActive`), and when the list was
+    /// last pruned: a lock of its own, since every activation looks (a heartbeat's snapshot
+    /// work holds `state`).
+    private let announced = Mutex((last: [String: ContinuousClock.Instant](), pruned: ContinuousClock.now))
 
     /// Claims `key` for `activationId`; returns the activation that already owns it, if any.
     func claim(_ key: InstanceKey, for activationId: ActivationId) -> ActivationId? {
@@ -51,11 +53,14 @@ final class AddressMapHub: Sendable {
     /// `namespaceActive` for `namespace` unless it was announced within `every`: every invoker
     /// then keeps stem cells for it, not only those its activations reached.
     func announce(namespace: String, every: Duration = announceInterval, now: ContinuousClock.Instant = .now) -> [AddressMapPublication] {
-        state.withLock { state in
-            if let last = state.lastAnnounced[namespace], now - last < every { return [] }
-            // Namespaces no longer invoked are forgotten.
-            if state.lastAnnounced.count > 1_000 { state.lastAnnounced = state.lastAnnounced.filter { now - $0.value < every } }
-            state.lastAnnounced[namespace] = now
+        announced.withLock { announced in
+            if let last = announced.last[namespace], now - last < every { return [] }
+            if now - announced.pruned >= every {
+                // Namespaces no longer invoked are forgotten (once per interval, not per call).
+                announced.last = announced.last.filter { now - $0.value < every }
+                announced.pruned = now
+            }
+            announced.last[namespace] = now
             return [.namespaceActive(namespace: namespace)]
         }
     }
