@@ -9,6 +9,7 @@ measured again. Not part of `scripts/bench`: they answer one question each and w
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py kafkahop       # ~1 min
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py fetchwait      # ~5 min
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py cpusplit       # ~1 min
+    . scripts/lib.sh && .venv/bin/python bench/platform_probes.py hops           # ~2 min, needs tcpdump
 
 - brokergrowth: one platform kept running; per step, 50 invokes at one client (p50) and Tansu's
   idle CPU over 5 s, then 3,200 invokes at 16 clients. Shows the memory engine slowing as its
@@ -40,9 +41,21 @@ measured again. Not part of `scripts/bench`: they answer one question each and w
   CPUSPLIT_ACTION=cpu runs benchmark 2's CPU-bound action (20 invokes per client) instead of the no-op;
   CPUSPLIT_INVOKER_FLAGS adds flags to the invokers'; FIRSTPASS_INVOKER_FLAGS to firstpass's,
   and FIRSTPASS_WARMUP=1 runs another action once before its burst (the namespace active).
+- hops: where one client's warm no-op latency goes, read off the wire so no process is slowed:
+  tcpdump on loopback (REST, Kafka) and on the action bridge (`/run`) while one client invokes
+  HOPS_INVOKES times (300), overlay off and on interleaved, HOPS_TRIALS (2) each on a fresh
+  platform (scripts/run's setting: `--prewarm 1`); HOPS_FETCH_WAITS (ms, "3") the activation
+  path's fetch waits to compare (`--kafka-fetch-wait`), HOPS_OVERLAY ("off,on") the modes, HOPS_BIN_DIRS builds to compare (WHISK_BIN_DIR). Also the
+  broker's idle CPU and, after the single client, 16 clients' rate and the broker's CPU per activation. Each invoke's packets are matched to the
+  processes by their sockets (`ss -p`) and to Kafka requests by correlation id; printed: the p50
+  of each step (the controller's HTTP request → its Produce → the invoker's Fetch answer with the
+  activation → `/run` → its answer → the ack's Produce → the controller's Fetch answer with it →
+  the HTTP answer).
 """
 import glob
+import http.client
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -325,9 +338,184 @@ def cpusplit(clients=16, per_client=100):
         print("1 client x 200 after: p50 %s p99 %s" % (wb.fmt_seconds(one["p50"]), wb.fmt_seconds(one["p99"])), flush=True)
 
 
+def read_pcap(path):
+    """(timestamp, source ip, source port, destination ip, destination port, payload) of every TCP
+    segment with a payload in a classic pcap file (Ethernet or Linux cooked link type)."""
+    import struct
+    out = []
+    with open(path, "rb") as f:
+        header = f.read(24)
+        if len(header) < 24:
+            return out
+        magic, = struct.unpack("<I", header[:4])
+        nano = magic == 0xA1B23C4D
+        link, = struct.unpack("<I", header[20:24])
+        skip = {1: 14, 113: 16}.get(link)
+        if skip is None:
+            raise RuntimeError("pcap link type %d not read" % link)
+        while True:
+            record = f.read(16)
+            if len(record) < 16:
+                break
+            seconds, fraction, captured, _ = struct.unpack("<IIII", record)
+            frame = f.read(captured)
+            if frame[skip - 2:skip] != b"\x08\x00":  # IPv4 only
+                continue
+            ip = frame[skip:]
+            ihl = (ip[0] & 15) * 4
+            if ip[9] != 6:
+                continue
+            total, = struct.unpack(">H", ip[2:4])
+            tcp = ip[ihl:]
+            offset = (tcp[12] >> 4) * 4
+            payload_length = total - ihl - offset
+            if payload_length <= 0:
+                continue
+            source_port, destination_port = struct.unpack(">HH", tcp[:4])
+            out.append((seconds + fraction / (1e9 if nano else 1e6), ip[12:16], source_port, ip[16:20], destination_port,
+                        tcp[offset:offset + payload_length], payload_length))
+    return out
+
+
+def socket_owners(pids):
+    """{local port: process name} for the established TCP sockets of the given {pid: name}."""
+    import re
+    owners = {}
+    for line in subprocess.run(["ss", "-tnpH", "state", "established"], capture_output=True, text=True).stdout.splitlines():
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        for pid in re.findall(r"pid=(\d+)", line):
+            if int(pid) in pids:
+                owners[int(fields[2].rsplit(":", 1)[1])] = pids[int(pid)]
+    return owners
+
+
+HOP_STEPS = ["HTTP request → Produce (controller)", "Produce → Fetch answer (activation hop)", "Fetch answer → /run (invoker)",
+             "/run (proxy and action)", "/run answer → Produce (invoker: logs, ack)", "Produce → Fetch answer (ack hop)",
+             "Fetch answer → HTTP answer (controller: store, answer)"]
+
+
+def hop_trial(config, invokes):
+    import struct
+    mode, wait, wb.BIN = config.split("|")
+    waits = ["--kafka-fetch-wait", wait]
+    with wb.Stack("hops", invoker_args=pc.MODES[mode] + ["--prewarm", "1"] + waits, controller_args=waits, user_memory="10240 MB") as stack:
+        stack.request("PUT", "/namespaces/_/actions/noop?overwrite=true", NOOP)
+        pc.closed_loop(stack, "noop", 1, 20)
+        network = wb.docker("network", "inspect", "--format", "{{.Id}}", "whiskmesh-actions").strip()
+        bridge = "br-" + network[:12]
+        captures = []
+        for interface in ("lo", bridge):
+            path = os.path.join(stack.dir, "%s.pcap" % interface)
+            captures.append((path, subprocess.Popen(
+                ["tcpdump", "-i", interface, "-nn", "-s", "256", "-B", "16384", "--immediate-mode", "-U", "-w", path,
+                 "tcp and (port %d or port %d or port 8080)" % (stack.kafka_port, stack.api_port)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+        time.sleep(1.5)
+        pids = {stack.pid(name): name for name in stack.processes}
+        broker = wb.ProcessSampler(stack.pid("broker"))
+        idle = broker.cpu()
+        time.sleep(3)
+        idle = (broker.cpu() - idle) / 3
+        host, port = "127.0.0.1", stack.api_port
+        connection = http.client.HTTPConnection(host, port, timeout=60)
+        headers = {"Authorization": wb.GUEST_AUTHORIZATION, "Content-Type": "application/json"}
+        windows = []
+        for _ in range(invokes):
+            began = time.time()
+            connection.request("POST", "/api/v1/namespaces/_/actions/noop?blocking=true", body=b"{}", headers=headers)
+            response = connection.getresponse()
+            response.read()
+            windows.append((began, time.time(), response.status))
+        client_port = connection.sock.getsockname()[1]
+        many = pc.summarize(*pc.closed_loop(stack, "noop", 16, 25))  # the containers 16 clients need
+        busy = broker.cpu()
+        many = pc.summarize(*pc.closed_loop(stack, "noop", 16, 25))
+        busy = (broker.cpu() - busy) / (many["n"] or 1)
+        owners = socket_owners(pids)
+        connection.close()
+        time.sleep(0.5)
+        for _, process in captures:
+            process.send_signal(signal.SIGINT)
+            process.wait(10)
+        packets = sorted(p for path, _ in captures for p in read_pcap(path))
+    # Events: (time, kind, process)
+    events, kinds, asked, held = [], {}, {}, {}
+    for t, _, sport, _, dport, payload, length in packets:
+        if dport == stack.api_port and sport == client_port:
+            events.append((t, "http-request", "controller"))
+        elif sport == stack.api_port and dport == client_port:
+            events.append((t, "http-answer", "controller"))
+        elif dport == 8080:
+            if payload.startswith(b"POST /run"):
+                events.append((t, "run", "invoker"))
+        elif sport == 8080:
+            if payload.startswith(b"HTTP/"):
+                events.append((t, "run-answer", "invoker"))
+        elif dport == stack.kafka_port and len(payload) >= 12:
+            key, = struct.unpack(">h", payload[4:6])
+            correlation, = struct.unpack(">i", payload[8:12])
+            kinds[(sport, correlation)] = key
+            asked[(sport, correlation)] = t
+            if key == 0:
+                events.append((t, "produce", owners.get(sport, "?")))
+        elif sport == stack.kafka_port and len(payload) >= 8:
+            size, correlation = struct.unpack(">ii", payload[:8])
+            if kinds.get((dport, correlation)) == 1 and size > 400:  # a Fetch answer with records
+                events.append((t, "fetch-records", owners.get(dport, "?")))
+                held[t] = t - asked[(dport, correlation)]
+            elif kinds.get((dport, correlation)) == 0:
+                events.append((t, "produce-answer", owners.get(dport, "?")))
+                held[t] = t - asked[(dport, correlation)]
+    order = [("http-request", "controller"), ("produce", "controller"), ("fetch-records", "invoker"), ("run", "invoker"),
+             ("run-answer", "invoker"), ("produce", "invoker"), ("fetch-records", "controller"), ("http-answer", "controller")]
+    steps, totals, matched = [[] for _ in HOP_STEPS], [], 0
+    fetch_held = {"invoker": [], "controller": []}
+    index = 0
+    for began, ended, status in windows:
+        while index < len(events) and events[index][0] < began:
+            index += 1
+        times, j = [], index
+        for kind, owner in order:
+            while j < len(events) and events[j][0] <= ended and not (
+                    events[j][1] == kind and events[j][2].startswith(owner)):
+                j += 1
+            if j >= len(events) or events[j][0] > ended:
+                break
+            times.append(events[j][0])
+        if status != 200 or len(times) != len(order):
+            continue
+        matched += 1
+        fetch_held["invoker"].append(held[times[2]])
+        fetch_held["controller"].append(held[times[6]])
+        for n in range(len(HOP_STEPS)):
+            steps[n].append(times[n + 1] - times[n])
+        totals.append((ended - began, times[0] - began, ended - times[-1]))
+    print("%s, overlay %s, fetch wait %s ms: %d of %d invokes matched; client latency p50 %s (client → controller %s, controller → client %s)" % (
+        config.split("|")[2], mode, wait, matched, invokes, wb.fmt_seconds(wb.median([t[0] for t in totals])), wb.fmt_seconds(wb.median([t[1] for t in totals])),
+        wb.fmt_seconds(wb.median([t[2] for t in totals]))), flush=True)
+    for name, values in zip(HOP_STEPS, steps):
+        print("  %-58s p50 %9s  p90 %9s" % (name, wb.fmt_seconds(wb.median(values)), wb.fmt_seconds(wb.percentile(values, 90))), flush=True)
+    print("  the Fetch that brought the activation was held %s (p50), the ack's %s; a Produce's answer took %s" % (
+        wb.fmt_seconds(wb.median(fetch_held["invoker"])), wb.fmt_seconds(wb.median(fetch_held["controller"])),
+        wb.fmt_seconds(wb.median([held[e[0]] for e in events if e[1] == "produce-answer"]))), flush=True)
+    print("  broker idle %.0f %% of a core; 16 clients after it: %.0f/s, p99 %s, broker %.2f ms CPU per activation" % (
+        idle * 100, many["throughput"], wb.fmt_seconds(many["p99"]), busy * 1000), flush=True)
+
+
+def hops(trials=2):
+    if subprocess.run(["which", "tcpdump"], capture_output=True).returncode != 0:
+        sys.exit("hops needs tcpdump (apt-get install tcpdump)")
+    invokes = int(os.environ.get("HOPS_INVOKES", "300"))
+    configs = ["%s|%s|%s" % (mode, wait, binary) for binary in os.environ.get("HOPS_BIN_DIRS", wb.BIN).split(",")
+               for wait in os.environ.get("HOPS_FETCH_WAITS", "3").split(",") for mode in os.environ.get("HOPS_OVERLAY", "off,on").split(",")]
+    wb.interleave(configs, int(os.environ.get("HOPS_TRIALS", str(trials))), lambda config, number: hop_trial(config, invokes))
+
+
 if __name__ == "__main__":
     probes = {"brokergrowth": brokergrowth, "stemcold": stemcold, "burst": burst, "firstpass": firstpass, "ipreuse": ipreuse, "kafkahop": kafkahop, "fetchwait": fetchwait,
-              "cpusplit": cpusplit}
+              "cpusplit": cpusplit, "hops": hops}
     if len(sys.argv) != 2 or sys.argv[1] not in probes:
         sys.exit("usage: platform_probes.py %s" % "|".join(probes))
     wb.run_benchmark(probes[sys.argv[1]])
