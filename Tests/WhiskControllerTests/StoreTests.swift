@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import WhiskController
 import WhiskMessages
@@ -21,6 +22,11 @@ struct StoreTests {
         #expect(created.key.count == 64)
         #expect(try await store.identity(uuid: created.uuid, key: created.key)?.name == "team")
         #expect(try await store.identity(uuid: created.uuid, key: "wrong") == nil)
+        // Served from memory once read: the key is still checked, and of the right length only.
+        #expect(try await store.identity(uuid: created.uuid, key: String(created.key.dropLast()) + "!") == nil)
+        #expect(try await store.identity(uuid: created.uuid, key: created.key + "x") == nil)
+        #expect(try await store.identity(uuid: created.uuid, key: created.key)?.uuid == created.uuid)
+        #expect(try await store.identity(uuid: "unknown", key: created.key) == nil)
         await #expect(throws: StoreError.self) { try await store.createNamespace("team", identity: nil) }
         await #expect(throws: StoreError.self) { try await store.createNamespace("bad name!", identity: nil) }
     }
@@ -94,6 +100,28 @@ struct StoreTests {
         try await store.storeActivation(first)
         try await store.storeActivation(second)
         #expect(try await store.activation(namespace: "guest", id: first.activationId) == first)
+    }
+
+    /// The controller answers a blocking caller once the record's write is queued, before it is
+    /// written: a read started from then on (the caller asking for the record next) finds it.
+    @Test func aReadStartedOnceTheWriteIsOrderedSeesTheRecord() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("whiskmesh-store-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try SQLiteEntityStore(path: directory.appendingPathComponent("store.db").path)
+        for round in 0..<50 {
+            let records = (0..<8).map { (activation: activation("x", start: Int64(round * 10 + $0)), provisional: false) }
+            let reads = Mutex<[Task<WhiskActivation?, Error>]>([])
+            try await store.storeActivations(records) {
+                reads.withLock { reads in
+                    reads = records.map { record in Task { try await store.activation(namespace: "guest", id: record.activation.activationId) } }
+                }
+            }
+            let started = reads.withLock { $0 }
+            #expect(started.count == records.count, "whenOrdered ran before the write returned")
+            for (task, record) in zip(started, records) {
+                #expect(try await task.value == record.activation, "round \(round)")
+            }
+        }
     }
 
     func pending(_ id: ActivationId, deadline: Int64, controller: String = "0") -> PendingActivation {

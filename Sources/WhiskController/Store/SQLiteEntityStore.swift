@@ -15,6 +15,10 @@ public final class SQLiteEntityStore: EntityStore {
     /// changed the action.
     private let actionCache = Mutex<[String: ActionDocument]>([:])
     private static let actionCacheLimit = 1024
+    /// Namespaces by uuid, as read: every request authenticates, and the read was a hop to the
+    /// database's queue and back on the path of every invoke. A namespace's credentials never
+    /// change once it is created (nothing updates or deletes one), so nothing clears it.
+    private let identityCache = Mutex<[String: NamespaceIdentity]>([:])
 
     /// - Parameter path: the database file; nil keeps everything in memory.
     public init(path: String?) throws {
@@ -105,15 +109,25 @@ public final class SQLiteEntityStore: EntityStore {
     // MARK: Namespaces
 
     public func identity(uuid: String, key: String) async throws -> NamespaceIdentity? {
-        try await database.read { db in
-            // Every request authenticates: its statements are prepared once per connection.
-            let statement = try db.cachedStatement(sql: "SELECT name, uuid, key FROM namespace WHERE uuid = ?")
-            guard let row = try Row.fetchOne(statement, arguments: [uuid]) else { return nil }
-            let stored: String = row["key"]
-            // Compare in constant time: the key is a secret.
-            guard stored.utf8.count == key.utf8.count, zip(stored.utf8, key.utf8).reduce(0, { $0 | ($1.0 ^ $1.1) }) == 0 else { return nil }
-            return NamespaceIdentity(name: row["name"], uuid: row["uuid"], key: stored)
+        let known: NamespaceIdentity?
+        if let cached = identityCache.withLock({ $0[uuid] }) {
+            known = cached
+        } else {
+            known = try await database.read { db in
+                let statement = try db.cachedStatement(sql: "SELECT name, uuid, key FROM namespace WHERE uuid = ?")
+                guard let row = try Row.fetchOne(statement, arguments: [uuid]) else { return nil }
+                let identity = NamespaceIdentity(name: row["name"], uuid: row["uuid"], key: row["key"])
+                identityCache.withLock { cache in
+                    if cache.count >= Self.actionCacheLimit { cache.removeAll() }
+                    cache[uuid] = identity
+                }
+                return identity
+            }
         }
+        // Compare in constant time: the key is a secret.
+        guard let known, known.key.utf8.count == key.utf8.count,
+              zip(known.key.utf8, key.utf8).reduce(0, { $0 | ($1.0 ^ $1.1) }) == 0 else { return nil }
+        return known
     }
 
     public func namespace(named name: String) async throws -> NamespaceIdentity? {
@@ -354,22 +368,32 @@ public final class SQLiteEntityStore: EntityStore {
     /// crash (at-least-once delivery) never replaces the record its first run left. Only a
     /// provisional record (the controller gave up waiting) is replaced, by a real one.
     public func storeActivations(_ records: [(activation: WhiskActivation, provisional: Bool)]) async throws {
-        let encoded = try records.map { (record: $0.activation, document: try Self.encode($0.activation), provisional: $0.provisional) }
-        try await database.write { db in
-            // Once per activation: prepared once per connection (SQLite's parser was half of the
-            // controller's SQLite samples).
-            let insert = try db.cachedStatement(sql: """
-                INSERT INTO activation (id, namespace, name, start, record, provisional) VALUES (?, ?, ?, ?, ?, ?)
-                ON CONFLICT(id) DO UPDATE SET namespace = excluded.namespace, name = excluded.name, start = excluded.start,
-                    record = excluded.record, provisional = excluded.provisional
-                WHERE activation.provisional AND NOT excluded.provisional
-                """)
-            let forget = try db.cachedStatement(sql: "DELETE FROM pending_activation WHERE id = ?")
-            for (activation, document, provisional) in encoded {
-                try insert.execute(arguments: [activation.activationId.rawValue, activation.namespace.rawValue, activation.name.rawValue, activation.start,
-                                               document, provisional])
-                try forget.execute(arguments: [activation.activationId.rawValue])
-            }
+        try await storeActivations(records, whenOrdered: {})
+    }
+
+    /// The write is queued on the database's one serial queue, which runs reads and writes in the
+    /// order they were queued: `whenOrdered` runs once it is queued, so a read queued after it
+    /// (by a caller answered then) sees the records.
+    public func storeActivations(_ records: [(activation: WhiskActivation, provisional: Bool)], whenOrdered: @escaping @Sendable () -> Void) async throws {
+        let encoded = try records.map { (id: $0.activation.activationId.rawValue, namespace: $0.activation.namespace.rawValue, name: $0.activation.name.rawValue,
+                                         start: $0.activation.start, document: try Self.encode($0.activation), provisional: $0.provisional) }
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+            database.asyncWrite({ db in
+                // Once per activation: prepared once per connection (SQLite's parser was half of
+                // the controller's SQLite samples).
+                let insert = try db.cachedStatement(sql: """
+                    INSERT INTO activation (id, namespace, name, start, record, provisional) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(id) DO UPDATE SET namespace = excluded.namespace, name = excluded.name, start = excluded.start,
+                        record = excluded.record, provisional = excluded.provisional
+                    WHERE activation.provisional AND NOT excluded.provisional
+                    """)
+                let forget = try db.cachedStatement(sql: "DELETE FROM pending_activation WHERE id = ?")
+                for record in encoded {
+                    try insert.execute(arguments: [record.id, record.namespace, record.name, record.start, record.document, record.provisional])
+                    try forget.execute(arguments: [record.id])
+                }
+            }, completion: { _, result in continuation.resume(with: result) })
+            whenOrdered()
         }
     }
 
