@@ -186,8 +186,12 @@ public final class Controller: Sendable {
             }
         }
         guard !records.isEmpty else { return }
+        // The callers are answered as soon as the write is ordered before any read they can make
+        // next (the write itself was on a blocking caller's path: ~0.2 ms of one client's ~5).
+        let waiters = self.waiters
+        let answered = records.filter { !$0.provisional }.map(\.activation)
         do {
-            try await store.storeActivations(records)
+            try await store.storeActivations(records) { for activation in answered { waiters.complete(activation) } }
         } catch {
             // One bad record must not cost the others theirs.
             for record in records {
@@ -197,8 +201,8 @@ public final class Controller: Sendable {
                     logger.error("cannot store activation", metadata: ["activationId": "\(record.activation.activationId)", "error": "\(error)"])
                 }
             }
+            for activation in answered { waiters.complete(activation) }
         }
-        for record in records where !record.provisional { waiters.complete(record.activation) }
     }
 
     /// A message of a topic, or nil after logging it as skipped: bad input never stops a consumer.

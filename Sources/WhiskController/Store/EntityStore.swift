@@ -297,6 +297,11 @@ public protocol EntityStore: Sendable {
     /// except that a `provisional` one (written by the controller when it gave up waiting) yields
     /// to a real record that arrives later.
     func storeActivations(_ records: [(activation: WhiskActivation, provisional: Bool)]) async throws
+    /// The same, calling `whenOrdered` as soon as every read that starts after the call sees the
+    /// records (possibly before they are written): a blocking caller can be answered then
+    /// without the write on its path, and still find the record if it asks for it next.
+    /// Not called when the records cannot be stored.
+    func storeActivations(_ records: [(activation: WhiskActivation, provisional: Bool)], whenOrdered: @escaping @Sendable () -> Void) async throws
     func activation(namespace: String, id: ActivationId) async throws -> WhiskActivation?
     func activations(_ query: ActivationQuery) async throws -> [WhiskActivation]
 
@@ -311,6 +316,12 @@ public protocol EntityStore: Sendable {
 }
 
 extension EntityStore {
+    /// Calls `whenOrdered` once the records are stored: right for any store.
+    public func storeActivations(_ records: [(activation: WhiskActivation, provisional: Bool)], whenOrdered: @escaping @Sendable () -> Void) async throws {
+        try await storeActivations(records)
+        whenOrdered()
+    }
+
     public func storeActivation(_ activation: WhiskActivation) async throws {
         try await storeActivation(activation, provisional: false)
     }
