@@ -300,7 +300,7 @@ public protocol EntityStore: Sendable {
     /// The same, calling `whenOrdered` as soon as every read that starts after the call sees the
     /// records (possibly before they are written): a blocking caller can be answered then
     /// without the write on its path, and still find the record if it asks for it next.
-    /// Not called when the records cannot be stored.
+    /// Called at most once, and possibly when the write then fails (the error is still thrown).
     func storeActivations(_ records: [(activation: WhiskActivation, provisional: Bool)], whenOrdered: @escaping @Sendable () -> Void) async throws
     func activation(namespace: String, id: ActivationId) async throws -> WhiskActivation?
     func activations(_ query: ActivationQuery) async throws -> [WhiskActivation]
