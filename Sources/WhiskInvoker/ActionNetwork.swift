@@ -26,16 +26,23 @@ public actor ActionNetwork {
         guard let current else { throw InvokerError("network \(name) could not be made") }
         return current
     }
-    private var current: String?
+    private var current: String? {
+        didSet { if let current { handedOut.insert(current) } }
+    }
+    /// Every id containers were made on: a container made on one that has gone since fails with
+    /// that id in its error, also after another container's failure made the network anew.
+    private var handedOut: Set<String> = []
 
     /// Whether Docker refused a container for want of this network: at start in swarm mode (the
-    /// create succeeds whatever the network; Docker names the network by its name there), at
-    /// create otherwise (by the id given). An error that names another network (a namespace
-    /// overlay a stem cell is attached to) is not this one's.
+    /// create succeeds whatever the network; Docker names the network by its name or by the id
+    /// the container was made on), at create otherwise (by the id given). Any id this network
+    /// ever had counts: containers made at once on an id that went all fail, and the first to
+    /// fail makes the network anew before the others look. An error that names another network
+    /// (a namespace overlay a stem cell is attached to) is not this one's.
     public func isMissing(_ error: Error) -> Bool {
         guard let error = error as? DockerError else { return false }
         let text = error.message.lowercased()
-        let names = text.contains("network \(name.lowercased())") || current.map { text.contains($0.lowercased()) } == true
+        let names = text.contains("network \(name.lowercased())") || handedOut.contains { text.contains($0.lowercased()) }
         return names && (text.contains("not found") || text.contains("no such network") || text.contains("ambiguous"))
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import WhiskDocker
+import WhiskInvoker
 import WhiskKafka
 import WhiskMessages
 
@@ -630,6 +631,39 @@ struct PlatformIntegrationTests {
                 #expect(reply.json["host"]?.stringValue != nil)
                 #expect(try await named().count == 1)
             }
+        } catch {
+            await cleanUp()
+            throw error
+        }
+        await cleanUp()
+    }
+
+    /// Containers made at once on an action network that then went all fail to start, naming
+    /// the id they were made on; the first failure makes the network anew. The others must still
+    /// count as the network's (the full test run once failed an activation so: it was checked
+    /// against the new id only).
+    @Test func aContainerMadeOnAnEarlierIdOfTheActionNetworkIsMadeAgain() async throws {
+        let name = TestEnvironment.uniqueName("wmactions")
+        var configuration = DockerClient.Configuration()
+        configuration.socketPath = TestEnvironment.dockerSocket
+        let docker = DockerClient(configuration: configuration, logger: TestEnvironment.logger)
+        let network = ActionNetwork(docker: docker, name: name, logger: TestEnvironment.logger)
+        func cleanUp() async {
+            for left in (try? await docker.listNetworks(name: name).filter { $0.name == name }) ?? [] { try? await docker.removeNetwork(left.id) }
+            await docker.shutdown()
+        }
+        do {
+            let first = try await network.id()
+            try await docker.removeNetwork(first)
+            try await network.ensure()
+            let second = try await network.id()
+            #expect(first != second, "made anew")
+            func refused(_ id: String) -> DockerError {
+                DockerError(.engine, status: 500, "Could not attach to network \(id): rpc error: code = NotFound desc = network \(id) not found")
+            }
+            #expect(await network.isMissing(refused(second)), "positive control: the current id")
+            #expect(await network.isMissing(refused(first)), "an earlier id")
+            #expect(await !network.isMissing(refused("0123456789abcdef")), "another network's")
         } catch {
             await cleanUp()
             throw error
