@@ -10,6 +10,7 @@ measured again. Not part of `scripts/bench`: they answer one question each and w
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py fetchwait      # ~5 min
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py cpusplit       # ~1 min
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py hops           # ~2 min, needs tcpdump
+    . scripts/lib.sh && .venv/bin/python bench/platform_probes.py stemload       # ~10 min
 
 - brokergrowth: one platform kept running; per step, 50 invokes at one client (p50) and Tansu's
   idle CPU over 5 s, then 3,200 invokes at 16 clients. Shows the memory engine slowing as its
@@ -51,6 +52,10 @@ measured again. Not part of `scripts/bench`: they answer one question each and w
   of each step (the controller's HTTP request → its Produce → the invoker's Fetch answer with the
   activation → `/run` → its answer → the ack's Produce → the controller's Fetch answer with it →
   the HTTP answer).
+- stemload: benchmark 10's no-op level at 64 clients in `scripts/run`'s setting (overlay on,
+  `--prewarm 1`, the namespace active), with the namespace's stem cells sized to its bursts (up
+  to `--prewarm-burst-limit` 8, the default) and not (1), interleaved, two trials each: the steady
+  pass's rate and p99, and how many containers the invokers made during it.
 """
 import glob
 import http.client
@@ -513,9 +518,30 @@ def hops(trials=2):
     wb.interleave(configs, int(os.environ.get("HOPS_TRIALS", str(trials))), lambda config, number: hop_trial(config, invokes))
 
 
+def stemload(trials=2, clients=64):
+    def trial(limit, number):
+        with wb.Stack("stemload", invoker_args=["--prewarm", "1", "--prewarm-burst-limit", limit], user_memory="10240 MB") as stack:
+            stack.request("PUT", "/namespaces/_/actions/earlier?overwrite=true", NOOP)
+            status, _ = stack.request("POST", "/namespaces/_/actions/earlier?blocking=true", {})
+            if status != 200:
+                raise RuntimeError("the warm-up invoke answered %d" % status)
+            time.sleep(3)
+            stack.request("PUT", "/namespaces/_/actions/noop?overwrite=true", NOOP)
+            label = "label=%s=%s" % (wb.LABEL, stack.run)
+            count = lambda: len(wb.docker("ps", "-aq", "--filter", label).split())
+            first = pc.summarize(*pc.closed_loop(stack, "noop", clients, pc.PER_LEVEL))
+            before = count()
+            steady = pc.summarize(*pc.closed_loop(stack, "noop", clients, pc.steady_count(clients)))
+            after = count()
+        print("burst limit %s: first pass %.0f/s p99 %s; steady %.0f/s p50 %s p99 %s; containers %d → %d during the steady pass" % (
+            limit, first["throughput"], wb.fmt_seconds(first["p99"]), steady["throughput"], wb.fmt_seconds(steady["p50"]),
+            wb.fmt_seconds(steady["p99"]), before, after), flush=True)
+    wb.interleave(["8", "1"], trials, trial)
+
+
 if __name__ == "__main__":
     probes = {"brokergrowth": brokergrowth, "stemcold": stemcold, "burst": burst, "firstpass": firstpass, "ipreuse": ipreuse, "kafkahop": kafkahop, "fetchwait": fetchwait,
-              "cpusplit": cpusplit, "hops": hops}
+              "cpusplit": cpusplit, "hops": hops, "stemload": stemload}
     if len(sys.argv) != 2 or sys.argv[1] not in probes:
         sys.exit("usage: platform_probes.py %s" % "|".join(probes))
     wb.run_benchmark(probes[sys.argv[1]])
