@@ -373,7 +373,8 @@ public final class SQLiteEntityStore: EntityStore {
 
     /// The write is queued on the database's one serial queue, which runs reads and writes in the
     /// order they were queued: `whenOrdered` runs once it is queued, so a read queued after it
-    /// (by a caller answered then) sees the records.
+    /// (by a caller answered then) sees the records. This rests on `DatabaseQueue`: a
+    /// `DatabasePool` reads beside the writer and would not see a write still queued.
     public func storeActivations(_ records: [(activation: WhiskActivation, provisional: Bool)], whenOrdered: @escaping @Sendable () -> Void) async throws {
         let encoded = try records.map { (id: $0.activation.activationId.rawValue, namespace: $0.activation.namespace.rawValue, name: $0.activation.name.rawValue,
                                          start: $0.activation.start, document: try Self.encode($0.activation), provisional: $0.provisional) }
