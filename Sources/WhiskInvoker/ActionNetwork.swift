@@ -55,16 +55,23 @@ public actor ActionNetwork {
     /// container), fails to start; the pool calls this again and makes the container anew
     /// (``isMissing(_:)``).
     public func ensure() async throws {
-        var existing = try await docker.listNetworks(name: name).filter { $0.name == name }
-        for network in existing where !network.isInternal || network.options["com.docker.network.bridge.enable_icc"] != "false" {
-            // An older, weaker network of the same name: replace it while nothing uses it.
-            do {
-                try await docker.removeNetwork(network.id)
-            } catch {
-                throw InvokerError("network \(name) is not internal with inter-container traffic off, and cannot be replaced: \(error)")
-            }
-            existing.removeAll { $0.id == network.id }
-        }
+        // One pass at a time: containers that fail together all ask, and passes side by side
+        // could each make a network (a duplicate of this invoker's own).
+        if let ensuring { return try await ensuring.value }
+        let pass = Task { try await self.pass() }
+        ensuring = pass
+        defer { ensuring = nil }
+        try await pass.value
+    }
+    private var ensuring: Task<Void, Error>?
+    /// How many passes ``ensure()`` made (concurrent calls share one).
+    public private(set) var passes = 0
+
+    private func pass() async throws {
+        passes += 1
+        var existing = try await docker.networks(named: name, replacing: {
+            !$0.isInternal || $0.options["com.docker.network.bridge.enable_icc"] != "false"
+        }, because: "it is not internal with inter-container traffic off")
         if existing.isEmpty {
             var network = NetworkSpec(name: name, driver: "bridge")
             network.attachable = false
@@ -78,7 +85,7 @@ public actor ActionNetwork {
             } catch let error as DockerError where error.isConflict {
                 // Another invoker created it at the same moment.
             }
-            existing = try await docker.listNetworks(name: name).filter { $0.name == name }
+            existing = try await docker.networks(named: name)
         }
         // The one with containers (none can start on either while both exist: Docker resolves a
         // container's network by name at its start, and refuses an ambiguous one), else the
@@ -101,5 +108,23 @@ public actor ActionNetwork {
                 logger.warning("cannot remove a duplicate action network yet", metadata: ["network": "\(name)", "id": "\(duplicate.id)", "error": "\(error)"])
             }
         }
+    }
+}
+
+extension DockerClient {
+    /// The networks named exactly `name` (Docker's filter matches parts of names), less those
+    /// `replacing` picks: an older version's weaker network, removed so that a new one is made.
+    /// One still in use cannot be, and fails the call with `reason`.
+    func networks(named name: String, replacing: (NetworkInspect) -> Bool = { _ in false }, because reason: String = "") async throws -> [NetworkInspect] {
+        var existing = try await listNetworks(name: name).filter { $0.name == name }
+        for network in existing where replacing(network) {
+            do {
+                try await removeNetwork(network.id)
+            } catch {
+                throw InvokerError("network \(name) cannot be replaced (\(reason)): \(error)")
+            }
+            existing.removeAll { $0.id == network.id }
+        }
+        return existing
     }
 }

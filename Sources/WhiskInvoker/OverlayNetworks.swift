@@ -55,16 +55,8 @@ public actor OverlayNetworks {
     public func ensure(namespace: String) async throws -> String {
         let name = Self.networkName(namespace: namespace, prefix: configuration.overlayNamePrefix)
         if ready.contains(name) { return name }
-        var existing = try await docker.listNetworks(name: name).filter { $0.name == name }
-        for network in existing where !network.isInternal {
-            // Made by an older version with a route off the overlay: replace it while unused.
-            do {
-                try await docker.removeNetwork(network.id)
-            } catch {
-                throw InvokerError("overlay \(name) is not internal and cannot be replaced: \(error)")
-            }
-            existing.removeAll { $0.id == network.id }
-        }
+        // One made by an older version with a route off the overlay is replaced while unused.
+        let existing = try await docker.networks(named: name, replacing: { !$0.isInternal }, because: "it is not internal")
         if existing.isEmpty {
             let taken = Set(try await docker.listNetworks(labels: ["org.whiskmesh.overlay"]).flatMap(\.subnets))
             var spec = NetworkSpec(name: name, driver: "overlay")
