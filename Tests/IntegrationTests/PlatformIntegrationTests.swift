@@ -551,11 +551,6 @@ struct PlatformIntegrationTests {
         }
     }
 
-    /// A namespace's first activation gets it its first stem cell, and a stem cell an activation
-    /// takes is replaced, both at once: not at the pool's next maintenance pass (set to ten
-    /// minutes here, so only the immediate replacement can make them). Upstream's pool replaces a
-    /// prewarmed container as it takes it; left to a 5 s pass, one fresh action in ten of a
-    /// namespace invoked every few seconds found no stem cell and paid the overlay attach.
     /// A namespace's first activation makes it recent on every invoker, not only on the one it
     /// reached: the controller announces it (`namespaceActive` on `addressmap`), and the other
     /// invoker makes a stem cell on the namespace's overlay too, so the namespace's first cold
@@ -574,6 +569,11 @@ struct PlatformIntegrationTests {
         }
     }
 
+    /// A namespace's first activation gets it its first stem cell, and a stem cell an activation
+    /// takes is replaced, both at once: not at the pool's next maintenance pass (set to ten
+    /// minutes here, so only the immediate replacement can make them). Upstream's pool replaces a
+    /// prewarmed container as it takes it; left to a 5 s pass, one fresh action in ten of a
+    /// namespace invoked every few seconds found no stem cell and paid the overlay attach.
     @Test func aTakenStemCellIsReplacedAtOnce() async throws {
         try await withPlatform(invokers: 1, prewarm: 1, invokerFlags: ["--maintenance-interval", "600"]) { platform in
             for name in ["first", "second", "third"] { try await platform.createAction(name, code: Self.whereAmI) }
@@ -605,32 +605,19 @@ struct PlatformIntegrationTests {
         }
     }
 
-    /// The action network removed under a running invoker (by an operator or `scripts/stop` while
-    /// the invoker had no container, or as the duplicate that another invoker starting at the
-    /// same moment made and then removed): the invoker makes it again and the activation runs.
-    /// Its container's start used to fail, and the activation with it (a 500).
-    @Test func anActionNetworkRemovedUnderTheInvokerIsMadeAgain() async throws {
-        let network = TestEnvironment.uniqueName("wmactions")
+    /// A Docker client and a name of its own for an action network; every network of that name
+    /// is removed after `body`, whatever happens.
+    func withActionNetworkName(_ body: (DockerClient, String) async throws -> Void) async throws {
+        let name = TestEnvironment.uniqueName("wmactions")
         var configuration = DockerClient.Configuration()
         configuration.socketPath = TestEnvironment.dockerSocket
         let docker = DockerClient(configuration: configuration, logger: TestEnvironment.logger)
-        func named() async throws -> [NetworkInspect] { try await docker.listNetworks(name: network).filter { $0.name == network } }
         func cleanUp() async {
-            for left in (try? await named()) ?? [] { try? await docker.removeNetwork(left.id) }
+            for left in (try? await Self.networks(named: name, docker)) ?? [] { try? await docker.removeNetwork(left.id) }
             await docker.shutdown()
         }
         do {
-            try await withPlatform(invokers: 1, invokerFlags: ["--action-network", network]) { platform in
-                try await platform.createAction("where", code: Self.whereAmI)
-                let made = try await named()
-                #expect(made.count == 1, "the invoker made its action network at start")
-                for gone in made { try await docker.removeNetwork(gone.id) }
-                #expect(try await named().isEmpty, "positive control: the network is gone before the invoke")
-                let reply = try await platform.invoke("where", result: true)
-                #expect(reply.status == 200, "\(reply.json)")
-                #expect(reply.json["host"]?.stringValue != nil)
-                #expect(try await named().count == 1)
-            }
+            try await body(docker, name)
         } catch {
             await cleanUp()
             throw error
@@ -638,24 +625,48 @@ struct PlatformIntegrationTests {
         await cleanUp()
     }
 
-    /// Containers made at once on an action network that then went all fail to start, naming
-    /// the id they were made on; the first failure makes the network anew. The others must still
-    /// count as the network's (the full test run once failed an activation so: it was checked
-    /// against the new id only).
-    @Test func aContainerMadeOnAnEarlierIdOfTheActionNetworkIsMadeAgain() async throws {
-        let name = TestEnvironment.uniqueName("wmactions")
-        var configuration = DockerClient.Configuration()
-        configuration.socketPath = TestEnvironment.dockerSocket
-        let docker = DockerClient(configuration: configuration, logger: TestEnvironment.logger)
-        let network = ActionNetwork(docker: docker, name: name, logger: TestEnvironment.logger)
-        func cleanUp() async {
-            for left in (try? await docker.listNetworks(name: name).filter { $0.name == name }) ?? [] { try? await docker.removeNetwork(left.id) }
-            await docker.shutdown()
+    static func networks(named name: String, _ docker: DockerClient) async throws -> [NetworkInspect] {
+        try await docker.listNetworks(name: name).filter { $0.name == name }
+    }
+
+    /// The action network removed under a running invoker (by an operator or `scripts/stop` while
+    /// the invoker had no container, or as the duplicate that another invoker starting at the
+    /// same moment made and then removed): the invoker makes it again and the activation runs.
+    /// Its container's start used to fail, and the activation with it (a 500).
+    @Test func anActionNetworkRemovedUnderTheInvokerIsMadeAgain() async throws {
+        try await withActionNetworkName { docker, network in
+            try await withPlatform(invokers: 1, invokerFlags: ["--action-network", network]) { platform in
+                try await platform.createAction("where", code: Self.whereAmI)
+                let made = try await Self.networks(named: network, docker)
+                #expect(made.count == 1, "the invoker made its action network at start")
+                for gone in made { try await docker.removeNetwork(gone.id) }
+                #expect(try await Self.networks(named: network, docker).isEmpty, "positive control: the network is gone before the invoke")
+                let reply = try await platform.invoke("where", result: true)
+                #expect(reply.status == 200, "\(reply.json)")
+                #expect(reply.json["host"]?.stringValue != nil)
+                #expect(try await Self.networks(named: network, docker).count == 1)
+            }
         }
-        do {
+    }
+
+    /// Containers made at once on an action network that then went all fail to start, naming
+    /// the id they were made on, and all ask for the network again: they share one pass (side by
+    /// side, each could make a network), and every id the network had counts as its own (the
+    /// full test run once failed an activation so: it was checked against the new id only).
+    @Test func containersThatFailTogetherOnAGoneActionNetworkShareOnePassAndAllCount() async throws {
+        try await withActionNetworkName { docker, name in
+            let network = ActionNetwork(docker: docker, name: name, logger: TestEnvironment.logger)
             let first = try await network.id()
+            #expect(await network.passes == 1)
             try await docker.removeNetwork(first)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<8 { group.addTask { try await network.ensure() } }
+                try await group.waitForAll()
+            }
+            #expect(await network.passes == 2, "eight at once made one pass")
             try await network.ensure()
+            #expect(await network.passes == 3, "positive control: one after the other, a pass each")
+            #expect(try await Self.networks(named: name, docker).count == 1)
             let second = try await network.id()
             #expect(first != second, "made anew")
             func refused(_ id: String) -> DockerError {
@@ -664,11 +675,7 @@ struct PlatformIntegrationTests {
             #expect(await network.isMissing(refused(second)), "positive control: the current id")
             #expect(await network.isMissing(refused(first)), "an earlier id")
             #expect(await !network.isMissing(refused("0123456789abcdef")), "another network's")
-        } catch {
-            await cleanUp()
-            throw error
         }
-        await cleanUp()
     }
 
     /// A second action network of the same name (two invokers on one host made one each at the
@@ -677,21 +684,12 @@ struct PlatformIntegrationTests {
     /// and the next activation runs. The duplicate is made with an id below the first's: keeping
     /// the smallest id (the earlier rule) left both, and every start failed.
     @Test func aDuplicateActionNetworkIsRemovedAndTheOneInUseKept() async throws {
-        let network = TestEnvironment.uniqueName("wmactions")
-        var configuration = DockerClient.Configuration()
-        configuration.socketPath = TestEnvironment.dockerSocket
-        let docker = DockerClient(configuration: configuration, logger: TestEnvironment.logger)
-        func named() async throws -> [NetworkInspect] { try await docker.listNetworks(name: network).filter { $0.name == network } }
-        func cleanUp() async {
-            for left in (try? await named()) ?? [] { try? await docker.removeNetwork(left.id) }
-            await docker.shutdown()
-        }
-        do {
+        try await withActionNetworkName { docker, network in
             try await withPlatform(invokers: 1, invokerFlags: ["--action-network", network]) { platform in
                 try await platform.createAction("first", code: Self.whereAmI)
                 try await platform.createAction("second", code: Self.whereAmI)
                 _ = try await platform.invoke("first", result: true)  // its container stays, warm, on the network
-                let original = try #require(try await named().first)
+                let original = try #require(try await Self.networks(named: network, docker).first)
                 #expect(try await docker.inspectNetwork(original.id).containerCount == 1)
                 var spec = NetworkSpec(name: network, driver: "bridge")
                 spec.internal = true
@@ -703,17 +701,13 @@ struct PlatformIntegrationTests {
                     duplicate = try await docker.createNetwork(spec)
                 }
                 try #require(duplicate < original.id, "a duplicate whose id sorts first")
-                #expect(try await named().count == 2, "positive control: two networks share the name")
+                #expect(try await Self.networks(named: network, docker).count == 2, "positive control: two networks share the name")
                 let reply = try await platform.invoke("second", result: true)
                 #expect(reply.status == 200, "\(reply.json)")
-                #expect(try await named().map(\.id) == [original.id], "the duplicate went, the network in use stayed")
+                #expect(try await Self.networks(named: network, docker).map(\.id) == [original.id], "the duplicate went, the network in use stayed")
                 #expect(try await platform.invoke("first", result: true).status == 200, "the warm container still answers")
             }
-        } catch {
-            await cleanUp()
-            throw error
         }
-        await cleanUp()
     }
 
     @Test func actionExceedingItsTimeoutFailsAndItsContainerIsRemoved() async throws {
