@@ -103,21 +103,28 @@ struct StoreTests {
     }
 
     /// The controller answers a blocking caller once the record's write is queued, before it is
-    /// written: a read started from then on (the caller asking for the record next) finds it.
+    /// written: `whenOrdered` runs while the database's queue is still held by earlier work (so
+    /// not after the write), and a read started then (the caller asking for the record next)
+    /// finds the record.
     @Test func aReadStartedOnceTheWriteIsOrderedSeesTheRecord() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("whiskmesh-store-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let store = try SQLiteEntityStore(path: directory.appendingPathComponent("store.db").path)
-        for round in 0..<50 {
+        let store = try SQLiteEntityStore(path: nil)
+        for round in 0..<20 {
             let records = (0..<8).map { (activation: activation("x", start: Int64(round * 10 + $0)), provisional: false) }
-            let reads = Mutex<[Task<WhiskActivation?, Error>]>([])
-            try await store.storeActivations(records) {
+            // Earlier work holds the queue until the gate opens.
+            let gate = DispatchSemaphore(value: 0)
+            store.database.asyncWriteWithoutTransaction { _ in gate.wait() }
+            let reads = Mutex<[Task<WhiskActivation?, Error>]?>(nil)
+            async let stored: Void = store.storeActivations(records) {
                 reads.withLock { reads in
                     reads = records.map { record in Task { try await store.activation(namespace: "guest", id: record.activation.activationId) } }
                 }
             }
-            let started = reads.withLock { $0 }
-            #expect(started.count == records.count, "whenOrdered ran before the write returned")
+            let deadline = ContinuousClock.now + .seconds(10)
+            while reads.withLock({ $0 == nil }), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+            let started = reads.withLock { $0 } ?? []
+            #expect(started.count == records.count, "whenOrdered ran while the write could not (round \(round))")
+            gate.signal()
+            try await stored
             for (task, record) in zip(started, records) {
                 #expect(try await task.value == record.activation, "round \(round)")
             }

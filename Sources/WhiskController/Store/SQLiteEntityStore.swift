@@ -8,13 +8,15 @@ import WhiskMessages
 /// Documents are kept as JSON next to the columns that queries filter on. GRDB runs its work on
 /// its own serial queue, so awaiting it does not block Swift's cooperative pool.
 public final class SQLiteEntityStore: EntityStore {
-    private let database: DatabaseQueue
+    /// Internal for tests that hold its queue.
+    let database: DatabaseQueue
     /// Actions as last read, by `namespace/name`: every invoke reads its action, and decoding the
     /// document (code and all) cost more than the rest of the read. Filled and cleared only inside
     /// the database's closures, which run one at a time, so a fill never outlives the write that
     /// changed the action.
     private let actionCache = Mutex<[String: ActionDocument]>([:])
-    private static let actionCacheLimit = 1024
+    /// Entries of each in-memory cache (actions, credentials); a full one starts again empty.
+    private static let cacheLimit = 1024
     /// Namespaces by uuid, as read: every request authenticates, and the read was a hop to the
     /// database's queue and back on the path of every invoke. A namespace's credentials never
     /// change once it is created (nothing updates or deletes one), so nothing clears it.
@@ -118,7 +120,7 @@ public final class SQLiteEntityStore: EntityStore {
                 guard let row = try Row.fetchOne(statement, arguments: [uuid]) else { return nil }
                 let identity = NamespaceIdentity(name: row["name"], uuid: row["uuid"], key: row["key"])
                 identityCache.withLock { cache in
-                    if cache.count >= Self.actionCacheLimit { cache.removeAll() }
+                    if cache.count >= Self.cacheLimit { cache.removeAll() }
                     cache[uuid] = identity
                 }
                 return identity
@@ -190,7 +192,7 @@ public final class SQLiteEntityStore: EntityStore {
             guard let action = try Data.fetchOne(db, sql: "SELECT document FROM action WHERE namespace = ? AND name = ?", arguments: [namespace, name])
                 .map({ try Self.decode(ActionDocument.self, $0) }) else { return nil }
             actionCache.withLock { cache in
-                if cache.count >= Self.actionCacheLimit { cache.removeAll() }
+                if cache.count >= Self.cacheLimit { cache.removeAll() }
                 cache[key] = action
             }
             return action
