@@ -150,12 +150,7 @@ def firstpass(trials=2, clients=16):
                 name = "first-%s-%d" % (mode, number)
                 stack.request("PUT", "/namespaces/_/actions/%s?overwrite=true" % name, NOOP)
                 if os.environ.get("FIRSTPASS_WARMUP"):
-                    # The namespace already active on the host: another action's container is
-                    # warm (so its overlay is in use there), and its stem cells, if any, ready.
-                    stack.request("PUT", "/namespaces/_/actions/warmup?overwrite=true", NOOP)
-                    status, _ = stack.request("POST", "/namespaces/_/actions/warmup?blocking=true", {})
-                    assert status == 200, status
-                    time.sleep(3)
+                    pc.activate_namespace(stack, "warmup")  # the namespace already active on the host
                 wall, samples = pc.closed_loop(stack, name, clients, pc.PER_LEVEL)
             summary = pc.summarize(wall, samples)
             cold = sorted((s for s in samples if s.get("init")), key=lambda s: s["latency"])
@@ -403,48 +398,57 @@ HOP_STEPS = ["HTTP request → Produce (controller)", "Produce → Fetch answer 
 
 def hop_trial(config, invokes):
     import struct
-    mode, wait, wb.BIN = config.split("|")
+    mode, wait, binary = config.split("|")
     waits = ["--kafka-fetch-wait", wait]
-    with wb.Stack("hops", invoker_args=pc.MODES[mode] + ["--prewarm", "1"] + waits, controller_args=waits, user_memory="10240 MB") as stack:
-        stack.request("PUT", "/namespaces/_/actions/noop?overwrite=true", NOOP)
-        pc.closed_loop(stack, "noop", 1, 20)
-        network = wb.docker("network", "inspect", "--format", "{{.Id}}", "whiskmesh-actions").strip()
-        bridge = "br-" + network[:12]
-        captures = []
-        for interface in ("lo", bridge):
-            path = os.path.join(stack.dir, "%s.pcap" % interface)
-            captures.append((path, subprocess.Popen(
-                ["tcpdump", "-i", interface, "-nn", "-s", "256", "-B", "16384", "--immediate-mode", "-U", "-w", path,
-                 "tcp and (port %d or port %d or port 8080)" % (stack.kafka_port, stack.api_port)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
-        time.sleep(1.5)
-        pids = {stack.pid(name): name for name in stack.processes}
-        broker = wb.ProcessSampler(stack.pid("broker"))
-        idle = broker.cpu()
-        time.sleep(3)
-        idle = (broker.cpu() - idle) / 3
-        host, port = "127.0.0.1", stack.api_port
-        connection = http.client.HTTPConnection(host, port, timeout=60)
-        headers = {"Authorization": wb.GUEST_AUTHORIZATION, "Content-Type": "application/json"}
-        windows = []
-        for _ in range(invokes):
-            began = time.time()
-            connection.request("POST", "/api/v1/namespaces/_/actions/noop?blocking=true", body=b"{}", headers=headers)
-            response = connection.getresponse()
-            response.read()
-            windows.append((began, time.time(), response.status))
-        client_port = connection.sock.getsockname()[1]
-        many = pc.summarize(*pc.closed_loop(stack, "noop", 16, 25))  # the containers 16 clients need
-        busy = broker.cpu()
-        many = pc.summarize(*pc.closed_loop(stack, "noop", 16, 25))
-        busy = (broker.cpu() - busy) / (many["n"] or 1)
-        owners = socket_owners(pids)
-        connection.close()
-        time.sleep(0.5)
-        for _, process in captures:
-            process.send_signal(signal.SIGINT)
-            process.wait(10)
-        packets = sorted(p for path, _ in captures for p in read_pcap(path))
+    default_bin, wb.BIN = wb.BIN, binary
+    try:
+        with wb.Stack("hops", invoker_args=pc.MODES[mode] + ["--prewarm", "1"] + waits, controller_args=waits, user_memory="10240 MB") as stack:
+            stack.request("PUT", "/namespaces/_/actions/noop?overwrite=true", NOOP)
+            pc.closed_loop(stack, "noop", 1, 20)
+            network = wb.docker("network", "inspect", "--format", "{{.Id}}", "whiskmesh-actions").strip()
+            pids = {stack.pid(name): name for name in stack.processes}
+            broker = wb.ProcessSampler(stack.pid("broker"))
+            idle = broker.cpu()
+            time.sleep(3)
+            idle = (broker.cpu() - idle) / 3
+            captures = []
+            try:
+                for interface in ("lo", "br-" + network[:12]):
+                    path = os.path.join(stack.dir, "%s.pcap" % interface)
+                    captures.append((path, subprocess.Popen(
+                        ["tcpdump", "-i", interface, "-nn", "-s", "256", "-B", "16384", "--immediate-mode", "-U", "-w", path,
+                         "tcp and (port %d or port %d or port 8080)" % (stack.kafka_port, stack.api_port)],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+                time.sleep(1.5)
+                connection = http.client.HTTPConnection("127.0.0.1", stack.api_port, timeout=60)
+                headers = {"Authorization": wb.GUEST_AUTHORIZATION, "Content-Type": "application/json"}
+                windows = []
+                for _ in range(invokes):
+                    began = time.time()
+                    connection.request("POST", "/api/v1/namespaces/_/actions/noop?blocking=true", body=b"{}", headers=headers)
+                    response = connection.getresponse()
+                    response.read()
+                    windows.append((began, time.time(), response.status))
+                client_port = connection.sock.getsockname()[1]
+                owners = socket_owners(pids)
+                connection.close()
+                time.sleep(0.5)
+            finally:
+                # Stopped whatever happened: tcpdump flushes its file on SIGINT.
+                for _, process in captures:
+                    process.send_signal(signal.SIGINT)
+                    try:
+                        process.wait(10)
+                    except subprocess.TimeoutExpired:
+                        process.kill()
+                        process.wait()
+            packets = sorted(p for path, _ in captures for p in read_pcap(path))
+            pc.closed_loop(stack, "noop", 16, 25)  # the containers 16 clients need
+            busy = broker.cpu()
+            many = pc.summarize(*pc.closed_loop(stack, "noop", 16, 25))
+            busy = (broker.cpu() - busy) / (many["n"] or 1)
+    finally:
+        wb.BIN = default_bin
     # Events: (time, kind, process)
     events, kinds, asked, held = [], {}, {}, {}
     for t, _, sport, _, dport, payload, length in packets:
@@ -521,11 +525,7 @@ def hops(trials=2):
 def stemload(trials=2, clients=64):
     def trial(limit, number):
         with wb.Stack("stemload", invoker_args=["--prewarm", "1", "--prewarm-burst-limit", limit], user_memory="10240 MB") as stack:
-            stack.request("PUT", "/namespaces/_/actions/earlier?overwrite=true", NOOP)
-            status, _ = stack.request("POST", "/namespaces/_/actions/earlier?blocking=true", {})
-            if status != 200:
-                raise RuntimeError("the warm-up invoke answered %d" % status)
-            time.sleep(3)
+            pc.activate_namespace(stack)
             stack.request("PUT", "/namespaces/_/actions/noop?overwrite=true", NOOP)
             label = "label=%s=%s" % (wb.LABEL, stack.run)
             count = lambda: len(wb.docker("ps", "-aq", "--filter", label).split())

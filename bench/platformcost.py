@@ -39,9 +39,6 @@ PER_LEVEL = int(os.environ.get("WHISK_BENCH_PER_LEVEL", "25"))  # invokes per cl
 # slowest of 25 and its p50 a window of ~150 ms right after the level's cold start.
 STEADY_MIN = int(os.environ.get("WHISK_BENCH_STEADY_MIN", "200"))
 
-
-def steady_count(concurrency):
-    return max(PER_LEVEL, -(-STEADY_MIN // concurrency))
 RUNS = int(os.environ.get("WHISK_BENCH_RUNS", "2"))
 MODES = {"off": ["--no-overlay"], "on": []}
 # Results under another name: an earlier build's baseline (WHISK_BIN_DIR pointing at its binaries)
@@ -55,6 +52,22 @@ ACTIONS = {
     "noop": "def main(args):\n    return {}\n",
     "cpu50": "import time\ndef main(args):\n    end = time.process_time() + 0.05\n    while time.process_time() < end:\n        pass\n    return {}\n",
 }
+
+
+def steady_count(concurrency):
+    """Invokes per client in a level's steady pass: PER_LEVEL, and STEADY_MIN in all at least."""
+    return max(PER_LEVEL, -(-STEADY_MIN // concurrency))
+
+
+def activate_namespace(stack, name="earlier"):
+    """`scripts/run`'s setting: another action of the namespace ran once 3 s before (its container
+    stays warm, and the stem cells it leads to are ready)."""
+    stack.request("PUT", "/namespaces/_/actions/%s?overwrite=true" % name,
+                  {"exec": {"kind": "python:3", "code": ACTIONS["noop"]}, "limits": {"memory": 128}})
+    status, _ = stack.request("POST", "/namespaces/_/actions/%s?blocking=true" % name, {})
+    if status != 200:
+        raise RuntimeError("the warm-up invoke answered %d" % status)
+    time.sleep(3)
 
 
 def closed_loop(stack, name, concurrency, count, parameters=None):
@@ -129,14 +142,7 @@ def one_run(index):
                 with wb.Stack(NAME, invoker_args=MODES[mode] + SETTING_ARGS, user_memory="10240 MB") as stack:
                     name = "%s-%d-%s-%d-%d" % (action, index, mode, c, number)
                     if SETTING == "user":
-                        # The namespace active: another action ran (and stays warm), and the
-                        # stem cells it leads to are ready.
-                        stack.request("PUT", "/namespaces/_/actions/earlier?overwrite=true",
-                                      {"exec": {"kind": "python:3", "code": ACTIONS["noop"]}, "limits": {"memory": 128}})
-                        status, _ = stack.request("POST", "/namespaces/_/actions/earlier?blocking=true", {})
-                        if status != 200:
-                            raise RuntimeError("the warm-up invoke answered %d" % status)
-                        time.sleep(3)
+                        activate_namespace(stack)
                     stack.request("PUT", "/namespaces/_/actions/%s?overwrite=true" % name,
                                   {"exec": {"kind": "python:3", "code": code}, "limits": {"memory": 128}})
                     first = summarize(*closed_loop(stack, name, c, PER_LEVEL))
