@@ -55,7 +55,8 @@ measured again. Not part of `scripts/bench`: they answer one question each and w
 - stemload: benchmark 10's no-op level at 64 clients in `scripts/run`'s setting (overlay on,
   `--prewarm 1`, the namespace active), with the namespace's stem cells sized to its bursts (up
   to `--prewarm-burst-limit` 8, the default) and not (1), interleaved, two trials each: the steady
-  pass's rate and p99, and how many containers the invokers made during it.
+  pass's rate and p99, how many containers the invokers made during it and STEMLOAD_SETTLE (5) s
+  after it. STEMLOAD_LIMITS ("8,1") the limits, STEMLOAD_BIN_DIRS builds to compare, STEMLOAD_TRIALS (2).
 """
 import glob
 import http.client
@@ -523,21 +524,32 @@ def hops(trials=2):
 
 
 def stemload(trials=2, clients=64):
-    def trial(limit, number):
-        with wb.Stack("stemload", invoker_args=["--prewarm", "1", "--prewarm-burst-limit", limit], user_memory="10240 MB") as stack:
-            pc.activate_namespace(stack)
-            stack.request("PUT", "/namespaces/_/actions/noop?overwrite=true", NOOP)
-            label = "label=%s=%s" % (wb.LABEL, stack.run)
-            count = lambda: len(wb.docker("ps", "-aq", "--filter", label).split())
-            first = pc.summarize(*pc.closed_loop(stack, "noop", clients, pc.PER_LEVEL))
-            before = count()
-            steady = pc.summarize(*pc.closed_loop(stack, "noop", clients, pc.steady_count(clients)))
-            after = count()
-        print("burst limit %s: first pass %.0f/s p99 %s; steady %.0f/s p50 %s p99 %s; containers %d → %d during the steady pass" % (
-            limit, first["throughput"], wb.fmt_seconds(first["p99"]), steady["throughput"], wb.fmt_seconds(steady["p50"]),
-            wb.fmt_seconds(steady["p99"]), before, after), flush=True)
-    wb.interleave(["8", "1"], trials, trial)
+    def trial(config, number):
+        limit, binary = config.split("|")
+        default_bin, wb.BIN = wb.BIN, binary
+        try:
+            with wb.Stack("stemload", invoker_args=["--prewarm", "1", "--prewarm-burst-limit", limit], user_memory="10240 MB") as stack:
+                pc.activate_namespace(stack)
+                stack.request("PUT", "/namespaces/_/actions/noop?overwrite=true", NOOP)
+                label = "label=%s=%s" % (wb.LABEL, stack.run)
+                count = lambda: len(wb.docker("ps", "-aq", "--filter", label).split())
+                first = pc.summarize(*pc.closed_loop(stack, "noop", clients, pc.PER_LEVEL))
+                before = count()
+                steady = pc.summarize(*pc.closed_loop(stack, "noop", clients, pc.steady_count(clients)))
+                after = count()
+                time.sleep(STEMLOAD_SETTLE)
+                settled = count()
+        finally:
+            wb.BIN = default_bin
+        print("%s, burst limit %s: first pass %.0f/s p99 %s; steady %.0f/s p50 %s p99 %s; containers %d → %d during the steady pass, %d %.0f s after it" % (
+            binary, limit, first["throughput"], wb.fmt_seconds(first["p99"]), steady["throughput"], wb.fmt_seconds(steady["p50"]),
+            wb.fmt_seconds(steady["p99"]), before, after, settled, STEMLOAD_SETTLE), flush=True)
+    configs = ["%s|%s" % (limit, binary) for binary in os.environ.get("STEMLOAD_BIN_DIRS", wb.BIN).split(",")
+               for limit in os.environ.get("STEMLOAD_LIMITS", "8,1").split(",")]
+    wb.interleave(configs, int(os.environ.get("STEMLOAD_TRIALS", str(trials))), trial)
 
+
+STEMLOAD_SETTLE = float(os.environ.get("STEMLOAD_SETTLE", "5"))
 
 if __name__ == "__main__":
     probes = {"brokergrowth": brokergrowth, "stemcold": stemcold, "burst": burst, "firstpass": firstpass, "ipreuse": ipreuse, "kafkahop": kafkahop, "fetchwait": fetchwait,

@@ -54,6 +54,11 @@ public actor ContainerPool {
     /// seen within one burst window, which sizes that namespace's stem cells.
     private var recentColdStarts: [String: [ContinuousClock.Instant]] = [:]
     private var burstPeaks: [String: Int] = [:]
+    /// The last time an activation waited for a container, claimed a stem cell or started cold
+    /// (or such a container finished its `/init`): the stem cells sized to bursts wait until this
+    /// is `prewarmBurstQuiet` old, and ``deferredTopUp`` makes them then.
+    private var lastContention: ContinuousClock.Instant?
+    private var deferredTopUp: Task<Void, Never>?
     /// Actions with a spare container on the way (see ``makeSpare``).
     private var sparesInFlight: Set<String> = []
     /// Set by ``removeAll()``: no container is made after it (a replacement stem cell on its way
@@ -117,6 +122,7 @@ public actor ContainerPool {
                 return (claim(key, actionKey: actionKey), false)
             case .stemCell(let key):
                 countColdStart(stemKey: stem)
+                lastContention = .now
                 let container = claim(key, actionKey: actionKey)
                 replenish(stem)
                 return (container, true)
@@ -124,6 +130,7 @@ public actor ContainerPool {
                 if let until = waitUntil, !holdsCreateSlot,
                    case .wait(let spare) = state.queueing(actionKey: actionKey, waiting: actionWaiters[actionKey]?.count ?? 0,
                                                           runEstimate: runEstimates[actionKey], coldEstimate: coldEstimate) {
+                    lastContention = .now
                     // One spare at a time per action; none for a blackbox image (stem cells run the kind's).
                     if spare, image == nil, !sparesInFlight.contains(actionKey) {
                         sparesInFlight.insert(actionKey)
@@ -144,6 +151,7 @@ public actor ContainerPool {
                 }
                 await evict(victims)
                 let began = ContinuousClock.now
+                lastContention = began
                 var container = try await create(kind: kind, image: image, memory: memory, namespace: namespace, action: action, stemKey: nil,
                                                  attach: false, actionKey: actionKey)
                 coldStarted[container.id] = began
@@ -182,6 +190,7 @@ public actor ContainerPool {
     public func initialized(_ container: ActionContainer) {
         defer { publishSnapshot() }
         if let began = coldStarted.removeValue(forKey: container.id) { coldEstimate = Self.smoothed(coldEstimate, .now - began) }
+        lastContention = .now  // a cold start (or a stem cell's /init) of the burst ended just now
         var container = container
         container.lastUsed = .now  // its run begins
         state.update(container, key: container.id)
@@ -260,6 +269,10 @@ public actor ContainerPool {
         times.append(now)
         recentColdStarts[stemKey] = times
         burstPeaks[stemKey] = max(burstPeaks[stemKey] ?? 0, times.count)
+        // The burst wants more stem cells than the namespace's own: made once it is quiet.
+        if overlays != nil, !closed, min(times.count, configuration.prewarmBurstLimit) > configuration.prewarmPerNamespace {
+            scheduleTopUp(at: now + configuration.prewarmBurstQuiet)
+        }
     }
 
     /// How long an activation waits for a container of its action before it makes one.
@@ -331,7 +344,7 @@ public actor ContainerPool {
         let drop = state.stemCellPlan(wanted: wanted.count).drop
         for key in drop { transition(key, .expired) }
         await remove(drop)
-        await topUp(wanted)
+        await topUp()
     }
 
     /// The stem cells the pool wants, by stem key, with each key's kind and (overlay mode) namespace.
@@ -339,10 +352,14 @@ public actor ContainerPool {
         var count: [String: Int] = [:]
         var kind: [String: String] = [:]
         var namespace: [String: String] = [:]
+        /// Stem cells sized to bursts were left out of `count` until then (see `prewarmBurstQuiet`).
+        var burstSizedAt: ContinuousClock.Instant?
     }
 
     private func wantedStemCells() -> StemCellWants {
         var wanted = StemCellWants()
+        let quietSince = lastContention.map { $0 + configuration.prewarmBurstQuiet }
+        let quiet = quietSince.map { $0 <= .now } ?? true
         if overlays != nil {
             // Stem cells for recently active namespaces: map mounted and overlay attached ahead of time.
             let window = ContinuousClock.now - configuration.prewarmNamespaceWindow
@@ -353,7 +370,11 @@ public actor ContainerPool {
                     let key = stemKey(kind: kind, namespace: namespace)
                     // Sized to the namespace's largest recent burst: its next one (a new
                     // revision of the job, say) starts in attached containers.
-                    wanted.count[key] = max(configuration.prewarmPerNamespace, min(burstPeaks[key] ?? 0, configuration.prewarmBurstLimit))
+                    let burstSized = max(configuration.prewarmPerNamespace, min(burstPeaks[key] ?? 0, configuration.prewarmBurstLimit))
+                    // Made while the burst's load still runs, they would take its CPU: only the
+                    // namespace's own one until the invoker has been quiet for a while.
+                    wanted.count[key] = quiet ? burstSized : configuration.prewarmPerNamespace
+                    if !quiet, burstSized > configuration.prewarmPerNamespace { wanted.burstSizedAt = quietSince }
                     wanted.namespace[key] = namespace
                     wanted.kind[key] = kind
                 }
@@ -367,22 +388,26 @@ public actor ContainerPool {
         return wanted
     }
 
-    /// Makes the stem cells `wanted` lacks, one at a time, deciding again before each (a pass
-    /// and a replacement that overlap never make the same one twice): with `only`, at most
-    /// `limit` of that key's. Stem cells never push out warm containers: they wait for room. A
-    /// cancelled pass (shutdown) makes no more.
-    private func topUp(_ wanted: StemCellWants, only: String? = nil, limit: Int = .max) async {
+    /// Makes the stem cells the pool wants and lacks, one at a time, deciding again before each
+    /// (a pass and a replacement that overlap never make the same one twice, and a burst that
+    /// begins meanwhile defers the rest): with `only`, at most `limit` of that key's. Stem cells
+    /// never push out warm containers: they wait for room. A cancelled pass (shutdown) makes no
+    /// more. Those sized to a burst and deferred are made by ``deferredTopUp`` once it is quiet.
+    private func topUp(only: String? = nil, limit: Int = .max) async {
         defer { publishSnapshot() }
         var made = 0
         var failed: Set<String> = []
-        let next = { (state: PoolState) in
-            state.stemCellPlan(wanted: wanted.count).create.keys.filter { (only == nil || $0 == only) && !failed.contains($0) }.min()
+        let next = { () -> (key: String, wanted: StemCellWants)? in
+            let wanted = self.wantedStemCells()
+            if let at = wanted.burstSizedAt { self.scheduleTopUp(at: at) }
+            let key = self.state.stemCellPlan(wanted: wanted.count).create.keys.filter { (only == nil || $0 == only) && !failed.contains($0) }.min()
+            return key.map { ($0, wanted) }
         }
         // Asked before a creation slot is taken (a burst's cold starts need them) and again after.
-        while made < limit, !Task.isCancelled, !closed, next(state) != nil {
+        while made < limit, !Task.isCancelled, !closed, next() != nil {
             await waitForCreateSlot()
             defer { freeCreateSlot() }
-            guard let key = next(state), let kind = wanted.kind[key], state.victims(for: 256).isEmpty, !closed else { break }
+            guard let (key, wanted) = next(), let kind = wanted.kind[key], state.victims(for: 256).isEmpty, !closed else { break }
             do {
                 try await createStemCell(kind: kind, memory: 256, namespace: wanted.namespace[key], stemKey: key)
                 made += 1
@@ -399,7 +424,24 @@ public actor ContainerPool {
     /// of a namespace invoked every few seconds found no stem cell and paid the overlay attach.
     private func replenish(_ stemKey: String) {
         guard !closed else { return }
-        onTheSide { await self.topUp(self.wantedStemCells(), only: stemKey, limit: 1) }
+        onTheSide { await self.topUp(only: stemKey, limit: 1) }
+    }
+
+    /// Tops the stem cells up at `instant` (when the invoker will have been quiet for
+    /// `prewarmBurstQuiet`, unless a burst goes on: then the top-up defers them again). One is
+    /// scheduled at a time; ``removeAll()`` cancels it.
+    private func scheduleTopUp(at instant: ContinuousClock.Instant) {
+        guard deferredTopUp == nil, !closed else { return }
+        deferredTopUp = Task {
+            try? await Task.sleep(until: instant, clock: .continuous)
+            self.topUpDeferred()
+        }
+    }
+
+    private func topUpDeferred() {
+        deferredTopUp = nil
+        guard !Task.isCancelled, !closed else { return }
+        onTheSide { await self.topUp() }
     }
 
     /// Runs `work` beside the activations; ``removeAll()`` waits for it.
@@ -416,6 +458,8 @@ public actor ContainerPool {
     public func removeAll() async {
         defer { publishSnapshot() }
         closed = true
+        deferredTopUp?.cancel()
+        deferredTopUp = nil
         // A container a side task is making joins the pool before the task ends: removed below.
         for task in Array(sideTasks.values) { await task.value }
         let keys = Array(state.entries.keys)

@@ -80,6 +80,10 @@ public struct InvokerConfiguration: Sendable {
     /// `prewarmPerNamespace`; none when that is 0).
     public var prewarmBurstLimit = 8
     public var burstWindow: Duration = .seconds(10)
+    /// The stem cells beyond `prewarmPerNamespace` (those sized to a burst) are made only once no
+    /// activation has waited for a container, or started cold, for this long: made while the
+    /// burst's load still ran, they took its CPU (at 64 clients a quarter of the steady rate).
+    public var prewarmBurstQuiet: Duration = .seconds(1)
 
     public init(instance: Int, kafka: KafkaClientConfiguration, internalToken: String) {
         self.instance = instance

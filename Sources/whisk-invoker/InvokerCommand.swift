@@ -37,6 +37,8 @@ struct InvokerCommand: AsyncParsableCommand {
     @Option(help: "Concurrent container creations.") var maxCreates = 10
     @Option(help: "At most this many stem cells per recently active namespace, sized to its largest recent burst of cold starts.")
     var prewarmBurstLimit = 8
+    @Option(help: "Seconds without an activation waiting for a container or starting cold before the stem cells sized to a burst are made.")
+    var prewarmBurstQuiet = 1.0
     @Flag(inversion: .prefixedNo, help: "Let an activation without an instance ID wait for a busy container of its action when runs are short, instead of a cold start each.")
     var waitForBusyContainers = true
     @Flag(inversion: .prefixedNo, help: "Attach containers to namespace overlays and publish address maps.") var overlay = true
@@ -89,6 +91,8 @@ struct InvokerCommand: AsyncParsableCommand {
         configuration.maxConcurrentAttaches = maxAttaches
         configuration.maxConcurrentCreates = maxCreates
         configuration.prewarmBurstLimit = prewarmBurstLimit
+        guard prewarmBurstQuiet >= 0 else { throw ValidationError("--prewarm-burst-quiet must not be negative") }
+        configuration.prewarmBurstQuiet = .milliseconds(Int(prewarmBurstQuiet * 1000))
         configuration.waitForBusyContainers = waitForBusyContainers
         let directory = addressMapDirectory ?? FileManager.default.currentDirectoryPath + "/.local/addressmap/invoker\(id)"
         configuration.addressMapDirectory = directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory

@@ -551,6 +551,35 @@ struct PlatformIntegrationTests {
         }
     }
 
+    /// The stem cells sized to a burst are made once the invoker has been quiet (no activation
+    /// waiting for a container or starting cold) for `--prewarm-burst-quiet`, not while the
+    /// burst's load still runs, where they took its CPU; and they are made then, without a
+    /// maintenance pass (set to ten minutes here). Checked: with `--prewarm-burst-quiet 0` the
+    /// first expectation fails (the extra ones are being made at once), and without the deferred
+    /// top-up the wait for five times out.
+    @Test func aBurstsStemCellsWaitUntilTheInvokerIsQuiet() async throws {
+        let quiet = 4.0
+        try await withPlatform(invokers: 1, prewarm: 1, invokerFlags: ["--maintenance-interval", "600", "--prewarm-burst-quiet", "\(quiet)"]) { platform in
+            // 128 MB, so that the burst's five containers and five stem cells fit the pool's 2 GB.
+            let reply = try await platform.request("PUT", "/api/v1/namespaces/_/actions/first",
+                                                   json: ["exec": ["kind": "python:3", "code": .string(Self.whereAmI)], "limits": ["memory": 128]])
+            #expect(reply.status == 200, "\(reply.json)")
+            #expect(try await burst(platform, "first", count: 5, instances: true).count == 5)
+            let burstEnded = ContinuousClock.now
+            // Stem cells ready or being made (nothing else is made after the burst).
+            let stemCells = { () -> Int in platform.poolSnapshot(invoker: 0).map { $0.stemCells.count + $0.creating } ?? 0 }
+            var most = 0
+            while ContinuousClock.now < burstEnded + .seconds(quiet / 2) {
+                most = max(most, stemCells())
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(most <= 1, "\(most) stem cells within \(quiet / 2) s of the burst: only the namespace's own one may be made so soon")
+            try await waitUntil("five stem cells, the burst's size", timeout: .seconds(60)) {
+                (platform.poolSnapshot(invoker: 0)?.stemCells.count ?? 0) >= 5
+            }
+        }
+    }
+
     /// A namespace's first activation makes it recent on every invoker, not only on the one it
     /// reached: the controller announces it (`namespaceActive` on `addressmap`), and the other
     /// invoker makes a stem cell on the namespace's overlay too, so the namespace's first cold
