@@ -56,8 +56,9 @@ def assign_from_end(consumer, *topics):
     consumer.assign(partitions)
 
 
-def simulated_invoker(index, brokers, prefix, commands, reports):
-    """One invoker's heartbeat: a ping a second, at once on a change; snapshots when asked."""
+def simulated_invoker(index, brokers, prefix, commands, reports, user_memory="2147483648 B", churn_per_second=CHURN_PER_SECOND):
+    """One invoker's heartbeat: a ping a second, at once on a change; snapshots when asked. With
+    `user_memory` "0 B" the controller never gives it an activation (beside real invokers)."""
     from confluent_kafka import Consumer, Producer
     producer = Producer(kafka_config(brokers, **{"linger.ms": 0}))
     # Snapshot requests are rare and need no haste: a long fetch wait keeps ten consumers from
@@ -65,7 +66,7 @@ def simulated_invoker(index, brokers, prefix, commands, reports):
     consumer = Consumer(kafka_config(brokers, **{"group.id": "%ssim%d" % (prefix, index), "enable.auto.commit": False,
                                                  "fetch.wait.max.ms": 500}))
     assign_from_end(consumer, prefix + "addressmap")
-    name = {"instance": index, "userMemory": "2147483648 B", "instanceType": "invoker", "tags": [],
+    name = {"instance": index, "userMemory": user_memory, "instanceType": "invoker", "tags": [],
             "dedicatedNamespaces": [], "uniqueName": str(index), "displayedName": "sim%d" % index}
     incarnation, seq = secrets.token_hex(8), 0
     entries, counter = {}, 0
@@ -129,7 +130,7 @@ def simulated_invoker(index, brokers, prefix, commands, reports):
             seq += 1
             update = {"incarnation": incarnation, "seq": seq, "snapshot": False, "added": added, "removed": removed}
         elif churn and now >= next_churn:
-            next_churn = max(now, next_churn) + 1.0 / CHURN_PER_SECOND
+            next_churn = max(now, next_churn) + 1.0 / churn_per_second
             old = random.choice(list(entries))
             del entries[old]
             e = entry()

@@ -11,6 +11,7 @@ measured again. Not part of `scripts/bench`: they answer one question each and w
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py cpusplit       # ~1 min
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py hops           # ~2 min, needs tcpdump
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py stemload       # ~10 min
+    . scripts/lib.sh && .venv/bin/python bench/platform_probes.py bigmap         # ~4 min
 
 - brokergrowth: one platform kept running; per step, 50 invokes at one client (p50) and Tansu's
   idle CPU over 5 s, then 3,200 invokes at 16 clients. Shows the memory engine slowing as its
@@ -57,6 +58,10 @@ measured again. Not part of `scripts/bench`: they answer one question each and w
   to `--prewarm-burst-limit` 8, the default) and not (1), interleaved, two trials each: the steady
   pass's rate and p99, how many containers the invokers made during it and STEMLOAD_SETTLE (5) s
   after it. STEMLOAD_LIMITS ("8,1") the limits, STEMLOAD_BIN_DIRS builds to compare, STEMLOAD_TRIALS (2).
+- bigmap: a warm no-op's latency (1 client) and rate (16 clients) while the namespace's map holds
+  10,000 instances (simulated invokers, benchmark 4's) of which 100 change a second, so every real
+  invoker rewrites a ~1.5 MB map.json per delta; the real invokers' CPU. BIGMAP_BIN_DIRS builds to
+  compare, BIGMAP_TRIALS (2), BIGMAP_INSTANCES, BIGMAP_CHURN.
 """
 import glob
 import http.client
@@ -549,11 +554,72 @@ def stemload(trials=2, clients=64):
     wb.interleave(configs, int(os.environ.get("STEMLOAD_TRIALS", str(trials))), trial)
 
 
+def bigmap(trials=2):
+    """Real invokers beside simulated ones (benchmark 4's, announcing no memory, so never given an
+    activation) that hold BIGMAP_INSTANCES (10,000) instances of the namespace `guest` and replace
+    BIGMAP_CHURN (100) of them a second: every change is a delta each real invoker applies to its
+    copy of guest's map and writes to guest's `map.json`. Meanwhile one client invokes a warm no-op
+    of guest BIGMAP_INVOKES (400) times, then 16 clients 50 times each; the real invokers' CPU over
+    the churn. BIGMAP_BIN_DIRS: builds to compare, interleaved."""
+    import multiprocessing as mp
+    import directory
+    size = int(os.environ.get("BIGMAP_INSTANCES", "10000"))
+    churn = float(os.environ.get("BIGMAP_CHURN", "100"))
+    invokes = int(os.environ.get("BIGMAP_INVOKES", "400"))
+    simulators = 5
+
+    def trial(binary, number):
+        default_bin, wb.BIN = wb.BIN, binary
+        context = mp.get_context("spawn")
+        try:
+            with wb.Stack("bigmap", invoker_args=["--prewarm", "1"], user_memory="10240 MB") as stack:
+                commands = [context.Queue() for _ in range(simulators)]
+                reports = context.Queue()
+                sims = [context.Process(target=directory.simulated_invoker, daemon=True,
+                                        args=(10 + i, stack.brokers, stack.prefix, commands[i], reports, "0 B", churn / simulators))
+                        for i in range(simulators)]
+                for sim in sims:
+                    sim.start()
+                try:
+                    stack.request("PUT", "/namespaces/_/actions/noop?overwrite=true", NOOP)
+                    pc.closed_loop(stack, "noop", 1, 20)
+                    for q in commands:
+                        q.put(("target", size // simulators))
+                    directory.wait_for_size(stack, size)
+                    mapfile = glob.glob(os.path.join(stack.dir, "**", "map.json"), recursive=True)
+                    time.sleep(3)
+                    invokers = {name: wb.ProcessSampler(stack.pid(name)) for name in stack.processes if name.startswith("invoker")}
+                    cpu = {name: sampler.cpu() for name, sampler in invokers.items()}
+                    for q in commands:
+                        q.put(("churn", True))
+                    time.sleep(1)
+                    began = time.time()
+                    one = pc.summarize(*pc.closed_loop(stack, "noop", 1, invokes))
+                    many = pc.summarize(*pc.closed_loop(stack, "noop", 16, 50))
+                    seconds = time.time() - began
+                    used = {name: (sampler.cpu() - cpu[name]) / seconds for name, sampler in invokers.items()}
+                    for q in commands:
+                        q.put(("churn", False))
+                finally:
+                    for q in commands:
+                        q.put(("stop",))
+                    for sim in sims:
+                        sim.join(10)
+                        if sim.is_alive():
+                            sim.kill()
+        finally:
+            wb.BIN = default_bin
+        print("%s: %d instances, %.0f changes/s: 1 client p50 %s p99 %s; 16 clients %.0f/s p99 %s; invokers' CPU %s (%d map files)" % (
+            binary, size, churn, wb.fmt_seconds(one["p50"]), wb.fmt_seconds(one["p99"]), many["throughput"], wb.fmt_seconds(many["p99"]),
+            ", ".join("%s %.0f %%" % (name, share * 100) for name, share in sorted(used.items())), len(mapfile)), flush=True)
+    wb.interleave(os.environ.get("BIGMAP_BIN_DIRS", wb.BIN).split(","), int(os.environ.get("BIGMAP_TRIALS", str(trials))), trial)
+
+
 STEMLOAD_SETTLE = float(os.environ.get("STEMLOAD_SETTLE", "5"))
 
 if __name__ == "__main__":
     probes = {"brokergrowth": brokergrowth, "stemcold": stemcold, "burst": burst, "firstpass": firstpass, "ipreuse": ipreuse, "kafkahop": kafkahop, "fetchwait": fetchwait,
-              "cpusplit": cpusplit, "hops": hops, "stemload": stemload}
+              "cpusplit": cpusplit, "hops": hops, "stemload": stemload, "bigmap": bigmap}
     if len(sys.argv) != 2 or sys.argv[1] not in probes:
         sys.exit("usage: platform_probes.py %s" % "|".join(probes))
     wb.run_benchmark(probes[sys.argv[1]])

@@ -11,7 +11,7 @@ final class AddressMapAgent: Sendable {
     static let topic = "addressmap"
 
     let configuration: InvokerConfiguration
-    let writer: AddressMapFileWriter
+    let files: AddressMapFiles
     let trigger = HeartbeatTrigger()
     private let local: Mutex<LocalAddressMap>
     private let replicas = Mutex([String: NamespaceMapReplica]())
@@ -28,7 +28,7 @@ final class AddressMapAgent: Sendable {
 
     init(configuration: InvokerConfiguration, logger: Logger) {
         self.configuration = configuration
-        self.writer = AddressMapFileWriter(root: configuration.addressMapDirectory)
+        self.files = AddressMapFiles(writer: AddressMapFileWriter(root: configuration.addressMapDirectory))
         self.local = Mutex(LocalAddressMap(incarnation: UUID().uuidString.lowercased()))
         self.logger = logger
     }
@@ -120,14 +120,14 @@ final class AddressMapAgent: Sendable {
             }
             if becameStale { trigger.kick() }  // ask for the snapshot now, not at the next ping
             if let file {
-                do {
-                    try writer.write(file)
+                // Written off the consumer's (cooperative) thread; a burst's deltas, one rewrite.
+                files.write(file, arrived: arrived, written: { arrived in
                     // An entry's start at its invoker → in this invoker's map file.
                     let now = ActivationRunner.nowMillis
                     for entry in arrived { WhiskMetrics.recordPublicationLag(milliseconds: now - entry.since) }
-                } catch {
+                }, failed: { [logger] error in
                     logger.error("cannot write map file", metadata: ["namespace": "\(namespace)", "error": "\(error)"])
-                }
+                })
                 WhiskMetrics.setAddressMapEntries(entryCount)
             }
         }

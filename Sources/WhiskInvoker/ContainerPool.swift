@@ -35,7 +35,7 @@ public actor ContainerPool {
     private var sequence = 0
     private var removals: Set<String> = []
     private let overlays: OverlayNetworks?
-    private let writer: AddressMapFileWriter?
+    private let mapFiles: AddressMapFiles?
     private let actionNetwork: ActionNetwork?
     private let closeConnections: @Sendable (_ address: String) async -> Void
     /// Namespaces by the time of their last activation, for namespace stem cells.
@@ -78,13 +78,13 @@ public actor ContainerPool {
     /// `closeConnections(address)` closes the invoker's kept-alive connections to a container's
     /// `address`; the pool calls it before it removes a container that served activations.
     init(docker: DockerClient, logs: ContainerLogs, configuration: InvokerConfiguration, overlays: OverlayNetworks? = nil,
-         writer: AddressMapFileWriter? = nil, actionNetwork: ActionNetwork? = nil,
+         mapFiles: AddressMapFiles? = nil, actionNetwork: ActionNetwork? = nil,
          closeConnections: @escaping @Sendable (_ address: String) async -> Void = { _ in }, logger: Logger) {
         self.docker = docker
         self.logs = logs
         self.configuration = configuration
         self.overlays = overlays
-        self.writer = writer
+        self.mapFiles = mapFiles
         self.actionNetwork = actionNetwork
         self.closeConnections = closeConnections
         self.logger = logger
@@ -597,9 +597,9 @@ public actor ContainerPool {
         do {
             // By id: a name two networks share (see ActionNetwork) is refused as ambiguous.
             spec.network = try await actionNetwork?.id() ?? configuration.actionNetwork
-            if overlays != nil, let writer {
+            if overlays != nil, let mapFiles {
                 // The namespace's map folder, read-only: the folder, not the file, so renames show.
-                try writer.prepare(namespace: namespace)
+                try await mapFiles.prepare(namespace: namespace)
                 let hostRoot = configuration.addressMapHostDirectory ?? configuration.addressMapDirectory
                 spec.binds = ["\(hostRoot)/\(AddressMapFileWriter.folderName(namespace: namespace)):\(InvokerConfiguration.addressMapMountPoint):ro"]
                 spec.labels["org.whiskmesh.namespace"] = namespace

@@ -46,7 +46,7 @@ public final class Invoker: Service, Sendable {
         let http = self.http
         let actionNetwork = ActionNetwork(docker: docker, name: configuration.actionNetwork, logger: logger)
         self.actionNetwork = actionNetwork
-        self.pool = ContainerPool(docker: docker, logs: containerLogs, configuration: configuration, overlays: overlays, writer: agent?.writer,
+        self.pool = ContainerPool(docker: docker, logs: containerLogs, configuration: configuration, overlays: overlays, mapFiles: agent?.files,
                                   actionNetwork: actionNetwork,
                                   closeConnections: { address in
                                       // Any answer will do (the proxies know only POST): the request takes the
@@ -127,7 +127,7 @@ public final class Invoker: Service, Sendable {
         await consumer.close()
         await pool.removeAll()
         await producer.close()
-        agent?.writer.removeAll()
+        await agent?.files.removeAll()
         await docker.shutdown()
         await http.shutdown()
         logger.info("invoker stopped")

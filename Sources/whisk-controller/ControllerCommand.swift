@@ -31,9 +31,10 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(help: "The runtime manifest (upstream's runtimes.json shape): which kinds actions may have. Default: Python only.") var runtimesManifest: String?
 
     func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+            handler.logLevel = level
             return handler
         }
         let logger = Logger(label: "whisk.controller")

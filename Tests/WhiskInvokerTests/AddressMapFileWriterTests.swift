@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Synchronization
 @testable import WhiskInvoker
 import WhiskMessages
 
@@ -109,5 +110,45 @@ struct LogLimitTests {
         let cut = ActivationRunner.limit(lines, toBytes: 9)
         #expect(cut.prefix(2) == ["aaaa", "bbbb"])
         #expect(cut.count == 3 && cut[2].contains("truncated") && cut[2].contains("9 bytes"))
+    }
+}
+
+@Suite("Address map files off the cooperative pool")
+struct AddressMapFilesTests {
+    func entry(_ namespace: String, _ n: Int) -> AddressEntry {
+        AddressEntry(namespace: namespace, instanceID: InstanceID("instance-\(n)")!, ip: "10.128.1.\(n % 250)", invoker: 0, activationId: .generate(), since: Int64(n))
+    }
+
+    /// Publications that arrive while a namespace's write waits make one write of the newest
+    /// content, and every entry they brought is reported written once; the namespaces' writes
+    /// stay apart. Checked: with a write per publication the counts are 200 each.
+    @Test func writesThatWaitCoalesceToTheNewestAndLoseNoArrival() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("whiskmesh-maps-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let files = AddressMapFiles(writer: AddressMapFileWriter(root: root))
+        let writes = Mutex([String: Int]())
+        let reported = Mutex([String: [Int64]]())
+        files.suspend()
+        for version in 1...200 {
+            for namespace in ["guest", "other"] {
+                let arrived = [entry(namespace, version)]
+                files.write(AddressMapFile(namespace: namespace, version: UInt64(version), entries: arrived), arrived: arrived, written: { arrived in
+                    writes.withLock { $0[namespace, default: 0] += 1 }
+                    reported.withLock { $0[namespace, default: []] += arrived.map(\.since) }
+                }, failed: { error in Issue.record("write failed: \(error)") })
+            }
+        }
+        files.resume()
+        for namespace in ["guest", "other"] {
+            try await files.prepare(namespace: namespace)  // after every write asked before it
+            let path = files.writer.folder(namespace: namespace) + "/map.json"
+            let file = try JSONDecoder().decode(AddressMapFile.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+            #expect(file.version == 200, "prepare must not put an empty map over the written one")
+            #expect(file.instances.map(\.id) == ["instance-200"])
+        }
+        #expect(writes.withLock { $0 } == ["guest": 1, "other": 1])
+        #expect(reported.withLock { $0 } == ["guest": Array(1...200), "other": Array(1...200)])
+        await files.removeAll()
+        #expect(!FileManager.default.fileExists(atPath: root))
     }
 }
