@@ -28,7 +28,14 @@ final class AddressMapAgent: Sendable {
 
     init(configuration: InvokerConfiguration, logger: Logger) {
         self.configuration = configuration
-        self.files = AddressMapFiles(writer: AddressMapFileWriter(root: configuration.addressMapDirectory))
+        self.files = AddressMapFiles(writer: AddressMapFileWriter(root: configuration.addressMapDirectory), window: configuration.addressMapBatchWindow,
+                                     written: { arrived in
+                                         // An entry's start at its invoker → in this invoker's map file.
+                                         let now = ActivationRunner.nowMillis
+                                         for entry in arrived { WhiskMetrics.recordPublicationLag(milliseconds: now - entry.since) }
+                                     }, failed: { [logger] namespace, error in
+                                         logger.error("cannot write map file", metadata: ["namespace": "\(namespace)", "error": "\(error)"])
+                                     })
         self.local = Mutex(LocalAddressMap(incarnation: UUID().uuidString.lowercased()))
         self.logger = logger
     }
@@ -106,31 +113,46 @@ final class AddressMapAgent: Sendable {
             namespaceActive.withLock { $0 }?(namespace)
         case .delta(let namespace, _, _, _), .snapshot(let namespace, _, _), .snapshotPart(let namespace, _, _, _, _):
             if publication.isSnapshot { synced.store(true, ordering: .releasing) }
-            let (file, becameStale, entryCount, arrived): (AddressMapFile?, Bool, Int, [AddressEntry]) = replicas.withLock { replicas in
-                var replica = replicas[namespace] ?? NamespaceMapReplica()
+            let (changed, becameStale, entryCount, arrived): (Bool, Bool, Int, [AddressEntry]) = replicas.withLock { replicas in
+                // Taken out of the dictionary while it changes: a second reference to its entries
+                // would make the change copy all of them (10,000 for every delta of a large map).
+                var replica = replicas.removeValue(forKey: namespace) ?? NamespaceMapReplica()
+                defer { replicas[namespace] = replica }  // also unchanged: it may hold parts or early deltas
                 let wasStale = replica.stale
-                let before = replica.entries
-                let changed = replica.apply(publication)
-                replicas[namespace] = replica  // also unchanged: it may hold parts or early deltas
-                // Entries new to this replica, for the publication lag; those older than this
-                // invoker are history, not news.
-                let arrived = replica.entries.values.filter { before[$0.instanceID] != $0 && $0.since >= started }
-                return (changed ? AddressMapFile(namespace: namespace, version: replica.version, entries: replica.entries.values) : nil,
-                        replica.stale && !wasStale, replicas.values.reduce(0) { $0 + $1.entries.count }, changed ? arrived : [])
+                // Entries new to this replica, for the publication lag (those older than this
+                // invoker are history, not news): a delta's own, looked up before and after it; a
+                // snapshot's, against the whole map (rare).
+                let changed: Bool
+                var arrived: [AddressEntry] = []
+                if case .delta(_, _, let added, _) = publication {
+                    let previous = added.map { replica.entries[$0.instanceID] }
+                    changed = replica.apply(publication)
+                    for (entry, before) in zip(added, previous) where changed && before != entry && replica.entries[entry.instanceID] == entry {
+                        arrived.append(entry)
+                    }
+                } else {
+                    let before = replica.entries
+                    changed = replica.apply(publication)
+                    if changed { arrived = replica.entries.values.filter { before[$0.instanceID] != $0 } }
+                }
+                arrived.removeAll { $0.since < started }
+                return (changed, replica.stale && !wasStale, replicas.values.reduce(replica.entries.count) { $0 + $1.entries.count }, arrived)
             }
             if becameStale { trigger.kick() }  // ask for the snapshot now, not at the next ping
-            if let file {
-                // Written off the consumer's (cooperative) thread; a burst's deltas, one rewrite.
-                files.write(file, arrived: arrived, written: { arrived in
-                    // An entry's start at its invoker → in this invoker's map file.
-                    let now = ActivationRunner.nowMillis
-                    for entry in arrived { WhiskMetrics.recordPublicationLag(milliseconds: now - entry.since) }
-                }, failed: { [logger] error in
-                    logger.error("cannot write map file", metadata: ["namespace": "\(namespace)", "error": "\(error)"])
-                })
+            if changed {
+                // Written off the consumer's (cooperative) thread, at most once per batch window,
+                // from the map as it is then.
+                files.changed(namespace: namespace, arrived: arrived) { [self] in self.mapFile(namespace: namespace) }
                 WhiskMetrics.setAddressMapEntries(entryCount)
             }
         }
+    }
+
+    /// The namespace's `map.json` content now: its entries copied under the lock, the file (which
+    /// sorts them) built outside it.
+    private func mapFile(namespace: String) -> AddressMapFile? {
+        guard let (version, entries) = replicas.withLock({ replicas in replicas[namespace].map { ($0.version, $0.entries) } }) else { return nil }
+        return AddressMapFile(namespace: namespace, version: version, entries: entries.values)
     }
 
     /// Consumes the controller's publications until cancelled.

@@ -4,55 +4,115 @@ import Synchronization
 import WhiskMessages
 
 /// The invoker's map files, written off Swift's cooperative pool: every write, folder creation
-/// and removal runs on one serial dispatch queue (file system calls block their thread), in the
-/// order asked. A namespace's map is written once for any number of publications that arrived
-/// while its previous write was still waiting: only the newest content counts, so a burst of
-/// deltas costs one rewrite, not one each.
+/// and removal runs on one serial dispatch queue (encoding a large map and the file calls hold
+/// their thread), in the order asked.
+///
+/// A namespace's file is rewritten at most once per `window` (its first change after a quiet
+/// spell at once), and after a write that took t not before 9 t have passed (so rewrites take at
+/// most a tenth of a core), from the namespace's map as it is when the write begins: a rewrite
+/// costs the whole map (10,000 instances: ~1.5 MB, ~10 ms here), so one per delta made an
+/// invoker spend half a core on a namespace of 10,000 instances that changed 100 times a second.
 final class AddressMapFiles: Sendable {
     let writer: AddressMapFileWriter
+    private let window: Duration
     private let queue = DispatchQueue(label: "whiskmesh.addressmap.files")
-    /// Per namespace: the newest file not yet written, and the entries it brings (whose lag is
-    /// recorded once they are in the file), while a write of that namespace is queued.
-    private let pending = Mutex([String: (file: AddressMapFile, arrived: [AddressEntry])]())
 
-    init(writer: AddressMapFileWriter) {
+    /// A namespace's write: what to write (its newest content, built when the write begins), the
+    /// entries that arrived since the last write (recorded once they are in the file), and when.
+    private struct Pending {
+        var content: (@Sendable () -> AddressMapFile?)?
+        var arrived: [AddressEntry] = []
+        var scheduled = false
+        var writing = false
+        /// The earliest start of the next write.
+        var nextWrite: ContinuousClock.Instant?
+    }
+    private let pending = Mutex([String: Pending]())
+    private let written: @Sendable (_ arrived: [AddressEntry]) -> Void
+    private let failed: @Sendable (_ namespace: String, _ error: any Error) -> Void
+
+    /// `written` is called after each write with the entries it brought, `failed` when one fails.
+    init(writer: AddressMapFileWriter, window: Duration, written: @escaping @Sendable ([AddressEntry]) -> Void = { _ in },
+         failed: @escaping @Sendable (String, any Error) -> Void = { _, _ in }) {
         self.writer = writer
+        self.window = window
+        self.written = written
+        self.failed = failed
     }
 
-    /// Writes `file` soon (or a newer one of its namespace given before that write begins), then
-    /// calls `written` with the entries that arrived in it, or `failed` with the error.
-    func write(_ file: AddressMapFile, arrived: [AddressEntry], written: @escaping @Sendable ([AddressEntry]) -> Void,
-               failed: @escaping @Sendable (any Error) -> Void) {
-        let namespace = file.namespace
-        let queued = pending.withLock { pending -> Bool in
-            let earlier = pending[namespace]
-            pending[namespace] = (file, (earlier?.arrived ?? []) + arrived)
-            return earlier != nil
+    /// The map of `namespace` changed (`arrived`: the entries new in it): its file is rewritten
+    /// with what `content` gives when the write begins, at once or at most `window` after the
+    /// previous write ended.
+    func changed(namespace: String, arrived: [AddressEntry], content: @escaping @Sendable () -> AddressMapFile?) {
+        let delay = pending.withLock { pending -> Duration? in
+            var entry = pending[namespace] ?? Pending()
+            entry.content = content
+            entry.arrived += arrived
+            defer { pending[namespace] = entry }
+            // A write under way schedules the next one when it ends.
+            guard !entry.scheduled, !entry.writing else { return nil }
+            entry.scheduled = true
+            return entry.nextWrite.map { max(.zero, $0 - .now) } ?? .zero
         }
-        guard !queued else { return }
-        queue.async {
-            guard let next = self.pending.withLock({ $0.removeValue(forKey: namespace) }) else { return }
+        if let delay { schedule(namespace, after: delay) }
+    }
+
+    private func schedule(_ namespace: String, after delay: Duration) {
+        let work: @Sendable () -> Void = { self.flush(namespace) }
+        if delay <= .zero {
+            queue.async(execute: work)
+        } else {
+            let (seconds, attoseconds) = delay.components
+            queue.asyncAfter(deadline: .now() + .nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)), execute: work)
+        }
+    }
+
+    /// On the queue: writes the namespace's newest content.
+    private func flush(_ namespace: String) {
+        let taken = pending.withLock { pending -> (content: (@Sendable () -> AddressMapFile?)?, arrived: [AddressEntry]) in
+            guard var entry = pending[namespace] else { return (nil, []) }
+            let taken = (entry.content, entry.arrived)
+            entry.content = nil
+            entry.arrived = []
+            entry.scheduled = false
+            entry.writing = true
+            pending[namespace] = entry
+            return taken
+        }
+        let began = ContinuousClock.now
+        if let file = taken.content?() {
             do {
-                try self.writer.write(next.file)
-                written(next.arrived)
+                try writer.write(file)
+                written(taken.arrived)
             } catch {
-                failed(error)
+                failed(namespace, error)
             }
         }
+        let again = pending.withLock { pending -> Duration? in
+            guard var entry = pending[namespace] else { return nil }
+            let now = ContinuousClock.now
+            entry.writing = false
+            entry.nextWrite = now + max(window, (now - began) * 9)
+            let again = entry.content != nil && !entry.scheduled
+            if again { entry.scheduled = true }
+            pending[namespace] = entry
+            return again ? entry.nextWrite! - now : nil
+        }
+        if let again { schedule(namespace, after: again) }
     }
 
-    /// The namespace's folder, with an empty map if it has none yet, once every write asked
-    /// before has been done (so it never puts an empty map over one written meanwhile).
+    /// The namespace's folder, with an empty map if it has none yet (never over a written one:
+    /// both run on the queue).
     func prepare(namespace: String) async throws {
         try await onQueue { try $0.prepare(namespace: namespace) }
     }
 
-    /// Removes every map file, after the writes asked before.
+    /// Removes every map file, after the work queued before.
     func removeAll() async {
         try? await onQueue { $0.removeAll() }
     }
 
-    /// Holds the queue's work until `resume()` (tests: writes asked meanwhile must coalesce).
+    /// Holds the queue's work until `resume()` (tests: changes made meanwhile must coalesce).
     func suspend() { queue.suspend() }
     func resume() { queue.resume() }
 

@@ -119,36 +119,76 @@ struct AddressMapFilesTests {
         AddressEntry(namespace: namespace, instanceID: InstanceID("instance-\(n)")!, ip: "10.128.1.\(n % 250)", invoker: 0, activationId: .generate(), since: Int64(n))
     }
 
-    /// Publications that arrive while a namespace's write waits make one write of the newest
-    /// content, and every entry they brought is reported written once; the namespaces' writes
-    /// stay apart. Checked: with a write per publication the counts are 200 each.
-    @Test func writesThatWaitCoalesceToTheNewestAndLoseNoArrival() async throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("whiskmesh-maps-\(UUID().uuidString)").path
+    func temporaryRoot() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("whiskmesh-maps-\(UUID().uuidString)").path
+    }
+
+    func read(_ files: AddressMapFiles, _ namespace: String) throws -> AddressMapFile {
+        try JSONDecoder().decode(AddressMapFile.self, from: Data(contentsOf: URL(fileURLWithPath: files.writer.folder(namespace: namespace) + "/map.json")))
+    }
+
+    /// Changes made while a namespace's write waits make one write, of the content as it is when
+    /// the write begins, and every entry they brought is reported written once; namespaces are
+    /// written apart (the writer before this class wrote each change: 200 each, checked).
+    @Test func changesThatWaitMakeOneWriteOfTheNewestAndLoseNoArrival() async throws {
+        let root = temporaryRoot()
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let files = AddressMapFiles(writer: AddressMapFileWriter(root: root))
         let writes = Mutex([String: Int]())
-        let reported = Mutex([String: [Int64]]())
+        let reported = Mutex([Int64]())
+        let files = AddressMapFiles(writer: AddressMapFileWriter(root: root), window: .zero, written: { arrived in
+            reported.withLock { $0 += arrived.map(\.since) }
+            if let namespace = arrived.first?.namespace { writes.withLock { $0[namespace, default: 0] += 1 } }
+        }, failed: { _, error in Issue.record("write failed: \(error)") })
+        let latest = Mutex([String: Int]())
         files.suspend()
         for version in 1...200 {
             for namespace in ["guest", "other"] {
-                let arrived = [entry(namespace, version)]
-                files.write(AddressMapFile(namespace: namespace, version: UInt64(version), entries: arrived), arrived: arrived, written: { arrived in
-                    writes.withLock { $0[namespace, default: 0] += 1 }
-                    reported.withLock { $0[namespace, default: []] += arrived.map(\.since) }
-                }, failed: { error in Issue.record("write failed: \(error)") })
+                latest.withLock { $0[namespace] = version }
+                files.changed(namespace: namespace, arrived: [entry(namespace, version)]) {
+                    let version = latest.withLock { $0[namespace]! }
+                    return AddressMapFile(namespace: namespace, version: UInt64(version), entries: [self.entry(namespace, version)])
+                }
             }
         }
         files.resume()
+        try await waitFor { reported.withLock { $0.count } == 400 }
         for namespace in ["guest", "other"] {
-            try await files.prepare(namespace: namespace)  // after every write asked before it
-            let path = files.writer.folder(namespace: namespace) + "/map.json"
-            let file = try JSONDecoder().decode(AddressMapFile.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
-            #expect(file.version == 200, "prepare must not put an empty map over the written one")
+            try await files.prepare(namespace: namespace)  // never over the written map
+            let file = try read(files, namespace)
+            #expect(file.version == 200)
             #expect(file.instances.map(\.id) == ["instance-200"])
         }
         #expect(writes.withLock { $0 } == ["guest": 1, "other": 1])
-        #expect(reported.withLock { $0 } == ["guest": Array(1...200), "other": Array(1...200)])
+        #expect(reported.withLock { $0.sorted() } == (1...200).flatMap { [Int64($0), Int64($0)] })
         await files.removeAll()
         #expect(!FileManager.default.fileExists(atPath: root))
+    }
+
+    /// A change after a quiet spell is written at once; the next one not before `window` after
+    /// that write (checked: without the window the second write follows at once).
+    @Test func aNamespacesFileIsRewrittenAtMostOncePerWindow() async throws {
+        let root = temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let times = Mutex([ContinuousClock.Instant]())
+        let window = Duration.milliseconds(300)
+        let files = AddressMapFiles(writer: AddressMapFileWriter(root: root), window: window, written: { _ in times.withLock { $0.append(.now) } })
+        let asked = ContinuousClock.now
+        for version in 1...2 {
+            if version == 2 { try await waitFor { times.withLock { $0.count } == 1 } }
+            files.changed(namespace: "guest", arrived: []) { AddressMapFile(namespace: "guest", version: UInt64(version), entries: []) }
+        }
+        try await waitFor { times.withLock { $0.count } == 2 }
+        let (first, second) = times.withLock { ($0[0], $0[1]) }
+        #expect(first - asked < window, "the first change after a quiet spell goes at once")
+        #expect(second - first >= window * 0.9, "the second write came \(second - first) after the first")
+        #expect(try read(files, "guest").version == 2)
+    }
+
+    func waitFor(_ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !condition() {
+            guard ContinuousClock.now < deadline else { Issue.record("timed out"); return }
+            try await Task.sleep(for: .milliseconds(5))
+        }
     }
 }
