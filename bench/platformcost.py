@@ -18,7 +18,8 @@ By default the invokers run `--prewarm 0` on a platform whose namespace has run 
 worst case, in which every level's first pass also makes the namespace's overlay live on the host.
 WHISK_BENCH_SETTING=user measures the setting the issue was found in (`scripts/run`): the invokers'
 default stem cells, and another action of the namespace invoked once before the level (its
-container stays warm, as the demo's do), results as `platform-user`.
+container stays warm, as the demo's do), results as `platform-user`. WHISK_BENCH_INVOKER_FLAGS adds
+invoker flags, WHISK_BENCH_CONCURRENCY the levels ("1,4,16,64"), WHISK_BENCH_NAME the results' name.
 
     scripts/bench platform
     WHISK_BENCH_SETTING=user scripts/bench platform
@@ -47,7 +48,7 @@ SETTING = os.environ.get("WHISK_BENCH_SETTING", "worst")
 if SETTING not in ("worst", "user"):
     sys.exit("WHISK_BENCH_SETTING must be worst or user")
 NAME = os.environ.get("WHISK_BENCH_NAME", "platform" if SETTING == "worst" else "platform-user")
-SETTING_ARGS = [] if SETTING == "worst" else ["--prewarm", "1"]
+SETTING_ARGS = ([] if SETTING == "worst" else ["--prewarm", "1"]) + os.environ.get("WHISK_BENCH_INVOKER_FLAGS", "").split()
 ACTIONS = {
     "noop": "def main(args):\n    return {}\n",
     "cpu50": "import time\ndef main(args):\n    end = time.process_time() + 0.05\n    while time.process_time() < end:\n        pass\n    return {}\n",

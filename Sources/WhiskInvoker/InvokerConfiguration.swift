@@ -80,7 +80,10 @@ public struct InvokerConfiguration: Sendable {
     /// (those within `burstWindow` of each other) had, up to this many (never fewer than
     /// `prewarmPerNamespace`; none when that is 0).
     public var prewarmBurstLimit = 8
-    public var burstWindow: Duration = .seconds(10)
+    /// 2 s: cold starts further apart are each served by the namespace's own stem cell, which is
+    /// replaced at once (with 10 s, a warm-up and a new action's first activation 3 s later made a
+    /// "burst" of two, whose second stem cell was then made under a single client's load).
+    public var burstWindow: Duration = .seconds(2)
     /// The stem cells beyond `prewarmPerNamespace` (those sized to a burst) are made only once no
     /// activation has waited for a container, or started cold, for this long: made while the
     /// burst's load still ran, they took its CPU (at 64 clients a quarter of the steady rate).
