@@ -259,13 +259,18 @@ def run_scale(scale):
             wb.log("  %s" % json.dumps(result["summary"]))
             return result
         finally:
-            for q in commands:
-                q.put(("stop",))
-            for sim in sims:
-                sim.join(10)
-                if sim.is_alive():
-                    sim.kill()
+            stop_simulators(commands, sims)
             observer.stop()
+
+
+def stop_simulators(commands, sims):
+    """Tells every simulated invoker to stop, and kills one that does not within 10 s."""
+    for q in commands:
+        q.put(("stop",))
+    for sim in sims:
+        sim.join(10)
+        if sim.is_alive():
+            sim.kill()
 
 
 def measure(scale, observer, sent, started, ended, cpu_share, rss):

@@ -601,12 +601,7 @@ def bigmap(trials=2):
                     for q in commands:
                         q.put(("churn", False))
                 finally:
-                    for q in commands:
-                        q.put(("stop",))
-                    for sim in sims:
-                        sim.join(10)
-                        if sim.is_alive():
-                            sim.kill()
+                    directory.stop_simulators(commands, sims)
         finally:
             wb.BIN = default_bin
         print("%s: %d instances, %.0f changes/s: 1 client p50 %s p99 %s; 16 clients %.0f/s p99 %s; invokers' CPU %s (%d map files)" % (
