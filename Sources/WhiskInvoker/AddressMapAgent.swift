@@ -28,7 +28,7 @@ final class AddressMapAgent: Sendable {
 
     init(configuration: InvokerConfiguration, logger: Logger) {
         self.configuration = configuration
-        self.files = AddressMapFiles(writer: AddressMapFileWriter(root: configuration.addressMapDirectory), window: configuration.addressMapBatchWindow,
+        self.files = AddressMapFiles(writer: AddressMapFileWriter(root: configuration.addressMapDirectory),
                                      written: { arrived in
                                          // An entry's start at its invoker → in this invoker's map file.
                                          let now = ActivationRunner.nowMillis
@@ -140,7 +140,7 @@ final class AddressMapAgent: Sendable {
             }
             if becameStale { trigger.kick() }  // ask for the snapshot now, not at the next ping
             if changed {
-                // Written off the consumer's (cooperative) thread, at most once per batch window,
+                // Written off the consumer's (cooperative) thread, spaced by the writes' cost,
                 // from the map as it is then.
                 files.changed(namespace: namespace, arrived: arrived) { [self] in self.mapFile(namespace: namespace) }
                 WhiskMetrics.setAddressMapEntries(entryCount)

@@ -7,14 +7,15 @@ import WhiskMessages
 /// and removal runs on one serial dispatch queue (encoding a large map and the file calls hold
 /// their thread), in the order asked.
 ///
-/// A namespace's file is rewritten at most once per `window` (its first change after a quiet
-/// spell at once), and after a write that took t not before 9 t have passed (so rewrites take at
-/// most a tenth of a core), from the namespace's map as it is when the write begins: a rewrite
+/// After a write of a namespace's file, the next one waits until 9 t have passed, t being the CPU
+/// its writes take (smoothed, so that the first write's one-off costs do not hold back the
+/// next), so rewrites take at most about a tenth of a core; CPU, not wall time, so that a write
+/// preempted on a busy host does not either. Small maps (a write well under a millisecond) are
+/// written at once; the next write is made from the namespace's map as it is when the write begins: a rewrite
 /// costs the whole map (10,000 instances: ~1.5 MB, ~10 ms here), so one per delta made an
 /// invoker spend half a core on a namespace of 10,000 instances that changed 100 times a second.
 final class AddressMapFiles: Sendable {
     let writer: AddressMapFileWriter
-    private let window: Duration
     private let queue = DispatchQueue(label: "whiskmesh.addressmap.files")
 
     /// A namespace's write: what to write (its newest content, built when the write begins), the
@@ -26,23 +27,24 @@ final class AddressMapFiles: Sendable {
         var writing = false
         /// The earliest start of the next write.
         var nextWrite: ContinuousClock.Instant?
+        /// The CPU a write of this namespace takes, smoothed.
+        var cost: Duration = .zero
     }
     private let pending = Mutex([String: Pending]())
     private let written: @Sendable (_ arrived: [AddressEntry]) -> Void
     private let failed: @Sendable (_ namespace: String, _ error: any Error) -> Void
 
     /// `written` is called after each write with the entries it brought, `failed` when one fails.
-    init(writer: AddressMapFileWriter, window: Duration, written: @escaping @Sendable ([AddressEntry]) -> Void = { _ in },
+    init(writer: AddressMapFileWriter, written: @escaping @Sendable ([AddressEntry]) -> Void = { _ in },
          failed: @escaping @Sendable (String, any Error) -> Void = { _, _ in }) {
         self.writer = writer
-        self.window = window
         self.written = written
         self.failed = failed
     }
 
     /// The map of `namespace` changed (`arrived`: the entries new in it): its file is rewritten
-    /// with what `content` gives when the write begins, at once or at most `window` after the
-    /// previous write ended.
+    /// with what `content` gives when the write begins, at once or once the previous write's
+    /// spacing has passed.
     func changed(namespace: String, arrived: [AddressEntry], content: @escaping @Sendable () -> AddressMapFile?) {
         let delay = pending.withLock { pending -> Duration? in
             var entry = pending[namespace] ?? Pending()
@@ -79,7 +81,7 @@ final class AddressMapFiles: Sendable {
             pending[namespace] = entry
             return taken
         }
-        let began = ContinuousClock.now
+        let began = Self.threadCPUTime()
         if let file = taken.content?() {
             do {
                 try writer.write(file)
@@ -92,13 +94,21 @@ final class AddressMapFiles: Sendable {
             guard var entry = pending[namespace] else { return nil }
             let now = ContinuousClock.now
             entry.writing = false
-            entry.nextWrite = now + max(window, (now - began) * 9)
+            entry.cost = entry.cost * 0.7 + (Self.threadCPUTime() - began) * 0.3
+            entry.nextWrite = now + entry.cost * 9
             let again = entry.content != nil && !entry.scheduled
             if again { entry.scheduled = true }
             pending[namespace] = entry
             return again ? entry.nextWrite! - now : nil
         }
         if let again { schedule(namespace, after: again) }
+    }
+
+    /// CPU time the calling thread has used.
+    private static func threadCPUTime() -> Duration {
+        var time = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+        return .seconds(time.tv_sec) + .nanoseconds(time.tv_nsec)
     }
 
     /// The namespace's folder, with an empty map if it has none yet (never over a written one:

@@ -38,8 +38,7 @@ public struct InvokerConfiguration: Sendable {
     /// At most one heartbeat per window carries address-map changes: a change after a quiet
     /// spell goes at once, the changes of a burst go together, hence one delta for the controller
     /// to publish and for every invoker to read and write (each such message cost the broker
-    /// about a millisecond of CPU here). Likewise a namespace's map file is rewritten at most once
-    /// per window (it is the whole map each time).
+    /// about a millisecond of CPU here).
     public var addressMapBatchWindow: Duration = .milliseconds(25)
     /// How long SIGTERM lets running activations finish before the invoker removes their
     /// containers, records them as ended by the shutdown and acknowledges them.

@@ -21,7 +21,7 @@ struct InvokerCommand: AsyncParsableCommand {
     @Option(help: "Prefix for every topic name (tests).") var topicPrefix = ProcessInfo.processInfo.environment["WHISK_TOPIC_PREFIX"] ?? ""
     @Option(help: "Seconds before an idle container is removed.") var idleTimeout = 600.0
     @Option(help: "Seconds between the pool's maintenance passes (expiry, stem cells sized to recent bursts).") var maintenanceInterval = 5.0
-    @Option(help: "At most one heartbeat with address-map changes, and one rewrite of a namespace's map file, per this many milliseconds (a burst's changes go together).")
+    @Option(help: "At most one heartbeat with address-map changes per this many milliseconds (a burst's changes go as one delta).")
     var addressMapBatchWindow = 25
     @Option(help: "Stem cells kept per kind (and per recently active namespace); default: the runtime manifest's.") var prewarm: Int?
     @Option(help: "The runtime manifest (upstream's runtimes.json shape): each kind's image and stem cells. Default: Python only.") var runtimesManifest: String?

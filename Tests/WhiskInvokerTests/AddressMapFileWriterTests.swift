@@ -135,7 +135,7 @@ struct AddressMapFilesTests {
         defer { try? FileManager.default.removeItem(atPath: root) }
         let writes = Mutex([String: Int]())
         let reported = Mutex([Int64]())
-        let files = AddressMapFiles(writer: AddressMapFileWriter(root: root), window: .zero, written: { arrived in
+        let files = AddressMapFiles(writer: AddressMapFileWriter(root: root), written: { arrived in
             reported.withLock { $0 += arrived.map(\.since) }
             if let namespace = arrived.first?.namespace { writes.withLock { $0[namespace, default: 0] += 1 } }
         }, failed: { _, error in Issue.record("write failed: \(error)") })
@@ -164,23 +164,29 @@ struct AddressMapFilesTests {
         #expect(!FileManager.default.fileExists(atPath: root))
     }
 
-    /// A change after a quiet spell is written at once; the next one not before `window` after
-    /// that write (checked: without the window the second write follows at once).
-    @Test func aNamespacesFileIsRewrittenAtMostOncePerWindow() async throws {
+    /// A change after a quiet spell is written at once; after a write that took 30 ms of CPU (the
+    /// content's spinning), whose smoothed cost is then 9 ms, the next one not before 81 ms after
+    /// it (checked: without the spacing the second write follows at once).
+    @Test func aNamespacesNextWriteWaitsNineTimesTheLastOnesCPU() async throws {
         let root = temporaryRoot()
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let times = Mutex([ContinuousClock.Instant]())
-        let window = Duration.milliseconds(300)
-        let files = AddressMapFiles(writer: AddressMapFileWriter(root: root), window: window, written: { _ in times.withLock { $0.append(.now) } })
+        let ends = Mutex([ContinuousClock.Instant]())
+        let files = AddressMapFiles(writer: AddressMapFileWriter(root: root), written: { _ in ends.withLock { $0.append(.now) } })
         let asked = ContinuousClock.now
         for version in 1...2 {
-            if version == 2 { try await waitFor { times.withLock { $0.count } == 1 } }
-            files.changed(namespace: "guest", arrived: []) { AddressMapFile(namespace: "guest", version: UInt64(version), entries: []) }
+            if version == 2 { try await waitFor { ends.withLock { $0.count } == 1 } }
+            files.changed(namespace: "guest", arrived: []) {
+                var spent = timespec(), start = timespec()
+                clock_gettime(CLOCK_THREAD_CPUTIME_ID, &start)
+                repeat { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &spent) } while (spent.tv_sec - start.tv_sec) * 1_000_000_000 + (spent.tv_nsec - start.tv_nsec) < 30_000_000
+                return AddressMapFile(namespace: "guest", version: UInt64(version), entries: [])
+            }
         }
-        try await waitFor { times.withLock { $0.count } == 2 }
-        let (first, second) = times.withLock { ($0[0], $0[1]) }
-        #expect(first - asked < window, "the first change after a quiet spell goes at once")
-        #expect(second - first >= window * 0.9, "the second write came \(second - first) after the first")
+        try await waitFor { ends.withLock { $0.count } == 2 }
+        let (first, second) = ends.withLock { ($0[0], $0[1]) }
+        #expect(first - asked < .seconds(2), "the first change after a quiet spell goes at once")
+        // The second write spins 30 ms itself, so it ends at least 81 + 30 ms after the first.
+        #expect(second - first >= .milliseconds(105), "the second write ended \(second - first) after the first")
         #expect(try read(files, "guest").version == 2)
     }
 
