@@ -7,13 +7,13 @@ import WhiskMessages
 /// and removal runs on one serial dispatch queue (encoding a large map and the file calls hold
 /// their thread), in the order asked.
 ///
-/// After a write of a namespace's file, the next one waits until 9 t have passed, t being the CPU
-/// its writes take (smoothed, so that the first write's one-off costs do not hold back the
-/// next), so rewrites take at most about a tenth of a core; CPU, not wall time, so that a write
-/// preempted on a busy host does not either. Small maps (a write well under a millisecond) are
-/// written at once; the next write is made from the namespace's map as it is when the write begins: a rewrite
-/// costs the whole map (10,000 instances: ~1.5 MB, ~10 ms here), so one per delta made an
-/// invoker spend half a core on a namespace of 10,000 instances that changed 100 times a second.
+/// A write takes the namespace's map as it is when the write begins, and the next write waits
+/// until 9 t have passed, t being the CPU the namespace's writes take (smoothed, so that a first
+/// write's one-off costs do not hold back the next; CPU, not wall time, so that a write
+/// preempted on a busy host does not either): rewrites take about a tenth of a core at most, and
+/// a small map (a write well under a millisecond) is written at once. A rewrite costs the whole
+/// map (10,000 instances: ~1.5 MB, ~10 ms here): one per delta made an invoker spend half a core
+/// on a namespace of 10,000 instances that changed 100 times a second.
 final class AddressMapFiles: Sendable {
     let writer: AddressMapFileWriter
     private let queue = DispatchQueue(label: "whiskmesh.addressmap.files")
@@ -31,6 +31,9 @@ final class AddressMapFiles: Sendable {
         var cost: Duration = .zero
     }
     private let pending = Mutex([String: Pending]())
+    /// Set by ``removeAll()``: a write still scheduled then writes nothing (it would make the
+    /// folders again after the invoker removed them).
+    private let closed = Atomic<Bool>(false)
     private let written: @Sendable (_ arrived: [AddressEntry]) -> Void
     private let failed: @Sendable (_ namespace: String, _ error: any Error) -> Void
 
@@ -82,7 +85,7 @@ final class AddressMapFiles: Sendable {
             return taken
         }
         let began = Self.threadCPUTime()
-        if let file = taken.content?() {
+        if !closed.load(ordering: .acquiring), let file = taken.content?() {
             do {
                 try writer.write(file)
                 written(taken.arrived)
@@ -117,9 +120,12 @@ final class AddressMapFiles: Sendable {
         try await onQueue { try $0.prepare(namespace: namespace) }
     }
 
-    /// Removes every map file, after the work queued before.
+    /// Removes every map file, after the work queued before; writes scheduled for later write nothing.
     func removeAll() async {
-        try? await onQueue { $0.removeAll() }
+        try? await onQueue { writer in
+            self.closed.store(true, ordering: .releasing)
+            writer.removeAll()
+        }
     }
 
     /// Holds the queue's work until `resume()` (tests: changes made meanwhile must coalesce).

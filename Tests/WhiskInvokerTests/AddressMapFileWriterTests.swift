@@ -198,3 +198,27 @@ struct AddressMapFilesTests {
         }
     }
 }
+
+extension AddressMapFilesTests {
+    /// A write scheduled for later (spaced after a costly one) writes nothing once the files were
+    /// removed: the invoker's shutdown leaves no folder behind (checked: without the check the
+    /// folder is made again ~80 ms later).
+    @Test func aWriteScheduledAfterRemoveAllWritesNothing() async throws {
+        let root = temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let count = Mutex(0)
+        let files = AddressMapFiles(writer: AddressMapFileWriter(root: root), written: { _ in count.withLock { $0 += 1 } })
+        files.changed(namespace: "guest", arrived: []) {
+            var spent = timespec(), start = timespec()
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &start)
+            repeat { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &spent) } while (spent.tv_sec - start.tv_sec) * 1_000_000_000 + (spent.tv_nsec - start.tv_nsec) < 30_000_000
+            return AddressMapFile(namespace: "guest", version: 1, entries: [])
+        }
+        try await waitFor { count.withLock { $0 } == 1 }
+        files.changed(namespace: "guest", arrived: []) { AddressMapFile(namespace: "guest", version: 2, entries: []) }  // due ~81 ms later
+        await files.removeAll()
+        #expect(!FileManager.default.fileExists(atPath: root))
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(!FileManager.default.fileExists(atPath: root), "a write scheduled before removeAll made the folder again")
+    }
+}
