@@ -47,6 +47,39 @@ struct AddressMapFileWriterTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: writer.folder(namespace: "guest")) == ["map.json"], "no temporary files left")
     }
 
+    @Test func aFolderRemovedUnderTheWriterIsMadeAgainAndTheFileIsReadableByAll() throws {
+        let root = temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let writer = AddressMapFileWriter(root: root)
+        let entry = AddressEntry(namespace: "guest", instanceID: InstanceID("a")!, ip: "10.128.1.2", invoker: 0, activationId: .generate(), since: 1)
+        try writer.write(AddressMapFile(namespace: "guest", version: 1, entries: [entry]))
+        try FileManager.default.removeItem(atPath: writer.folder(namespace: "guest"))
+        try writer.write(AddressMapFile(namespace: "guest", version: 2, entries: [entry]))
+        let path = "\(writer.folder(namespace: "guest"))/map.json"
+        let file = try JSONDecoder().decode(AddressMapFile.self, from: try Data(contentsOf: URL(fileURLWithPath: path)))
+        #expect(file.version == 2)
+        #expect(file.instances.map(\.id) == ["a"])
+        let mode = try #require(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int)
+        #expect(mode == 0o644, "containers run as any user and must read the map")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: writer.folder(namespace: "guest")) == ["map.json"])
+    }
+
+    @Test func aWriteThatCannotBeMadeSaysWhyAndLeavesNothing() throws {
+        let root = temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        // The root is a regular file: no folder can be made in it.
+        let blocked = "\(root)/file"
+        #expect(FileManager.default.createFile(atPath: blocked, contents: Data("x".utf8)))
+        let writer = AddressMapFileWriter(root: blocked)
+        #expect {
+            try writer.write(AddressMapFile(namespace: "guest", version: 1, entries: []))
+        } throws: { error in
+            "\(error)".contains("Not a directory") || "\(error)".contains("not a directory")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root) == ["file"])
+    }
+
     @Test func namespacesGetSeparateFolders() throws {
         let root = temporaryRoot()
         defer { try? FileManager.default.removeItem(atPath: root) }
