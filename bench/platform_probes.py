@@ -53,7 +53,7 @@ measured again. Not part of `scripts/bench`: they answer one question each and w
   of each step (the controller's HTTP request → its Produce → the invoker's Fetch answer with the
   activation → `/run` → its answer → the ack's Produce → the controller's Fetch answer with it →
   the HTTP answer).
-- stemload: benchmark 10's no-op level at 64 clients in `scripts/run`'s setting (overlay on,
+- stemload: benchmark 10's no-op level at STEMLOAD_CLIENTS (64) clients in `scripts/run`'s setting (overlay on,
   `--prewarm 1`, the namespace active), with the namespace's stem cells sized to its bursts (up
   to `--prewarm-burst-limit` 8, the default) and not (1), interleaved, two trials each: the steady
   pass's rate and p99, how many containers the invokers made during it and STEMLOAD_SETTLE (5) s
@@ -551,6 +551,7 @@ def stemload(trials=2, clients=64):
             wb.fmt_seconds(steady["p99"]), before, after, settled, STEMLOAD_SETTLE), flush=True)
     configs = ["%s|%s" % (limit, binary) for binary in os.environ.get("STEMLOAD_BIN_DIRS", wb.BIN).split(",")
                for limit in os.environ.get("STEMLOAD_LIMITS", "8,1").split(",")]
+    clients = int(os.environ.get("STEMLOAD_CLIENTS", str(clients)))
     wb.interleave(configs, int(os.environ.get("STEMLOAD_TRIALS", str(trials))), trial)
 
 
