@@ -120,6 +120,14 @@ final class AddressMapFiles: Sendable {
         try await onQueue { try $0.prepare(namespace: namespace) }
     }
 
+    /// Removes the map files an earlier run of the invoker left (it was killed, or its host went
+    /// down, before it could remove them), before this run writes any. They are stale: a
+    /// namespace whose instances have all gone meanwhile may never be written again, and a new
+    /// container of it would find that file (its folder is prepared, never overwritten).
+    func removeLeftovers() async {
+        try? await onQueue { writer in writer.removeAll() }
+    }
+
     /// Removes every map file, after the work queued before; writes scheduled for later write nothing.
     func removeAll() async {
         try? await onQueue { writer in

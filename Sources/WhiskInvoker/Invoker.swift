@@ -158,6 +158,8 @@ public final class Invoker: Service, Sendable {
                 // Already being removed.
             }
         }
+        // Their containers are gone, so nothing mounts the maps they left.
+        await agent?.files.removeLeftovers()
         try await actionNetwork.ensure()
         let admin = try KafkaAdmin(configuration: configuration.kafka, logger: logger)
         try await admin.createTopic(configuration.topic(configuration.instanceId.topic), configs: KafkaAdmin.activationTopicConfigs)

@@ -176,6 +176,35 @@ struct OverlayIntegrationTests {
         }
     }
 
+    /// A killed invoker leaves its map files behind. The next run starts without them: a
+    /// namespace that nobody writes again (its instances all gone, the controller restarted)
+    /// would otherwise show its dead instances to every new container of it.
+    @Test func aKilledInvokersMapFilesAreGoneWhenItStartsAgain() async throws {
+        try await withPlatform(invokers: 1) { platform in
+            try await platform.createAction("reader", code: """
+            import whiskmesh
+            def main(args):
+                seen = whiskmesh.read_map()
+                return {"namespace": seen["namespace"], "ids": [i["id"] for i in seen["instances"]]}
+            """)
+            await platform.kill(invoker: 0)
+            // What the killed run leaves: guest's map with an instance that no longer exists
+            // (nothing in this platform knows of it, so no delta or snapshot rewrites the file).
+            let ghost = AddressEntry(namespace: "guest", instanceID: InstanceID("ghost")!, ip: "10.0.0.9", invoker: 0, activationId: .generate(), since: 1)
+            try AddressMapFileWriter(root: platform.mapDirectory(invoker: 0)).write(AddressMapFile(namespace: "guest", version: 7, entries: [ghost]))
+            #expect(platform.mapFile(invoker: 0)?.instances.map(\.id) == ["ghost"])
+            try platform.startInvoker(0)
+            try await waitUntil("invoker0 is up again", timeout: .seconds(60)) {
+                (try? await platform.invokerStates())?["invoker0/0"] == "up"
+            }
+            // No instance ID: the reader adds nothing to the map, so its file is what it was given.
+            let reply = try await platform.invoke("reader", result: true)
+            #expect(reply.status == 200, "\(reply.json)")
+            #expect(reply.json["namespace"]?.stringValue == "guest", "the reader saw a map: \(reply.json)")
+            #expect(reply.json["ids"]?.arrayValue?.isEmpty == true, "a map left by the killed run: \(reply.json)")
+        }
+    }
+
     @Test func recentlyActiveNamespaceGetsAnAttachedStemCell() async throws {
         try await withPlatform(invokers: 1, prewarm: 1) { platform in
             try await platform.createAction("first", code: PlatformIntegrationTests.whereAmI)
