@@ -12,6 +12,9 @@ measured again. Not part of `scripts/bench`: they answer one question each and w
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py hops           # ~2 min, needs tcpdump
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py stemload       # ~10 min
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py bigmap         # ~4 min
+    . scripts/lib.sh && .venv/bin/python bench/platform_probes.py idle           # ~2 min
+    . scripts/lib.sh && .venv/bin/python bench/platform_probes.py attaches       # ~1 min
+    . scripts/lib.sh && .venv/bin/python bench/platform_probes.py settle         # ~4 min
 
 - brokergrowth: one platform kept running; per step, 50 invokes at one client (p50) and Tansu's
   idle CPU over 5 s, then 3,200 invokes at 16 clients. Shows the memory engine slowing as its
@@ -62,8 +65,20 @@ measured again. Not part of `scripts/bench`: they answer one question each and w
   10,000 instances (simulated invokers, benchmark 4's) of which 100 change a second, so every real
   invoker rewrites a ~1.5 MB map.json per delta; the real invokers' CPU. BIGMAP_BIN_DIRS builds to
   compare, BIGMAP_TRIALS (2), BIGMAP_INSTANCES, BIGMAP_CHURN.
+- idle: each process's CPU over 20 s with the platform idle (a warm no-op invoked 10 times, then
+  3 s of rest), overlay off and on interleaved, two trials each: what the overlay costs when
+  nothing changes.
+- attaches: how Docker handles overlay attaches at once: ATTACHES ("1,4,16") containers on the
+  default bridge connected together (`docker network connect`, the CLI) to an attachable overlay
+  that an anchor container keeps live on the host, twice each; the wall time of each batch and
+  its attaches' p50 and max.
+- settle: one client's steady pass (200 invokes of the no-op) in `scripts/run`'s setting, right
+  after the level's first pass (as benchmark 10) and SETTLE_GAP (3) s later, overlay off and on
+  interleaved, SETTLE_TRIALS (2) each on a fresh platform; and the containers counted before and
+  after it.
 """
 import glob
+from concurrent.futures import ThreadPoolExecutor
 import http.client
 import os
 import signal
@@ -611,11 +626,74 @@ def bigmap(trials=2):
     wb.interleave(os.environ.get("BIGMAP_BIN_DIRS", wb.BIN).split(","), int(os.environ.get("BIGMAP_TRIALS", str(trials))), trial)
 
 
+def idle(trials=2, seconds=20):
+    def trial(mode, number):
+        with wb.Stack("idle", invoker_args=pc.MODES[mode], user_memory="10240 MB") as stack:
+            stack.request("PUT", "/namespaces/_/actions/noop?overwrite=true", NOOP)
+            pc.closed_loop(stack, "noop", 1, 10)
+            time.sleep(3)
+            samplers = {name: wb.ProcessSampler(stack.pid(name)) for name in stack.processes}
+            before = {name: sampler.cpu() for name, sampler in samplers.items()}
+            time.sleep(seconds)
+            print("overlay %s, idle %d s: %s" % (mode, seconds, ", ".join(
+                "%s %.1f %%" % (name, (sampler.cpu() - before[name]) / seconds * 100) for name, sampler in samplers.items())), flush=True)
+    wb.interleave(list(pc.MODES), trials, trial)
+
+
+def attaches():
+    label = "%s=attaches-%d" % (wb.LABEL, os.getpid())
+    network = "whiskmesh-probe-attaches-%d" % os.getpid()
+    image = os.environ.get("WHISK_TEST_IMAGE", "whiskmesh/busybox:latest")
+
+    def connect(container):
+        began = time.perf_counter()
+        wb.docker("network", "connect", network, container)
+        return time.perf_counter() - began
+    try:
+        wb.docker("network", "create", "-d", "overlay", "--attachable", "--internal", "--label", label, network)
+        # The anchor keeps the overlay's sandbox on the host: every batch measures later attaches.
+        wb.docker("run", "-d", "--label", label, "--network", network, image, "sleep", "600")
+        for size in [int(n) for n in os.environ.get("ATTACHES", "1,4,16").split(",")] * 2:
+            containers = [wb.docker("run", "-d", "--label", label, image, "sleep", "600") for _ in range(size)]
+            began = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=size) as pool:
+                each = sorted(pool.map(connect, containers))
+            print("%2d attaches at once: %.2f s in all, each p50 %.2f s, max %.2f s" % (
+                size, time.perf_counter() - began, each[len(each) // 2], each[-1]), flush=True)
+            wb.docker("rm", "-f", *containers)
+    finally:
+        leftovers = wb.docker("ps", "-aq", "--filter", "label=" + label, check=False).split()
+        if leftovers:
+            wb.docker("rm", "-f", *leftovers, check=False)
+        wb.docker("network", "rm", network, check=False)
+
+
+def settle():
+    gap = float(os.environ.get("SETTLE_GAP", "3"))
+
+    def trial(config, number):
+        mode, pause = config.split("|")
+        with wb.Stack("settle", invoker_args=pc.MODES[mode] + ["--prewarm", "1"], user_memory="10240 MB") as stack:
+            pc.activate_namespace(stack)
+            stack.request("PUT", "/namespaces/_/actions/noop?overwrite=true", NOOP)
+            pc.closed_loop(stack, "noop", 1, pc.PER_LEVEL)
+            time.sleep(float(pause))
+            label = "label=%s=%s" % (wb.LABEL, stack.run)
+            count = lambda: len(wb.docker("ps", "-aq", "--filter", label).split())
+            before = count()
+            steady = pc.summarize(*pc.closed_loop(stack, "noop", 1, 200))
+            print("overlay %s, steady pass %s s after the first: p50 %s p99 %s; containers %d → %d" % (
+                mode, pause, wb.fmt_seconds(steady["p50"]), wb.fmt_seconds(steady["p99"]), before, count()), flush=True)
+    configs = ["%s|%g" % (mode, pause) for pause in (0, gap) for mode in pc.MODES]
+    wb.interleave(configs, int(os.environ.get("SETTLE_TRIALS", "2")), trial)
+
+
 STEMLOAD_SETTLE = float(os.environ.get("STEMLOAD_SETTLE", "5"))
 
 if __name__ == "__main__":
     probes = {"brokergrowth": brokergrowth, "stemcold": stemcold, "burst": burst, "firstpass": firstpass, "ipreuse": ipreuse, "kafkahop": kafkahop, "fetchwait": fetchwait,
-              "cpusplit": cpusplit, "hops": hops, "stemload": stemload, "bigmap": bigmap}
+              "cpusplit": cpusplit, "hops": hops, "stemload": stemload, "bigmap": bigmap,
+              "idle": idle, "attaches": attaches, "settle": settle}
     if len(sys.argv) != 2 or sys.argv[1] not in probes:
         sys.exit("usage: platform_probes.py %s" % "|".join(probes))
     wb.run_benchmark(probes[sys.argv[1]])
