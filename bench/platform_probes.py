@@ -15,6 +15,7 @@ measured again. Not part of `scripts/bench`: they answer one question each and w
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py idle           # ~2 min
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py attaches       # ~1 min
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py settle         # ~4 min
+    . scripts/lib.sh && .venv/bin/python bench/platform_probes.py topics         # ~1 min
 
 - brokergrowth: one platform kept running; per step, 50 invokes at one client (p50) and Tansu's
   idle CPU over 5 s, then 3,200 invokes at 16 clients. Shows the memory engine slowing as its
@@ -76,6 +77,9 @@ measured again. Not part of `scripts/bench`: they answer one question each and w
   after the level's first pass (as benchmark 10) and SETTLE_GAP (3) s later, overlay off and on
   interleaved, SETTLE_TRIALS (2) each on a fresh platform; and the containers counted before and
   after it.
+- topics: how many messages each of the platform's topics gets in 10 s idle and during 200
+  invokes of a warm no-op at one client (`scripts/run`'s setting, no instance IDs), overlay off
+  and on.
 """
 import glob
 from concurrent.futures import ThreadPoolExecutor
@@ -688,12 +692,35 @@ def settle():
     wb.interleave(configs, int(os.environ.get("SETTLE_TRIALS", "2")), trial)
 
 
+def topics():
+    from confluent_kafka import Consumer, TopicPartition
+
+    def ends(stack):
+        consumer = Consumer({"bootstrap.servers": stack.brokers, "group.id": "probe-topics-%d" % os.getpid()})
+        try:
+            return {name[len(stack.prefix):]: consumer.get_watermark_offsets(TopicPartition(name, 0), timeout=10)[1]
+                    for name in consumer.list_topics(timeout=10).topics if name.startswith(stack.prefix)}
+        finally:
+            consumer.close()
+
+    for mode in pc.MODES:
+        with wb.Stack("topics", invoker_args=pc.MODES[mode] + ["--prewarm", "1"], user_memory="10240 MB") as stack:
+            pc.activate_namespace(stack)
+            stack.request("PUT", "/namespaces/_/actions/noop?overwrite=true", NOOP)
+            pc.closed_loop(stack, "noop", 1, pc.PER_LEVEL)
+            for what, work in (("10 s idle", lambda: time.sleep(10)), ("200 invokes", lambda: pc.closed_loop(stack, "noop", 1, 200))):
+                before = ends(stack)
+                work()
+                after = ends(stack)
+                print("overlay %s, %s: %s" % (mode, what, ", ".join("%s %d" % (name, after[name] - before.get(name, 0)) for name in sorted(after))), flush=True)
+
+
 STEMLOAD_SETTLE = float(os.environ.get("STEMLOAD_SETTLE", "5"))
 
 if __name__ == "__main__":
     probes = {"brokergrowth": brokergrowth, "stemcold": stemcold, "burst": burst, "firstpass": firstpass, "ipreuse": ipreuse, "kafkahop": kafkahop, "fetchwait": fetchwait,
               "cpusplit": cpusplit, "hops": hops, "stemload": stemload, "bigmap": bigmap,
-              "idle": idle, "attaches": attaches, "settle": settle}
+              "idle": idle, "attaches": attaches, "settle": settle, "topics": topics}
     if len(sys.argv) != 2 or sys.argv[1] not in probes:
         sys.exit("usage: platform_probes.py %s" % "|".join(probes))
     wb.run_benchmark(probes[sys.argv[1]])
