@@ -20,6 +20,9 @@ final class AddressMapHub: Sendable {
         var claims: [InstanceKey: ActivationId] = [:]
         var claimsByActivation: [ActivationId: InstanceKey] = [:]
         var lastSnapshotRequest: [Int: ContinuousClock.Instant] = [:]
+        /// How often the heartbeat path asked each invoker the map does not know for its snapshot
+        /// without an answer (an update from it) since.
+        var unanswered: [Int: Int] = [:]
 
         /// At most one request per invoker per second: an invoker that never sends map updates
         /// (overlay off, or a stock OpenWhisk invoker) would otherwise be asked on every ping,
@@ -28,6 +31,17 @@ final class AddressMapHub: Sendable {
             if let last = lastSnapshotRequest[invoker], now - last < .seconds(1) { return [] }
             lastSnapshotRequest[invoker] = now
             return [.snapshotRequest(invoker: invoker)]
+        }
+
+        /// An invoker the map does not know is asked at once, then 2, 4, ... and at most 64 s after
+        /// the last ask while it does not answer: one that runs without the overlay, or a stock
+        /// OpenWhisk invoker, never will, and each ask is a message every invoker reads.
+        mutating func askUnknown(_ invoker: Int, at now: ContinuousClock.Instant) -> [AddressMapPublication] {
+            let asked = unanswered[invoker, default: 0]
+            if asked > 0, let last = lastSnapshotRequest[invoker], now - last < .seconds(1 << min(asked, 6)) { return [] }
+            let publications = snapshotRequest(for: invoker, at: now)
+            if !publications.isEmpty { unanswered[invoker] = asked + 1 }
+            return publications
         }
     }
     private let state = Mutex(State())
@@ -81,6 +95,7 @@ final class AddressMapHub: Sendable {
     func apply(_ update: AddressMapUpdate, from invoker: Int) -> [AddressMapPublication] {
         state.withLock { state in
             state.lastHeartbeat[invoker] = .now
+            state.unanswered[invoker] = nil
             let outcome = state.map.apply(update, from: invoker)
             var publications = outcome.changes.map { AddressMapPublication.delta(namespace: $0.namespace, version: $0.version, added: $0.added, removed: $0.removed) }
             if outcome.needsSnapshot { publications += state.snapshotRequest(for: invoker, at: .now) }
@@ -89,11 +104,12 @@ final class AddressMapHub: Sendable {
     }
 
     /// A heartbeat without a map update still proves the invoker alive; an invoker the map does
-    /// not know yet (a restarted controller) is asked for its snapshot.
-    func heartbeat(from invoker: Int) -> [AddressMapPublication] {
+    /// not know yet (a restarted controller) is asked for its snapshot, less and less often while
+    /// it does not answer.
+    func heartbeat(from invoker: Int, now: ContinuousClock.Instant = .now) -> [AddressMapPublication] {
         state.withLock { state in
-            state.lastHeartbeat[invoker] = .now
-            return state.map.knownInvokers.contains(invoker) ? [] : state.snapshotRequest(for: invoker, at: .now)
+            state.lastHeartbeat[invoker] = now
+            return state.map.knownInvokers.contains(invoker) ? [] : state.askUnknown(invoker, at: now)
         }
     }
 

@@ -14,6 +14,25 @@ struct AddressMapHubTests {
         #expect(hub.heartbeat(from: 2) == [], "a known invoker is not asked")
     }
 
+    /// An invoker that runs without the overlay (or a stock OpenWhisk invoker) never answers: it
+    /// is asked at once and then less and less often, not every second forever. An answer resets
+    /// that: once it is unknown again (it went silent and came back), it is asked at once.
+    @Test func anInvokerThatNeverAnswersIsAskedLessAndLessOften() {
+        let hub = AddressMapHub()
+        let start = ContinuousClock.now
+        var asks: [Int] = []
+        for second in 0..<200 where !hub.heartbeat(from: 0, now: start + .seconds(second)).isEmpty {  // a ping a second
+            asks.append(second)
+        }
+        #expect(asks == [0, 2, 6, 14, 30, 62, 126, 190])
+
+        #expect(hub.heartbeat(from: 5, now: start) == [.snapshotRequest(invoker: 5)])
+        _ = hub.apply(AddressMapUpdate(incarnation: "i", seq: 1, snapshot: true, added: [], removed: []), from: 5)
+        _ = hub.expire(timeout: .zero)  // silent: the map forgets it
+        #expect(hub.heartbeat(from: 5, now: start + .milliseconds(1500)) == [.snapshotRequest(invoker: 5)],
+                "it answered, so it is asked at once (1 s after the last ask), not after 2 s")
+    }
+
     @Test func aNamespaceIsAnnouncedActiveAtMostOncePerInterval() {
         let hub = AddressMapHub()
         let start = ContinuousClock.now
