@@ -74,7 +74,14 @@ public struct AddressMapFileWriter: Sendable {
 
     private static let writes = Atomic<UInt64>(0)
 
+    /// Removes every namespace's folder, then the root itself unless it is a mount point (the
+    /// multi-host deployment bind-mounts it into the invoker's container): Foundation's removal of
+    /// a mount point fails with EBUSY before it removes anything inside.
     public func removeAll() {
-        try? FileManager.default.removeItem(atPath: root)
+        let files = FileManager.default
+        for folder in (try? files.contentsOfDirectory(atPath: root)) ?? [] {
+            try? files.removeItem(atPath: "\(root)/\(folder)")
+        }
+        try? files.removeItem(atPath: root)
     }
 }

@@ -64,6 +64,27 @@ struct AddressMapFileWriterTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: writer.folder(namespace: "guest")) == ["map.json"])
     }
 
+    /// The multi-host deployment bind-mounts the root into the invoker's container: its removal
+    /// at start (a killed run's maps) and at shutdown must empty it although the root stays.
+    @Test func removeAllEmptiesARootThatIsAMountPoint() throws {
+        let source = temporaryRoot(), root = temporaryRoot()
+        defer {
+            umount(root)
+            try? FileManager.default.removeItem(atPath: root)
+            try? FileManager.default.removeItem(atPath: source)
+        }
+        for path in [source, root] { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
+        try #require(mount(source, root, nil, UInt(MS_BIND), nil) == 0, "bind mount: \(String(cString: strerror(errno)))")
+        let writer = AddressMapFileWriter(root: root)
+        try writer.prepare(namespace: "guest")
+        try writer.prepare(namespace: "other")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root).count == 2)
+        writer.removeAll()
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root) == [], "the stale maps are gone")
+        try writer.prepare(namespace: "guest")
+        #expect(FileManager.default.fileExists(atPath: "\(writer.folder(namespace: "guest"))/map.json"), "and it can be written again")
+    }
+
     @Test func aWriteThatCannotBeMadeSaysWhyAndLeavesNothing() throws {
         let root = temporaryRoot()
         defer { try? FileManager.default.removeItem(atPath: root) }
