@@ -555,8 +555,7 @@ def stemload(trials=2, clients=64):
             with wb.Stack("stemload", invoker_args=["--prewarm", "1", "--prewarm-burst-limit", limit], user_memory="10240 MB") as stack:
                 pc.activate_namespace(stack)
                 stack.request("PUT", "/namespaces/_/actions/noop?overwrite=true", NOOP)
-                label = "label=%s=%s" % (wb.LABEL, stack.run)
-                count = lambda: len(wb.docker("ps", "-aq", "--filter", label).split())
+                count = lambda: len(stack.container_ids())
                 first = pc.summarize(*pc.closed_loop(stack, "noop", clients, pc.PER_LEVEL))
                 before = count()
                 steady = pc.summarize(*pc.closed_loop(stack, "noop", clients, pc.steady_count(clients)))
@@ -682,8 +681,7 @@ def settle():
             stack.request("PUT", "/namespaces/_/actions/noop?overwrite=true", NOOP)
             pc.closed_loop(stack, "noop", 1, pc.PER_LEVEL)
             time.sleep(float(pause))
-            label = "label=%s=%s" % (wb.LABEL, stack.run)
-            count = lambda: len(wb.docker("ps", "-aq", "--filter", label).split())
+            count = lambda: len(stack.container_ids())
             before = count()
             steady = pc.summarize(*pc.closed_loop(stack, "noop", 1, 200))
             print("overlay %s, steady pass %s s after the first: p50 %s p99 %s; containers %d → %d" % (

@@ -169,8 +169,12 @@ class Stack:
     def map_dir(self, invoker):
         return os.path.join(self.dir, "addressmap", "invoker%d" % invoker)
 
+    def container_ids(self, check=True):
+        """Every container this platform's invokers made (any state)."""
+        return docker("ps", "-aq", "--filter", "label=%s=%s" % (LABEL, self.run), check=check).split()
+
     def remove_containers(self):
-        ids = docker("ps", "-aq", "--filter", "label=%s=%s" % (LABEL, self.run), check=False).split()
+        ids = self.container_ids(check=False)
         if ids:
             docker("rm", "-f", *ids, check=False)
 

@@ -30,9 +30,10 @@ public struct AddressMapFileWriter: Sendable {
 
     /// Writes the file with plain system calls, without `fsync`: the map describes containers
     /// that do not outlive the host, and an invoker removes the maps it finds when it starts
-    /// (``AddressMapFiles/removeLeftovers()``), so nothing needs it on disk. (Foundation's atomic write, used before, made a temporary file of its
-    /// own and synced it: 0.6 ms at the median and up to 11 ms a write on this machine's disk,
-    /// on the queue every namespace's writes wait on.)
+    /// (``AddressMapFiles/removeLeftovers()``), so nothing needs it on disk. (Foundation's atomic
+    /// write, used before, made a temporary file of its own and synced it: 0.6 ms at the median
+    /// and up to 11 ms a write on this machine's disk, on the queue every namespace's writes
+    /// wait on.)
     public func write(_ file: AddressMapFile) throws {
         let folder = folder(namespace: file.namespace)
         let encoder = JSONEncoder()
