@@ -29,6 +29,8 @@ final class AddressMapFiles: Sendable {
         var nextWrite: ContinuousClock.Instant?
         /// The CPU a write of this namespace takes, smoothed.
         var cost: Duration = .zero
+        /// Writes failed in a row: the next is tried again after 1, 2, 4 ... up to 60 s.
+        var failures = 0
     }
     private let pending = Mutex([String: Pending]())
     /// Set by ``removeAll()``: a write still scheduled then writes nothing (it would make the
@@ -85,12 +87,14 @@ final class AddressMapFiles: Sendable {
             return taken
         }
         let began = Self.threadCPUTime()
+        var failedWrite = false
         if !closed.load(ordering: .acquiring), let file = taken.content?() {
             do {
                 try writer.write(file)
                 written(taken.arrived)
             } catch {
                 failed(namespace, error)
+                failedWrite = true
             }
         }
         let again = pending.withLock { pending -> Duration? in
@@ -99,6 +103,16 @@ final class AddressMapFiles: Sendable {
             entry.writing = false
             entry.cost = entry.cost * 0.7 + (Self.threadCPUTime() - began) * 0.3
             entry.nextWrite = now + entry.cost * 9
+            if failedWrite {
+                // The file still holds an older map: written again later (with any newer content),
+                // its arrivals kept, not left stale until the namespace's next change.
+                if entry.content == nil { entry.content = taken.content }
+                entry.arrived = taken.arrived + entry.arrived
+                entry.nextWrite = now + max(entry.cost * 9, .seconds(1 << min(entry.failures, 6)))
+                entry.failures += 1
+            } else {
+                entry.failures = 0
+            }
             let again = entry.content != nil && !entry.scheduled
             if again { entry.scheduled = true }
             pending[namespace] = entry

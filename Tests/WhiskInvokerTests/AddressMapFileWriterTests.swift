@@ -254,6 +254,27 @@ struct AddressMapFilesTests {
 }
 
 extension AddressMapFilesTests {
+    /// A write that fails (here: the root is a file for a while) is tried again, so the file does
+    /// not stay stale until the namespace's next change, and its arrivals are reported once.
+    @Test func aFailedWriteIsTriedAgainWithItsArrivals() async throws {
+        let base = temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        let root = "\(base)/maps"
+        #expect(FileManager.default.createFile(atPath: root, contents: Data("in the way".utf8)))
+        let failures = Mutex(0)
+        let reported = Mutex([Int64]())
+        let files = AddressMapFiles(writer: AddressMapFileWriter(root: root), written: { arrived in reported.withLock { $0 += arrived.map(\.since) } },
+                                    failed: { _, _ in failures.withLock { $0 += 1 } })
+        files.changed(namespace: "guest", arrived: [entry("guest", 7)]) { AddressMapFile(namespace: "guest", version: 7, entries: [self.entry("guest", 7)]) }
+        try await waitFor { failures.withLock { $0 } >= 1 }
+        try FileManager.default.removeItem(atPath: root)  // the obstacle goes; no further change comes
+        try await waitFor { reported.withLock { $0 } == [7] }
+        #expect(try read(files, "guest").version == 7)
+        #expect(reported.withLock { $0 } == [7], "the arrival is reported once, after the write that brought it")
+    }
+
+
     /// A write scheduled for later (spaced after a costly one) writes nothing once the files were
     /// removed: the invoker's shutdown leaves no folder behind (checked: without the check the
     /// folder is made again ~80 ms later).
