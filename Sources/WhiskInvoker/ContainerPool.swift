@@ -50,10 +50,11 @@ public actor ContainerPool {
     /// When each container made for an activation began to be made, until it is initialised
     /// (a run's start is its entry's `lastUsed`: set when it is claimed or initialised).
     private var coldStarted: [String: ContinuousClock.Instant] = [:]
-    /// By stem key (kind and namespace): the times of the latest cold starts, and the most of them
-    /// seen within one burst window, which sizes that namespace's stem cells.
+    /// By stem key (kind, and namespace in overlay mode): the times of the latest cold starts, the
+    /// most of them seen within one burst window, which sizes that key's stem cells, and the last.
     private var recentColdStarts: [String: [ContinuousClock.Instant]] = [:]
     private var burstPeaks: [String: Int] = [:]
+    private var lastColdStart: [String: ContinuousClock.Instant] = [:]
     /// The last time an activation waited for a container, claimed a stem cell or started cold
     /// (or such a container finished its `/init`): the stem cells sized to bursts wait until this
     /// is `prewarmBurstQuiet` old, and ``deferredTopUp`` makes them then.
@@ -269,10 +270,28 @@ public actor ContainerPool {
         times.append(now)
         recentColdStarts[stemKey] = times
         burstPeaks[stemKey] = max(burstPeaks[stemKey] ?? 0, times.count)
-        // The burst wants more stem cells than the namespace's own: made once it is quiet.
-        if overlays != nil, !closed, min(times.count, configuration.prewarmBurstLimit) > configuration.prewarmPerNamespace {
+        lastColdStart[stemKey] = now
+        // The burst wants more stem cells than the key's own: made once it is quiet.
+        let own = baseStemCells(stemKey)
+        if own > 0, !closed, min(times.count, configuration.prewarmBurstLimit) > own {
             scheduleTopUp(at: now + configuration.prewarmBurstQuiet)
         }
+    }
+
+    /// The stem cells a key keeps whatever its bursts: a namespace's `prewarmPerNamespace` (overlay
+    /// mode), a kind's `prewarmCount`. None means none sized to bursts either.
+    private func baseStemCells(_ stemKey: String) -> Int {
+        overlays != nil ? configuration.prewarmPerNamespace : configuration.prewarmCount[stemKey] ?? 0
+    }
+
+    /// How many stem cells `key` wants: its own, or as many as its largest recent burst of cold
+    /// starts had (at most `prewarmBurstLimit`) once the invoker is `quiet`.
+    private func burstSized(_ key: String, own: Int, quiet: Bool, wanted: inout StemCellWants, quietSince: ContinuousClock.Instant?) -> Int {
+        let sized = max(own, min(burstPeaks[key] ?? 0, configuration.prewarmBurstLimit))
+        // Made while the burst's load still runs, they would take its CPU: only the key's own
+        // ones until the invoker has been quiet for a while.
+        if !quiet, sized > own { wanted.burstSizedAt = quietSince }
+        return quiet ? sized : own
     }
 
     /// How long an activation waits for a container of its action before it makes one.
@@ -338,9 +357,12 @@ public actor ContainerPool {
         // revision ever run would pile up).
         let held = Set(state.entries.values.compactMap(\.container.actionKey))
         runEstimates = runEstimates.filter { held.contains($0.key) }
-        // A namespace that is no longer recent forgets its bursts.
-        burstPeaks = burstPeaks.filter { wanted.count[$0.key] != nil }
-        recentColdStarts = recentColdStarts.filter { wanted.count[$0.key] != nil }
+        // A namespace that is no longer recent forgets its bursts; without the overlay, a kind
+        // forgets them once its last cold start is older than the window.
+        let window = ContinuousClock.now - configuration.prewarmNamespaceWindow
+        lastColdStart = lastColdStart.filter { wanted.count[$0.key] != nil && (overlays != nil || $0.value > window) }
+        burstPeaks = burstPeaks.filter { lastColdStart[$0.key] != nil }
+        recentColdStarts = recentColdStarts.filter { lastColdStart[$0.key] != nil }
         let drop = state.stemCellPlan(wanted: wanted.count).drop
         for key in drop { transition(key, .expired) }
         await remove(drop)
@@ -370,18 +392,18 @@ public actor ContainerPool {
                     let key = stemKey(kind: kind, namespace: namespace)
                     // Sized to the namespace's largest recent burst: its next one (a new
                     // revision of the job, say) starts in attached containers.
-                    let burstSized = max(configuration.prewarmPerNamespace, min(burstPeaks[key] ?? 0, configuration.prewarmBurstLimit))
-                    // Made while the burst's load still runs, they would take its CPU: only the
-                    // namespace's own one until the invoker has been quiet for a while.
-                    wanted.count[key] = quiet ? burstSized : configuration.prewarmPerNamespace
-                    if !quiet, burstSized > configuration.prewarmPerNamespace { wanted.burstSizedAt = quietSince }
+                    wanted.count[key] = burstSized(key, own: configuration.prewarmPerNamespace, quiet: quiet, wanted: &wanted, quietSince: quietSince)
                     wanted.namespace[key] = namespace
                     wanted.kind[key] = kind
                 }
             }
         } else {
+            // As upstream's reactive stem cells: a kind whose cold starts came in a burst keeps as
+            // many as that burst had while its last cold start is within the window.
+            let window = ContinuousClock.now - configuration.prewarmNamespaceWindow
             for (kind, count) in configuration.prewarmCount where count > 0 {
-                wanted.count[kind] = count
+                let recent = lastColdStart[kind].map { $0 > window } ?? false
+                wanted.count[kind] = recent ? burstSized(kind, own: count, quiet: quiet, wanted: &wanted, quietSince: quietSince) : count
                 wanted.kind[kind] = kind
             }
         }

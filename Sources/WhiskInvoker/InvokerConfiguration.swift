@@ -77,7 +77,9 @@ public struct InvokerConfiguration: Sendable {
     public var prewarmNamespaceWindow: Duration = .seconds(300)
     /// A recently active namespace gets as many stem cells as its largest burst of cold starts
     /// (those within `burstWindow` of each other) had, up to this many (never fewer than
-    /// `prewarmPerNamespace`; none when that is 0).
+    /// `prewarmPerNamespace`; none when that is 0). Without the overlay the same holds for a kind
+    /// (never fewer than its `prewarmCount`, none when that is 0) while its last cold start is
+    /// within `prewarmNamespaceWindow`: upstream's reactive stem cells.
     public var prewarmBurstLimit = 8
     /// 2 s: cold starts further apart are each served by the namespace's own stem cell, which is
     /// replaced at once (with 10 s, a warm-up and a new action's first activation 3 s later made a

@@ -35,7 +35,7 @@ struct InvokerCommand: AsyncParsableCommand {
     var actionNetwork = "whiskmesh-actions"
     @Option(help: "Concurrent overlay attaches.") var maxAttaches = 16
     @Option(help: "Concurrent container creations.") var maxCreates = 10
-    @Option(help: "At most this many stem cells per recently active namespace, sized to its largest recent burst of cold starts.")
+    @Option(help: "At most this many stem cells per recently active namespace (without the overlay: per kind), sized to its largest recent burst of cold starts.")
     var prewarmBurstLimit = 8
     @Option(help: "Seconds without an activation waiting for a container or starting cold before the stem cells sized to a burst are made.")
     var prewarmBurstQuiet = 1.0

@@ -551,6 +551,33 @@ struct PlatformIntegrationTests {
         }
     }
 
+    /// Without the overlay, a kind's stem cells follow its last burst of cold starts the same way
+    /// (upstream's reactive stem cells): after five cold starts at once, the next five of another
+    /// action start in stem cells, not in containers made for them.
+    @Test func aKindsStemCellsFollowItsLastBurstWithoutTheOverlay() async throws {
+        try await withPlatform(invokers: 1, prewarm: 1, invokerFlags: ["--no-overlay"]) { platform in
+            for name in ["first", "second"] {
+                let reply = try await platform.request("PUT", "/api/v1/namespaces/_/actions/\(name)",
+                                                       json: ["exec": ["kind": "python:3", "code": .string(Self.whereAmI)], "limits": ["memory": 128]])
+                #expect(reply.status == 200, "\(reply.json)")
+            }
+            var configuration = DockerClient.Configuration()
+            configuration.socketPath = TestEnvironment.dockerSocket
+            let docker = DockerClient(configuration: configuration, logger: TestEnvironment.logger)
+            defer { Task { await docker.shutdown() } }
+            #expect(try await burst(platform, "first", count: 5, instances: true).count == 5)
+            try await waitUntil("five ready stem cells, the burst's size", timeout: .seconds(60)) {
+                (platform.poolSnapshot(invoker: 0)?.stemCells.count ?? 0) >= 5
+            }
+            let hosts = try await burst(platform, "second", count: 5, instances: true)
+            #expect(hosts.count == 5)
+            for host in hosts {
+                let name = try await docker.inspectContainer(host).name
+                #expect(name.contains("_prewarm_"), "\(name) was made for the burst instead of taken from the stem cells")
+            }
+        }
+    }
+
     /// The stem cells sized to a burst are made once the invoker has been quiet (no activation
     /// waiting for a container or starting cold) for `--prewarm-burst-quiet`, not while the
     /// burst's load still runs, where they took its CPU; and they are made then, without a
