@@ -12,6 +12,15 @@ ratio is the median of the per-trial ratios of the p50 latencies, with its sprea
 runs twice; docs/benchmarks.md marks where the runs disagree by more than 25 %.
 
     scripts/bench overhead
+
+WHISK_BENCH_SETTING=stemcells measures the platform as it ships instead (`--prewarm 1`: stem cells
+per kind, and with the overlay per recently active namespace, each sized to its largest recent
+burst of cold starts): a job run again with new code. Before each trial's cold burst the action's
+previous revision had a cold burst of the same size and the stem cells it leads to have been made;
+the measured cold burst is the new revision's (its containers need `/init` with the new code; the
+balancer sends it to the same home invoker). Its tables go to `<!-- bench:overhead-stemcells -->`.
+
+    WHISK_BENCH_SETTING=stemcells scripts/bench overhead
 """
 import json
 import os
@@ -31,7 +40,12 @@ MIN_SAMPLES = int(os.environ.get("WHISK_BENCH_MIN_SAMPLES", "20"))  # cold start
 def trials(concurrency):
     return max(TRIALS, -(-MIN_SAMPLES // concurrency))
 RUNS = int(os.environ.get("WHISK_BENCH_RUNS", "2"))
-MODES = {"off": ["--no-overlay"], "on": []}
+SETTING = os.environ.get("WHISK_BENCH_SETTING", "worst")
+if SETTING not in ("worst", "stemcells"):
+    sys.exit("WHISK_BENCH_SETTING must be worst or stemcells")
+NAME = "overhead" if SETTING == "worst" else "overhead-stemcells"
+SETTING_ARGS = [] if SETTING == "worst" else ["--prewarm", "1"]
+MODES = {"off": ["--no-overlay"] + SETTING_ARGS, "on": SETTING_ARGS}
 CODE = '''
 def main(args):
     n = int(args.get("n", 200000))
@@ -58,6 +72,26 @@ def burst(stack, name, concurrency, tag):
         return list(pool.map(one, range(concurrency)))
 
 
+STEM_CELL_WAIT_MS = 150  # a cold start that waited less found a stem cell (making one takes 0.3 s and more)
+
+
+def previous_revision(stack, name, c, tag):
+    """The action's previous revision cold-started `c` times at once, then the stem cells that
+    burst leads to made: until the platform's container count has not changed for 3 s (at most
+    90 s)."""
+    stack.request("PUT", "/namespaces/_/actions/%s?overwrite=true" % name,
+                  {"exec": {"kind": "python:3", "code": CODE + "# previous revision\n"}, "limits": {"memory": 128}})
+    burst(stack, name, c, tag)
+    deadline, last, since = time.monotonic() + 90, -1, time.monotonic()
+    while time.monotonic() < deadline:
+        count = len(stack.container_ids(check=False))
+        if count != last:
+            last, since = count, time.monotonic()
+        elif time.monotonic() - since >= 3:
+            break
+        time.sleep(0.25)
+
+
 def one_run(stack, index):
     """{concurrency: {"off"|"on": [{"cold": [samples], "warm": [samples]} per trial]}}"""
     out = {}
@@ -65,9 +99,11 @@ def one_run(stack, index):
         def trial(mode, number):
             stack.restart_invokers(MODES[mode])
             name = "cpu-%d-%s-%d-%d" % (index, mode, c, number)
+            tag = "r%d%s%dt%d" % (index, mode, c, number)
+            if SETTING == "stemcells":
+                previous_revision(stack, name, c, "p" + tag)
             stack.request("PUT", "/namespaces/_/actions/%s?overwrite=true" % name,
                           {"exec": {"kind": "python:3", "code": CODE}, "limits": {"memory": 128}})
-            tag = "r%d%s%dt%d" % (index, mode, c, number)
             cold = burst(stack, name, c, "c" + tag)
             warm = []
             for r in range(WARM_ROUNDS):
@@ -83,7 +119,13 @@ def one_run(stack, index):
 
 def main():
     # 128 MB actions and room for every container of a trial, so no eviction lands in a cold start.
-    report(wb.runs_on_one_platform("overhead", RUNS, one_run, user_memory="16384 MB"))
+    report(wb.runs_on_one_platform(NAME, RUNS, one_run, user_memory="16384 MB"))
+
+
+def stem_cell_starts(runs, c, mode):
+    """The share of the cold bursts' activations that found a stem cell, over all runs."""
+    cold = [s for run in runs for t in run[c][mode] for s in t["cold"] if s["ok"] and s["wait"] is not None]
+    return "%.0f %%" % (100.0 * sum(s["wait"] < STEM_CELL_WAIT_MS for s in cold) / len(cold)) if cold else "-"
 
 
 def pooled(trials, phase):
@@ -121,9 +163,9 @@ def report(runs):
                                   "%s / %s" % (ms(stat(off, "run")), ms(stat(on, "run")))])
             if len(medians) == 2 and wb.disagree(*medians):
                 notes.append("%s c=%d on/off %s vs %s" % (phase, c, wb.fmt_ratio(medians[0]), wb.fmt_ratio(medians[1])))
-    wb.write_csv("overhead", ["run", "phase", "concurrency", "overlay", "n", "failures", "latency_p50_s", "latency_p95_s",
+    wb.write_csv(NAME, ["run", "phase", "concurrency", "overlay", "n", "failures", "latency_p50_s", "latency_p95_s",
                               "wait_p50_ms", "init_p50_ms", "run_p50_ms"], rows)
-    path = wb.save("overhead", {"runs": runs, "concurrency": CONCURRENCY})
+    path = wb.save(NAME, {"runs": runs, "concurrency": CONCURRENCY, "setting": SETTING})
     info = json.load(open(path))["machine"]
 
     def totals(run, phase):
@@ -133,17 +175,23 @@ def report(runs):
 
     header = ["concurrent", "failures off / on", "latency p50 off", "latency p50 on", "on / off (per trial)", "wait ms p50 off / on",
               "init ms p50 off / on", "run ms p50 off / on"]
+    setting = ("`--prewarm 0`: no stem cells" if SETTING == "worst" else
+               "`--prewarm 1`: the stem cells the platform ships with; the cold burst is a new revision of an action whose "
+               "previous revision had a cold burst of the same size just before, the stem cells that led to made (cold starts "
+               "that found one, waiting < %d ms, off / on: %s)" % (STEM_CELL_WAIT_MS, ", ".join(
+                   "%d: %s" % (c, " / ".join(stem_cell_starts(runs, c, mode) for mode in MODES)) for c in CONCURRENCY)))
     text = ["Machine: %s. Per point and run: %s trials (at 1, 2, 4, ... concurrent; at least %d cold starts per mode), off and on "
-            "interleaved (invokers restarted between them, `--prewarm 0`: no stem cells), each trial one "
+            "interleaved (invokers restarted between them, %s), each trial one "
             "cold burst of a fresh CPU-bound Python action (128 MB) and %d warm bursts; 2 invokers. on / off is the median of the "
-            "per-trial ratios of p50 latency (spread in brackets). Raw data: `docs/benchmarks/overhead.json`, `overhead.csv`; "
-            "plot `overhead.png`." % (wb.machine_line(info), ", ".join(str(trials(c)) for c in CONCURRENCY), MIN_SAMPLES, WARM_ROUNDS),
+            "per-trial ratios of p50 latency (spread in brackets). Raw data: `docs/benchmarks/%s.json`, `%s.csv`; "
+            "plot `%s.png`." % (wb.machine_line(info), ", ".join(str(trials(c)) for c in CONCURRENCY), MIN_SAMPLES, setting, WARM_ROUNDS,
+                                NAME, NAME, NAME),
             "", "Total client latency over all points, overlay on / off: cold %s, warm %s." % (
                 " and ".join(wb.fmt_ratio(totals(run, "cold")) for run in runs), " and ".join(wb.fmt_ratio(totals(run, "warm")) for run in runs)),
             "", "Cold:", "", wb.table(header, md["cold"]), "", "Warm:", "", wb.table(header, md["warm"]),
             "", "Where the two runs disagree by more than 25 %%: %s." % ("; ".join(notes) if notes else "nowhere"),
-            "", "![overhead](benchmarks/overhead.png)"]
-    wb.update_doc("overhead", "\n".join(text))
+            "", "![%s](benchmarks/%s.png)" % (NAME, NAME)]
+    wb.update_doc(NAME, "\n".join(text))
     plt = wb.pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for axis, phase in zip(axes, ("cold", "warm")):
@@ -158,7 +206,7 @@ def report(runs):
         axis.grid(True, alpha=0.3)
         axis.legend()
     figure.tight_layout()
-    figure.savefig(os.path.join(wb.RESULTS, "overhead.png"), dpi=110)
+    figure.savefig(os.path.join(wb.RESULTS, NAME + ".png"), dpi=110)
 
 
 if __name__ == "__main__":
