@@ -296,9 +296,9 @@ public final class Controller: Sendable {
     private func consumeUntilShutdown() async throws {
         let admin = try KafkaAdmin(configuration: configuration.kafka, logger: logger)
         do {
-            try await admin.createTopic(configuration.topic(controllerInstance.completionTopic), configs: KafkaAdmin.activationTopicConfigs)
+            try await admin.createTopic(configuration.topic(controllerInstance.completionTopic), configs: KafkaAdmin.TopicRole.completed.configs)
             for topic in [configuration.topic("health"), configuration.topic(AddressMapHub.topic)] {
-                try await admin.createTopic(topic)
+                try await admin.createTopic(topic, configs: KafkaAdmin.TopicRole.control.configs)
             }
         } catch {
             await admin.close()

@@ -162,9 +162,9 @@ public final class Invoker: Service, Sendable {
         await agent?.files.removeLeftovers()
         try await actionNetwork.ensure()
         let admin = try KafkaAdmin(configuration: configuration.kafka, logger: logger)
-        try await admin.createTopic(configuration.topic(configuration.instanceId.topic), configs: KafkaAdmin.activationTopicConfigs)
+        try await admin.createTopic(configuration.topic(configuration.instanceId.topic), configs: KafkaAdmin.TopicRole.invoker.configs)
         for topic in ["health", AddressMapAgent.topic] {
-            try await admin.createTopic(configuration.topic(topic))
+            try await admin.createTopic(configuration.topic(topic), configs: KafkaAdmin.TopicRole.control.configs)
         }
         await admin.close()
         await pool.maintain()

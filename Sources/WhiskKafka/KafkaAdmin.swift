@@ -22,6 +22,23 @@ public final class KafkaAdmin: Sendable {
     /// (`invoker{N}`, `completed{C}`): room for a 1 MB payload and the message around it.
     public static let activationTopicConfigs = ["max.message.bytes": "1054644"]
 
+    /// Upstream's topic settings (`whisk.kafka.topics` in its `application.conf`): 512 MiB
+    /// segments, at most 1 GiB kept, and what is read at once kept for an hour (`completed{C}`,
+    /// `health`; WhiskMesh's `addressmap`, read from its end, too) or for two days (`invoker{N}`,
+    /// which a restarted invoker reads on from its committed offset).
+    public enum TopicRole: Sendable {
+        case invoker, completed, control
+
+        public var configs: [String: String] {
+            let kept = ["segment.bytes": "536870912", "retention.bytes": "1073741824"]
+            switch self {
+            case .invoker: return kept.merging(activationTopicConfigs) { a, _ in a }.merging(["retention.ms": "172800000"]) { a, _ in a }
+            case .completed: return kept.merging(activationTopicConfigs) { a, _ in a }.merging(["retention.ms": "3600000"]) { a, _ in a }
+            case .control: return kept.merging(["retention.ms": "3600000"]) { a, _ in a }
+            }
+        }
+    }
+
     /// Creates `name` unless it exists, with the topic `configs` given (e.g. `max.message.bytes`).
     /// An existing topic keeps the configs it has.
     public func createTopic(_ name: String, partitions: Int = 1, replicationFactor: Int = 1, configs: [String: String] = [:],

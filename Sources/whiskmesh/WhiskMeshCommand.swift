@@ -36,8 +36,9 @@ struct Status: AsyncParsableCommand {
             let admin = try KafkaAdmin(configuration: KafkaClientConfiguration(bootstrapServers: kafka.split(separator: ",").map(String.init), clientID: "whiskmesh-status"), logger: logger)
             do {
                 for topic in topics {
-                    let carriesActivations = topic.wholeMatch(of: /(invoker|completed)[0-9]+/) != nil
-                    try await admin.createTopic(topic, configs: carriesActivations ? KafkaAdmin.activationTopicConfigs : [:], timeout: .seconds(10))
+                    let role: KafkaAdmin.TopicRole = topic.wholeMatch(of: /invoker[0-9]+/) != nil ? .invoker
+                        : topic.wholeMatch(of: /completed[0-9]+/) != nil ? .completed : .control
+                    try await admin.createTopic(topic, configs: role.configs, timeout: .seconds(10))
                 }
                 await admin.close()
             } catch {

@@ -347,17 +347,27 @@ struct PlatformIntegrationTests {
         }
     }
 
-    /// Upstream's Kafka setup: the topics that carry activations and acks take 1 MB payloads.
-    @Test func activationAndAckTopicsAreCreatedWithUpstreamsMessageSize() async throws {
+    /// Upstream's Kafka setup: the topics that carry activations and acks take 1 MB payloads, and
+    /// every topic has upstream's segments and retention (two days for `invokerN`, an hour for
+    /// the rest), so that a long-running platform's topics stay bounded.
+    @Test func topicsAreCreatedWithUpstreamsMessageSizeAndRetention() async throws {
         try await withPlatform(invokers: 1) { platform in
             let admin = try KafkaAdmin(configuration: try TestEnvironment.requireBrokers(), logger: TestEnvironment.logger)
             let invoker = try await admin.topicConfigs(platform.prefix + "invoker0")
             let completed = try await admin.topicConfigs(platform.prefix + "completed0")
             let health = try await admin.topicConfigs(platform.prefix + "health")
+            let addressMap = try await admin.topicConfigs(platform.prefix + "addressmap")
             await admin.close()
             #expect(invoker["max.message.bytes"] == "1054644", "\(invoker)")
             #expect(completed["max.message.bytes"] == "1054644", "\(completed)")
             #expect(health["max.message.bytes"] != "1054644", "positive control: health is created without it")
+            #expect(invoker["retention.ms"] == "172800000", "\(invoker)")
+            for configs in [completed, health, addressMap] {
+                #expect(configs["retention.ms"] == "3600000", "\(configs)")
+            }
+            for configs in [invoker, completed, health, addressMap] {
+                #expect(configs["retention.bytes"] == "1073741824" && configs["segment.bytes"] == "536870912", "\(configs)")
+            }
         }
     }
 
