@@ -1,6 +1,6 @@
 """Benchmark 2, platform overhead (the paper's Fig. 6): 1..64 concurrent invocations of a CPU-bound
 action, cold and warm, with the overlay feature off (`whisk-invoker --no-overlay`) and on, on the
-same platform. Every invocation carries an instance ID, so with the feature on each one also gets
+same platform (a fresh one, broker included, for each concurrency). Every invocation carries an instance ID, so with the feature on each one also gets
 its map entry added and removed. Wait, init and run times come from the activation records; the
 end-to-end latency is the client's.
 
@@ -92,34 +92,43 @@ def previous_revision(stack, name, c, tag):
         time.sleep(0.25)
 
 
-def one_run(stack, index):
-    """{concurrency: {"off"|"on": [{"cold": [samples], "warm": [samples]} per trial]}}"""
+def one_run(index):
+    """{concurrency: {"off"|"on": [{"cold": [samples], "warm": [samples]} per trial]}}; each
+    concurrency on a fresh platform (broker included): Tansu's memory engine costs more per
+    message the more its partition holds (§10, item 36), and a run's last points met ~20,000
+    messages that its first ones did not."""
     out = {}
     for c in CONCURRENCY:
-        def trial(mode, number):
-            stack.restart_invokers(MODES[mode])
-            name = "cpu-%d-%s-%d-%d" % (index, mode, c, number)
-            tag = "r%d%s%dt%d" % (index, mode, c, number)
-            if SETTING == "stemcells":
-                previous_revision(stack, name, c, "p" + tag)
-            stack.request("PUT", "/namespaces/_/actions/%s?overwrite=true" % name,
-                          {"exec": {"kind": "python:3", "code": CODE}, "limits": {"memory": 128}})
-            cold = burst(stack, name, c, "c" + tag)
-            warm = []
-            for r in range(WARM_ROUNDS):
-                warm += burst(stack, name, c, "w%s-%d" % (tag, r))
-            return {"cold": cold, "warm": warm}
-        out[c] = wb.interleave(list(MODES), trials(c), trial)
-        for phase in ("cold", "warm"):
-            ratio = trial_ratio(out[c], phase)
-            failures = sum(not s["ok"] for mode in MODES for t in out[c][mode] for s in t[phase])
-            wb.log("run %d c=%d %s on/off %s%s" % (index, c, phase, wb.fmt_ratio_spread(ratio), " (%d failed)" % failures if failures else ""))
+        with wb.Stack(NAME, user_memory="16384 MB") as stack:
+            out[c] = one_point(stack, index, c)
     return out
+
+
+def one_point(stack, index, c):
+    def trial(mode, number):
+        stack.restart_invokers(MODES[mode])
+        name = "cpu-%d-%s-%d-%d" % (index, mode, c, number)
+        tag = "r%d%s%dt%d" % (index, mode, c, number)
+        if SETTING == "stemcells":
+            previous_revision(stack, name, c, "p" + tag)
+        stack.request("PUT", "/namespaces/_/actions/%s?overwrite=true" % name,
+                      {"exec": {"kind": "python:3", "code": CODE}, "limits": {"memory": 128}})
+        cold = burst(stack, name, c, "c" + tag)
+        warm = []
+        for r in range(WARM_ROUNDS):
+            warm += burst(stack, name, c, "w%s-%d" % (tag, r))
+        return {"cold": cold, "warm": warm}
+    point = wb.interleave(list(MODES), trials(c), trial)
+    for phase in ("cold", "warm"):
+        ratio = trial_ratio(point, phase)
+        failures = sum(not s["ok"] for mode in MODES for t in point[mode] for s in t[phase])
+        wb.log("run %d c=%d %s on/off %s%s" % (index, c, phase, wb.fmt_ratio_spread(ratio), " (%d failed)" % failures if failures else ""))
+    return point
 
 
 def main():
     # 128 MB actions and room for every container of a trial, so no eviction lands in a cold start.
-    report(wb.runs_on_one_platform(NAME, RUNS, one_run, user_memory="16384 MB"))
+    report([one_run(index) for index in range(1, RUNS + 1)])
 
 
 def stem_cell_starts(runs, c, mode):
@@ -181,7 +190,7 @@ def report(runs):
                "that found one, waiting < %d ms, off / on: %s)" % (STEM_CELL_WAIT_MS, ", ".join(
                    "%d: %s" % (c, " / ".join(stem_cell_starts(runs, c, mode) for mode in MODES)) for c in CONCURRENCY)))
     text = ["Machine: %s. Per point and run: %s trials (at 1, 2, 4, ... concurrent; at least %d cold starts per mode), off and on "
-            "interleaved (invokers restarted between them, %s), each trial one "
+            "interleaved (invokers restarted between them, %s; each concurrency on a fresh platform, broker included), each trial one "
             "cold burst of a fresh CPU-bound Python action (128 MB) and %d warm bursts; 2 invokers. on / off is the median of the "
             "per-trial ratios of p50 latency (spread in brackets). Raw data: `docs/benchmarks/%s.json`, `%s.csv`; "
             "plot `%s.png`." % (wb.machine_line(info), ", ".join(str(trials(c)) for c in CONCURRENCY), MIN_SAMPLES, setting, WARM_ROUNDS,

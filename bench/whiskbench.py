@@ -458,12 +458,6 @@ def plot_cdf(name, series, xlabel, ylabel, title):
 
 # -- method: interleaved transports, per-trial ratios, two runs --------------------------------------
 
-def runs_on_one_platform(name, runs, one_run, **stack_options):
-    """one_run(stack, index) for index 1..runs, all on one private platform; their results."""
-    with Stack(name, **stack_options) as stack:
-        return [one_run(stack, index) for index in range(1, runs + 1)]
-
-
 def interleave(transports, trials, measure):
     """Runs measure(transport, trial) for trial 0..trials-1, every transport once per trial in turn
     (ABCABC...), so drift over time touches every transport alike. Returns {transport: [values]}."""
