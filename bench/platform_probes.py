@@ -16,6 +16,7 @@ measured again. Not part of `scripts/bench`: they answer one question each and w
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py attaches       # ~1 min
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py settle         # ~4 min
     . scripts/lib.sh && .venv/bin/python bench/platform_probes.py topics         # ~1 min
+    . scripts/lib.sh && .venv/bin/python bench/platform_probes.py history        # ~4 min
 
 - brokergrowth: one platform kept running; per step, 50 invokes at one client (p50) and Tansu's
   idle CPU over 5 s, then 3,200 invokes at 16 clients. Shows the memory engine slowing as its
@@ -80,6 +81,12 @@ measured again. Not part of `scripts/bench`: they answer one question each and w
 - topics: how many messages each of the platform's topics gets in 10 s idle and during 200
   invokes of a warm no-op at one client (`scripts/run`'s setting, no instance IDs), overlay off
   and on.
+- history: what a Kafka hop costs on a fresh Tansu broker as one partition fills: HISTORY_HOPS
+  (150) messages produced and consumed one at a time (librdkafka, `fetch.wait.max.ms` 3, as the
+  activation path) with the partition holding 0, 20,000, 40,000 and 60,000 messages of 400 B;
+  the hop's p50 / p90 and the broker's CPU per hop; then the same on a partition of one message
+  beside it (is it the partition's history or the broker's?), and whether a topic created with
+  `retention.ms` 2000 and filled alike loses anything in 8 s (its low watermark).
 """
 import glob
 from concurrent.futures import ThreadPoolExecutor
@@ -715,10 +722,76 @@ def topics():
 
 STEMLOAD_SETTLE = float(os.environ.get("STEMLOAD_SETTLE", "5"))
 
+
+def history(steps=(0, 20000, 20000, 20000)):
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+    hops = int(os.environ.get("HISTORY_HOPS", "150"))
+    port = wb.free_port()
+    brokers = "127.0.0.1:%d" % port
+    broker = subprocess.Popen(wb.broker_command(brokers), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wb.wait_port(port)
+        admin = AdminClient({"bootstrap.servers": brokers})
+        for future in admin.create_topics([NewTopic("full", 1, 1), NewTopic("small", 1, 1),
+                                           NewTopic("kept", 1, 1, config={"retention.ms": "2000", "segment.ms": "500"})]).values():
+            future.result()
+        producer = Producer({"bootstrap.servers": brokers, "linger.ms": 0})
+
+        def fill(topic, count):
+            for n in range(count):
+                producer.produce(topic, b"x" * 400, partition=0)
+                if n % 100 == 0:
+                    producer.poll(0)
+                if n % 5000 == 0:
+                    producer.flush(60)
+            producer.flush(60)
+
+        def hop(topic):
+            consumer = Consumer({"bootstrap.servers": brokers, "group.id": "probe-history-%s-%f" % (topic, time.time()),
+                                 "fetch.wait.max.ms": 3, "enable.auto.commit": False})
+            end = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1]
+            consumer.assign([TopicPartition(topic, 0, end)])
+            time.sleep(1)
+            while consumer.poll(0.2) is not None:
+                pass
+            sampler, samples = wb.ProcessSampler(broker.pid), []
+            cpu = sampler.cpu()
+            for _ in range(hops):
+                began = time.perf_counter()
+                producer.produce(topic, b"y", partition=0)
+                producer.poll(0)
+                while True:
+                    message = consumer.poll(1)
+                    if message is not None and message.error() is None:
+                        break
+                samples.append(time.perf_counter() - began)
+                time.sleep(0.01)
+            used = sampler.cpu() - cpu
+            consumer.close()
+            return "hop p50 %s, p90 %s, broker CPU %.2f ms per hop (%d messages before)" % (
+                wb.fmt_seconds(wb.percentile(samples, 50)), wb.fmt_seconds(wb.percentile(samples, 90)), used / hops * 1000, end)
+
+        fill("small", 1)
+        for step in steps:
+            fill("full", step)
+            print("full partition: %s" % hop("full"), flush=True)
+        print("a partition of one message beside it: %s" % hop("small"), flush=True)
+        fill("kept", 20000)
+        time.sleep(8)
+        consumer = Consumer({"bootstrap.servers": brokers, "group.id": "probe-history-kept"})
+        low, high = consumer.get_watermark_offsets(TopicPartition("kept", 0), timeout=10)
+        consumer.close()
+        print("retention.ms 2000, 8 s after 20,000 messages: offsets %d-%d kept%s" % (
+            low, high, " (nothing removed)" if low == 0 else ""), flush=True)
+    finally:
+        os.killpg(broker.pid, 15)
+        broker.wait(10)
+
 if __name__ == "__main__":
     probes = {"brokergrowth": brokergrowth, "stemcold": stemcold, "burst": burst, "firstpass": firstpass, "ipreuse": ipreuse, "kafkahop": kafkahop, "fetchwait": fetchwait,
               "cpusplit": cpusplit, "hops": hops, "stemload": stemload, "bigmap": bigmap,
-              "idle": idle, "attaches": attaches, "settle": settle, "topics": topics}
+              "idle": idle, "attaches": attaches, "settle": settle, "topics": topics, "history": history}
     if len(sys.argv) != 2 or sys.argv[1] not in probes:
         sys.exit("usage: platform_probes.py %s" % "|".join(probes))
     wb.run_benchmark(probes[sys.argv[1]])
