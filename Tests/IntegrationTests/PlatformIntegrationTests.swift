@@ -529,33 +529,43 @@ struct PlatformIntegrationTests {
         }
     }
 
+    /// Five instances of a 128 MB action `first` at once (five cold starts), `ready` awaited, then
+    /// five of `second`: the names of the containers those ran in.
+    func containersOfASecondBurst(_ platform: Platform, ready: (DockerClient) async throws -> Void) async throws -> [String] {
+        for name in ["first", "second"] {
+            let reply = try await platform.request("PUT", "/api/v1/namespaces/_/actions/\(name)",
+                                                   json: ["exec": ["kind": "python:3", "code": .string(Self.whereAmI)], "limits": ["memory": 128]])
+            #expect(reply.status == 200, "\(reply.json)")
+        }
+        var configuration = DockerClient.Configuration()
+        configuration.socketPath = TestEnvironment.dockerSocket
+        let docker = DockerClient(configuration: configuration, logger: TestEnvironment.logger)
+        defer { Task { await docker.shutdown() } }
+        #expect(try await burst(platform, "first", count: 5, instances: true).count == 5)
+        try await ready(docker)
+        let hosts = try await burst(platform, "second", count: 5, instances: true)
+        #expect(hosts.count == 5)
+        var names: [String] = []
+        for host in hosts { names.append(try await docker.inspectContainer(host).name) }
+        return names
+    }
+
     /// After a burst of cold starts in a namespace, the invoker keeps that many stem cells for it
     /// (attached to its overlay, its map mounted), so the next burst — a new action, or a new
     /// revision of the job — starts in them instead of paying the overlay attach each.
     @Test func aNamespacesStemCellsFollowItsLastBurst() async throws {
         try await withPlatform(invokers: 1, prewarm: 1) { platform in
-            for name in ["first", "second"] {
-                let reply = try await platform.request("PUT", "/api/v1/namespaces/_/actions/\(name)",
-                                                       json: ["exec": ["kind": "python:3", "code": .string(Self.whereAmI)], "limits": ["memory": 128]])
-                #expect(reply.status == 200, "\(reply.json)")
+            let names = try await containersOfASecondBurst(platform) { docker in
+                // Ready stem cells: named for "prewarm" and on the namespace's overlay besides the action network.
+                try await waitUntil("five attached stem cells", timeout: .seconds(90)) {
+                    let cells = ((try? await docker.listContainers(labels: ["org.whiskmesh.test=\(platform.runLabel)"])) ?? []).filter { $0.names.contains { $0.hasSuffix("_prewarm") } }
+                    var attached = 0
+                    for cell in cells where ((try? await docker.inspectContainer(cell.id).networks.count) ?? 0) >= 2 { attached += 1 }
+                    return attached >= 5
+                }
+                try await Task.sleep(for: .seconds(1))  // the pool marks a cell ready just after Docker attached it
             }
-            var configuration = DockerClient.Configuration()
-            configuration.socketPath = TestEnvironment.dockerSocket
-            let docker = DockerClient(configuration: configuration, logger: TestEnvironment.logger)
-            defer { Task { await docker.shutdown() } }
-            #expect(try await burst(platform, "first", count: 5, instances: true).count == 5)
-            // Ready stem cells: named for "prewarm" and on the namespace's overlay besides the action network.
-            try await waitUntil("five attached stem cells", timeout: .seconds(90)) {
-                let cells = ((try? await docker.listContainers(labels: ["org.whiskmesh.test=\(platform.runLabel)"])) ?? []).filter { $0.names.contains { $0.hasSuffix("_prewarm") } }
-                var attached = 0
-                for cell in cells where ((try? await docker.inspectContainer(cell.id).networks.count) ?? 0) >= 2 { attached += 1 }
-                return attached >= 5
-            }
-            try await Task.sleep(for: .seconds(1))  // the pool marks a cell ready just after Docker attached it
-            let hosts = try await burst(platform, "second", count: 5, instances: true)
-            #expect(hosts.count == 5)
-            for host in hosts {
-                let name = try await docker.inspectContainer(host).name
+            for name in names {
                 #expect(name.hasSuffix("_prewarm"), "\(name) was made for the burst instead of taken from the stem cells")
             }
         }
@@ -566,23 +576,12 @@ struct PlatformIntegrationTests {
     /// action start in stem cells, not in containers made for them.
     @Test func aKindsStemCellsFollowItsLastBurstWithoutTheOverlay() async throws {
         try await withPlatform(invokers: 1, prewarm: 1, invokerFlags: ["--no-overlay"]) { platform in
-            for name in ["first", "second"] {
-                let reply = try await platform.request("PUT", "/api/v1/namespaces/_/actions/\(name)",
-                                                       json: ["exec": ["kind": "python:3", "code": .string(Self.whereAmI)], "limits": ["memory": 128]])
-                #expect(reply.status == 200, "\(reply.json)")
+            let names = try await containersOfASecondBurst(platform) { _ in
+                try await waitUntil("five ready stem cells, the burst's size", timeout: .seconds(60)) {
+                    (platform.poolSnapshot(invoker: 0)?.stemCells.count ?? 0) >= 5
+                }
             }
-            var configuration = DockerClient.Configuration()
-            configuration.socketPath = TestEnvironment.dockerSocket
-            let docker = DockerClient(configuration: configuration, logger: TestEnvironment.logger)
-            defer { Task { await docker.shutdown() } }
-            #expect(try await burst(platform, "first", count: 5, instances: true).count == 5)
-            try await waitUntil("five ready stem cells, the burst's size", timeout: .seconds(60)) {
-                (platform.poolSnapshot(invoker: 0)?.stemCells.count ?? 0) >= 5
-            }
-            let hosts = try await burst(platform, "second", count: 5, instances: true)
-            #expect(hosts.count == 5)
-            for host in hosts {
-                let name = try await docker.inspectContainer(host).name
+            for name in names {
                 #expect(name.contains("_prewarm_"), "\(name) was made for the burst instead of taken from the stem cells")
             }
         }
