@@ -30,12 +30,17 @@ public final class KafkaAdmin: Sendable {
         case invoker, completed, control
 
         public var configs: [String: String] {
-            let kept = ["segment.bytes": "536870912", "retention.bytes": "1073741824"]
+            var configs = ["segment.bytes": "536870912", "retention.bytes": "1073741824", "retention.ms": "3600000"]
             switch self {
-            case .invoker: return kept.merging(activationTopicConfigs) { a, _ in a }.merging(["retention.ms": "172800000"]) { a, _ in a }
-            case .completed: return kept.merging(activationTopicConfigs) { a, _ in a }.merging(["retention.ms": "3600000"]) { a, _ in a }
-            case .control: return kept.merging(["retention.ms": "3600000"]) { a, _ in a }
+            case .invoker:
+                configs.merge(activationTopicConfigs) { _, activation in activation }
+                configs["retention.ms"] = "172800000"
+            case .completed:
+                configs.merge(activationTopicConfigs) { _, activation in activation }
+            case .control:
+                break
             }
+            return configs
         }
     }
 
