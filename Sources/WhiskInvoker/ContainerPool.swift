@@ -50,11 +50,11 @@ public actor ContainerPool {
     /// When each container made for an activation began to be made, until it is initialised
     /// (a run's start is its entry's `lastUsed`: set when it is claimed or initialised).
     private var coldStarted: [String: ContinuousClock.Instant] = [:]
-    /// By stem key (kind, and namespace in overlay mode): the times of the latest cold starts, the
-    /// most of them seen within one burst window, which sizes that key's stem cells, and the last.
+    /// By stem key (kind, and namespace in overlay mode): the times of the latest cold starts (those
+    /// within one burst window of the last), and the most of them seen within one burst window,
+    /// which sizes that key's stem cells.
     private var recentColdStarts: [String: [ContinuousClock.Instant]] = [:]
     private var burstPeaks: [String: Int] = [:]
-    private var lastColdStart: [String: ContinuousClock.Instant] = [:]
     /// The last time an activation waited for a container, claimed a stem cell or started cold
     /// (or such a container finished its `/init`): the stem cells sized to bursts wait until this
     /// is `prewarmBurstQuiet` old, and ``deferredTopUp`` makes them then.
@@ -270,7 +270,6 @@ public actor ContainerPool {
         times.append(now)
         recentColdStarts[stemKey] = times
         burstPeaks[stemKey] = max(burstPeaks[stemKey] ?? 0, times.count)
-        lastColdStart[stemKey] = now
         // The burst wants more stem cells than the key's own: made once it is quiet.
         let own = baseStemCells(stemKey)
         if own > 0, !closed, min(times.count, configuration.prewarmBurstLimit) > own {
@@ -282,6 +281,12 @@ public actor ContainerPool {
     /// mode), a kind's `prewarmCount`. None means none sized to bursts either.
     private func baseStemCells(_ stemKey: String) -> Int {
         overlays != nil ? configuration.prewarmPerNamespace : configuration.prewarmCount[stemKey] ?? 0
+    }
+
+    /// Whether `key`'s last cold start is within `prewarmNamespaceWindow` (without the overlay, a
+    /// kind's burst sizes its stem cells only that long).
+    private func burstIsRecent(_ key: String) -> Bool {
+        recentColdStarts[key]?.last.map { ContinuousClock.now - $0 < configuration.prewarmNamespaceWindow } ?? false
     }
 
     /// How many stem cells `key` wants: its own, or as many as its largest recent burst of cold
@@ -359,10 +364,8 @@ public actor ContainerPool {
         runEstimates = runEstimates.filter { held.contains($0.key) }
         // A namespace that is no longer recent forgets its bursts; without the overlay, a kind
         // forgets them once its last cold start is older than the window.
-        let window = ContinuousClock.now - configuration.prewarmNamespaceWindow
-        lastColdStart = lastColdStart.filter { wanted.count[$0.key] != nil && (overlays != nil || $0.value > window) }
-        burstPeaks = burstPeaks.filter { lastColdStart[$0.key] != nil }
-        recentColdStarts = recentColdStarts.filter { lastColdStart[$0.key] != nil }
+        recentColdStarts = recentColdStarts.filter { wanted.count[$0.key] != nil && (overlays != nil || burstIsRecent($0.key)) }
+        burstPeaks = burstPeaks.filter { recentColdStarts[$0.key] != nil }
         let drop = state.stemCellPlan(wanted: wanted.count).drop
         for key in drop { transition(key, .expired) }
         await remove(drop)
@@ -400,10 +403,8 @@ public actor ContainerPool {
         } else {
             // As upstream's reactive stem cells: a kind whose cold starts came in a burst keeps as
             // many as that burst had while its last cold start is within the window.
-            let window = ContinuousClock.now - configuration.prewarmNamespaceWindow
             for (kind, count) in configuration.prewarmCount where count > 0 {
-                let recent = lastColdStart[kind].map { $0 > window } ?? false
-                wanted.count[kind] = recent ? burstSized(kind, own: count, quiet: quiet, wanted: &wanted, quietSince: quietSince) : count
+                wanted.count[kind] = burstIsRecent(kind) ? burstSized(kind, own: count, quiet: quiet, wanted: &wanted, quietSince: quietSince) : count
                 wanted.kind[kind] = kind
             }
         }
