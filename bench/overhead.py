@@ -13,14 +13,14 @@ runs twice; docs/benchmarks.md marks where the runs disagree by more than 25 %.
 
     scripts/bench overhead
 
-WHISK_BENCH_SETTING=stemcells measures the platform as it ships instead (`--prewarm 1`: stem cells
+WHISK_BENCH_SETTING=user measures the platform as it ships instead (`--prewarm 1`: stem cells
 per kind, and with the overlay per recently active namespace, each sized to its largest recent
 burst of cold starts): a job run again with new code. Before each trial's cold burst the action's
 previous revision had a cold burst of the same size and the stem cells it leads to have been made;
 the measured cold burst is the new revision's (its containers need `/init` with the new code; the
-balancer sends it to the same home invoker). Its tables go to `<!-- bench:overhead-stemcells -->`.
+balancer sends it to the same home invoker). Its tables go to `<!-- bench:overhead-user -->`.
 
-    WHISK_BENCH_SETTING=stemcells scripts/bench overhead
+    WHISK_BENCH_SETTING=user scripts/bench overhead
 """
 import json
 import os
@@ -40,10 +40,10 @@ MIN_SAMPLES = int(os.environ.get("WHISK_BENCH_MIN_SAMPLES", "20"))  # cold start
 def trials(concurrency):
     return max(TRIALS, -(-MIN_SAMPLES // concurrency))
 RUNS = int(os.environ.get("WHISK_BENCH_RUNS", "2"))
+# "user", as for benchmark 10: the platform as users run it (its default stem cells). Checked in
+# main(): platform_probes imports this module whatever the setting its own benchmarks take.
 SETTING = os.environ.get("WHISK_BENCH_SETTING", "worst")
-if SETTING not in ("worst", "stemcells"):
-    sys.exit("WHISK_BENCH_SETTING must be worst or stemcells")
-NAME = "overhead" if SETTING == "worst" else "overhead-stemcells"
+NAME = "overhead" if SETTING == "worst" else "overhead-user"
 SETTING_ARGS = [] if SETTING == "worst" else ["--prewarm", "1"]
 MODES = {"off": ["--no-overlay"] + SETTING_ARGS, "on": SETTING_ARGS}
 CODE = '''
@@ -81,7 +81,9 @@ def previous_revision(stack, name, c, tag):
     90 s)."""
     stack.request("PUT", "/namespaces/_/actions/%s?overwrite=true" % name,
                   {"exec": {"kind": "python:3", "code": CODE + "# previous revision\n"}, "limits": {"memory": 128}})
-    burst(stack, name, c, tag)
+    failed = [s for s in burst(stack, name, c, tag) if not s["ok"]]
+    if failed:
+        wb.log("previous revision of %s: %d of %d failed (%s): its stem cells may be fewer" % (name, len(failed), c, failed[0]["error"]))
     deadline, last, since = time.monotonic() + 90, -1, time.monotonic()
     while time.monotonic() < deadline:
         count = len(stack.container_ids(check=False))
@@ -109,7 +111,7 @@ def one_point(stack, index, c):
         stack.restart_invokers(MODES[mode])
         name = "cpu-%d-%s-%d-%d" % (index, mode, c, number)
         tag = "r%d%s%dt%d" % (index, mode, c, number)
-        if SETTING == "stemcells":
+        if SETTING == "user":
             previous_revision(stack, name, c, "p" + tag)
         stack.request("PUT", "/namespaces/_/actions/%s?overwrite=true" % name,
                       {"exec": {"kind": "python:3", "code": CODE}, "limits": {"memory": 128}})
@@ -127,6 +129,8 @@ def one_point(stack, index, c):
 
 
 def main():
+    if SETTING not in ("worst", "user"):
+        sys.exit("WHISK_BENCH_SETTING must be worst or user")
     # 128 MB actions and room for every container of a trial, so no eviction lands in a cold start.
     report([one_run(index) for index in range(1, RUNS + 1)])
 

@@ -757,7 +757,7 @@ def history(steps=(0, 20000, 20000, 20000)):
                 pass
             sampler, samples = wb.ProcessSampler(broker.pid), []
             cpu = sampler.cpu()
-            for _ in range(hops):
+            for n in range(hops):
                 began = time.perf_counter()
                 producer.produce(topic, b"y", partition=0)
                 producer.poll(0)
@@ -765,6 +765,8 @@ def history(steps=(0, 20000, 20000, 20000)):
                     message = consumer.poll(1)
                     if message is not None and message.error() is None:
                         break
+                    if time.perf_counter() - began > 10:
+                        raise RuntimeError("hop %d on %s never arrived" % (n, topic))
                 samples.append(time.perf_counter() - began)
                 time.sleep(0.01)
             used = sampler.cpu() - cpu
