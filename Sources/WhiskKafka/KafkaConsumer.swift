@@ -169,21 +169,73 @@ public final class KafkaConsumer: Sendable {
         return max(high - (message.offset + 1), 0)
     }
 
-    /// The partition's high watermark (the offset the next produced message will get), asked of
-    /// the broker on the consumer's own thread.
+    /// The partition's high watermark (the offset the next produced message will get), found on
+    /// the consumer's own thread.
+    ///
+    /// The broker's answer to a ListOffsets request is not taken on trust: Tansu 0.6 answers with
+    /// the base offset of the partition's last record batch plus one, so every record of that
+    /// batch after its first lies beyond the answer (a producer that sends several messages at
+    /// once writes them as one batch). The answer is checked by reading from it, on a short-lived
+    /// reader of its own, to the partition's end: the watermark is the larger of the answer, the
+    /// offset after the last record read there, and the end the fetch reported.
     public func highWatermark(topic: String, partition: Int32, timeout: Duration = .seconds(10)) async throws -> Int64 {
         let client = self.client
         let milliseconds = Int32(timeout.milliseconds)
-        let (error, high) = try await worker.runIfActive { () -> (rd_kafka_resp_err_t, Int64) in
+        var readerProperties = configuration.librdkafkaProperties
+        readerProperties["group.id"] = configuration.groupID + ".watermark"
+        readerProperties["enable.partition.eof"] = "true"
+        let properties = readerProperties
+        let callbacks = RDKafkaCallbacks(logger: logger)
+        let (error, high) = try await worker.runIfActive { () throws -> (rd_kafka_resp_err_t, Int64) in
             var low: Int64 = 0
             var high: Int64 = 0
             let error = client.withHandle { rd_kafka_query_watermark_offsets($0, topic, partition, &low, &high, milliseconds) } ?? RD_KAFKA_RESP_ERR__DESTROY
-            return (error, high)
+            guard error == RD_KAFKA_RESP_ERR_NO_ERROR else { return (error, high) }
+            let reader = try RDKafkaClient(type: RD_KAFKA_CONSUMER, properties: properties, callbacks: callbacks)
+            defer {
+                _ = reader.withHandle { rd_kafka_consumer_close($0) }
+                reader.destroy()
+            }
+            return reader.withHandle { handle in
+                Self.readToTheEnd(handle, topic: topic, partition: partition, from: high, timeout: timeout)
+            } ?? (RD_KAFKA_RESP_ERR__DESTROY, high)
         }
         guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
             throw KafkaError.fromRDKafka(.consume, error, context: "cannot read the high watermark of \(topic)[\(partition)]")
         }
         return high
+    }
+
+    /// Reads `topic`/`partition` from `offset` until librdkafka reports the partition's end
+    /// (`enable.partition.eof`); the end found, never less than `offset`. Blocks: run it on a
+    /// thread of its own.
+    private static func readToTheEnd(_ handle: OpaquePointer, topic: String, partition: Int32, from offset: Int64, timeout: Duration) -> (rd_kafka_resp_err_t, Int64) {
+        rd_kafka_poll_set_consumer(handle)
+        let list = rd_kafka_topic_partition_list_new(1)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        rd_kafka_topic_partition_list_add(list, topic, partition)?.pointee.offset = offset
+        let assigned = rd_kafka_assign(handle, list)
+        guard assigned == RD_KAFKA_RESP_ERR_NO_ERROR else { return (assigned, offset) }
+        var end = offset
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            guard let message = rd_kafka_consumer_poll(handle, 100) else { continue }
+            defer { rd_kafka_message_destroy(message) }
+            switch message.pointee.err {
+            case RD_KAFKA_RESP_ERR_NO_ERROR:
+                end = max(end, message.pointee.offset + 1)
+            case RD_KAFKA_RESP_ERR__PARTITION_EOF:
+                var low: Int64 = 0
+                var high: Int64 = 0
+                if rd_kafka_get_watermark_offsets(handle, topic, partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR {
+                    end = max(end, high)
+                }
+                return (RD_KAFKA_RESP_ERR_NO_ERROR, max(end, message.pointee.offset))
+            default:
+                break  // a broker's passing error: librdkafka retries the fetch
+            }
+        }
+        return (RD_KAFKA_RESP_ERR__TIMED_OUT, end)
     }
 
     /// Makes `next()` return nil from now on without leaving the group; safe from any context

@@ -113,6 +113,33 @@ struct KafkaIntegrationTests {
         }
     }
 
+    /// An invoker treats the activations below its topic's end at start as possibly run by its
+    /// previous run. Tansu answers ListOffsets with its last record batch's base offset plus one:
+    /// messages sent together (one batch) must all count.
+    @Test func theHighWatermarkCountsEveryMessageOfTheLastBatch() async throws {
+        try await withTopics(1) { client, topics in
+            var configuration = KafkaProducerConfiguration(client: client)
+            configuration.linger = .milliseconds(50)  // each round of seven goes as one batch
+            let producer = try KafkaProducer(configuration: configuration, logger: TestEnvironment.logger)
+            var offsets: [Int64] = []
+            for round in 0..<3 {
+                offsets += try await withThrowingTaskGroup(of: Int64.self) { group in
+                    for index in 0..<7 {
+                        group.addTask { try await producer.send(topic: topics[0], string: "r\(round)-\(index)").offset }
+                    }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+            }
+            #expect(offsets.sorted() == Array(0..<21))
+            let consumer = try consumer(client, group: TestEnvironment.uniqueName("group"), topics: topics)
+            #expect(try await consumer.highWatermark(topic: topics[0], partition: 0) == 21)
+            try await producer.send(topic: topics[0], string: "alone")
+            #expect(try await consumer.highWatermark(topic: topics[0], partition: 0) == 22)
+            await consumer.close()
+            await producer.close()
+        }
+    }
+
     @Test func aTopicIsCreatedWithTheConfigsGiven() async throws {
         let configuration = try TestEnvironment.requireBrokers()
         let admin = try KafkaAdmin(configuration: configuration, logger: TestEnvironment.logger)
