@@ -40,17 +40,29 @@ final class AddressMapAgent: Sendable {
         self.logger = logger
     }
 
+    /// An instance of this invoker appeared: announced on the next ping, and in its namespace's
+    /// file here at once (peers on this invoker need not wait for the controller's round trip).
     func add(_ entry: AddressEntry) {
         local.withLock { $0.add(entry) }
         trigger.kick()
+        ownChanged(namespace: entry.namespace, arrived: [entry])
     }
 
     func remove(_ key: InstanceKey, activationId: ActivationId) {
-        if local.withLock({ $0.remove(key, activationId: activationId) }) { trigger.kick() }
+        guard local.withLock({ $0.remove(key, activationId: activationId) }) else { return }
+        trigger.kick()
+        ownChanged(namespace: key.namespace, arrived: [])
     }
 
     func remove(activations: Set<ActivationId>) {
-        if !local.withLock({ $0.remove(activations: activations) }).isEmpty { trigger.kick() }
+        let gone = local.withLock { $0.remove(activations: activations) }
+        guard !gone.isEmpty else { return }
+        trigger.kick()
+        for namespace in Set(gone.map(\.namespace)) { ownChanged(namespace: namespace, arrived: []) }
+    }
+
+    private func ownChanged(namespace: String, arrived: [AddressEntry]) {
+        files.changed(namespace: namespace, arrived: arrived) { [self] in self.mapFile(namespace: namespace) }
     }
 
     /// Calls `handler` with the namespace of every `namespaceActive` publication.
@@ -112,6 +124,7 @@ final class AddressMapAgent: Sendable {
         case .namespaceActive(let namespace):
             namespaceActive.withLock { $0 }?(namespace)
         case .delta(let namespace, _, _, _), .snapshot(let namespace, _, _), .snapshotPart(let namespace, _, _, _, _):
+            let me = configuration.instance
             if publication.isSnapshot { synced.store(true, ordering: .releasing) }
             let (changed, becameStale, entryCount, arrived): (Bool, Bool, Int, [AddressEntry]) = replicas.withLock { replicas in
                 // Taken out of the dictionary while it changes: a second reference to its entries
@@ -122,18 +135,23 @@ final class AddressMapAgent: Sendable {
                 // Entries new to this replica, for the publication lag (those older than this
                 // invoker are history, not news): a delta's own, looked up before and after it; a
                 // snapshot's, against the whole map (rare).
-                let changed: Bool
+                var changed: Bool
                 var arrived: [AddressEntry] = []
-                if case .delta(_, _, let added, _) = publication {
+                if case .delta(_, _, let added, let removed) = publication {
                     let previous = added.map { replica.entries[$0.instanceID] }
+                    // This invoker's own entries are in its files already (``mapFile(namespace:)``):
+                    // a delta of only those changes nothing there.
+                    let othersRemoved = removed.contains { replica.entries[$0].map { $0.invoker != me } ?? false }
                     changed = replica.apply(publication)
                     for (entry, before) in zip(added, previous) where changed && before != entry && replica.entries[entry.instanceID] == entry {
                         arrived.append(entry)
                     }
+                    arrived.removeAll { $0.invoker == me }
+                    changed = changed && (othersRemoved || !arrived.isEmpty || previous.contains { $0.map { $0.invoker != me } ?? false })
                 } else {
                     let before = replica.entries
                     changed = replica.apply(publication)
-                    if changed { arrived = replica.entries.values.filter { before[$0.instanceID] != $0 } }
+                    if changed { arrived = replica.entries.values.filter { before[$0.instanceID] != $0 && $0.invoker != me } }
                 }
                 arrived.removeAll { $0.since < started }
                 return (changed, replica.stale && !wasStale, replicas.values.reduce(replica.entries.count) { $0 + $1.entries.count }, arrived)
@@ -148,11 +166,18 @@ final class AddressMapAgent: Sendable {
         }
     }
 
-    /// The namespace's `map.json` content now: its entries copied under the lock, the file (which
-    /// sorts them) built outside it.
-    private func mapFile(namespace: String) -> AddressMapFile? {
-        guard let (version, entries) = replicas.withLock({ replicas in replicas[namespace].map { ($0.version, $0.entries) } }) else { return nil }
-        return AddressMapFile(namespace: namespace, version: version, entries: entries.values)
+    /// The namespace's `map.json` content now: the controller's map with this invoker's own
+    /// instances as this invoker knows them (they are in the file as soon as they start and gone
+    /// as soon as they end; the controller's copy of them lags a heartbeat and a publication
+    /// behind). Entries copied under the locks, the file (which sorts them) built outside them.
+    func mapFile(namespace: String) -> AddressMapFile? {
+        let me = configuration.instance
+        let own = local.withLock { $0.entries.values.filter { $0.namespace == namespace } }
+        let replica = replicas.withLock { replicas in replicas[namespace].map { ($0.version, $0.entries) } }
+        guard replica != nil || !own.isEmpty else { return nil }
+        var entries = (replica?.1 ?? [:]).filter { $0.value.invoker != me }
+        for entry in own { entries[entry.instanceID] = entry }
+        return AddressMapFile(namespace: namespace, version: replica?.0 ?? 0, entries: entries.values)
     }
 
     /// Consumes the controller's publications until cancelled.
