@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import WhiskMessages
 import WhiskMetrics
 
@@ -119,6 +120,10 @@ extension Controller {
     /// previous stage over the namespace's overlay, runs the action, and sends the result on to
     /// the next stage; only the first stage's parameters and the last stage's result go through
     /// Kafka. Every stage gives up at the sequence's deadline (now + its time limit).
+    ///
+    /// The stages go to one invoker while it has room (``Placement``): each finds the previous
+    /// one in its invoker's own map at once instead of through the controller, and their data
+    /// stays on the host. Stages that do not fit go where the balancer sends them.
     private func runPeerToPeer(_ sequence: ActionDocument, id: ActivationId, as identity: NamespaceIdentity,
                                parameters: [String: JSONValue], transid: TransactionId) async -> SequenceOutcome {
         var outcome = SequenceOutcome()
@@ -140,6 +145,7 @@ extension Controller {
                      "components": .array(names.map { .string($0) }),
                      "port": .int(Int64(PeerToPeer.port))])
         }
+        let placement = Placement()
         // Each stage ends with its record, or its invoke fails: (stage, record or the reason).
         let results = await withTaskGroup(of: (Int, Result<WhiskActivation, PeerToPeer.StageFailure>).self) { group in
             for (stage, action) in actions.enumerated() {
@@ -152,7 +158,8 @@ extension Controller {
                 let wait = Duration.milliseconds(max(0, deadline - Self.nowMillis)) + .seconds(2)
                 group.addTask {
                     do {
-                        switch try await self.invoke(action, as: identity, parameters: input, blocking: true, waitFor: wait, cause: id, transid: child) {
+                        switch try await self.invoke(action, as: identity, parameters: input, blocking: true, waitFor: wait, cause: id, transid: child,
+                                                     placement: placement) {
                         case .completed(let record): return (stage, .success(record))
                         case .accepted(let componentId): return (stage, .failure(.noRecord(componentId)))
                         }
@@ -205,6 +212,22 @@ extension Controller {
     }
 
     static var nowMillis: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+}
+
+/// Activations to be placed together (the stages of one peer-to-peer sequence): the first one
+/// scheduled goes where the balancer sends it, the others prefer its invoker.
+public final class Placement: Sendable {
+    private let chosen = Mutex<Int?>(nil)
+
+    public init() {}
+
+    /// The invoker the group prefers, once one of its activations was placed.
+    var invoker: Int? { chosen.withLock { $0 } }
+
+    /// One of the group's activations was placed on `invoker`; the first placement counts.
+    func placed(on invoker: Int) {
+        chosen.withLock { if $0 == nil { $0 = invoker } }
+    }
 }
 
 /// The contract between the controller and the runtime's proxy for peer-to-peer sequences.

@@ -56,7 +56,7 @@ public final class Controller: Sendable {
     /// Invokes `action` (already resolved) as `identity` with `parameters`.
     public func invoke(_ action: ActionDocument, as identity: NamespaceIdentity, parameters: [String: JSONValue], blocking: Bool,
                        waitFor timeout: Duration? = nil, cause: ActivationId? = nil, binding: EntityPath? = nil,
-                       transid: TransactionId = .generate()) async throws -> InvokeOutcome {
+                       transid: TransactionId = .generate(), placement: Placement? = nil) async throws -> InvokeOutcome {
         if action.exec.isSequence {
             return try await invokeSequence(action, as: identity, parameters: parameters, blocking: blocking, transid: transid)
         }
@@ -92,8 +92,11 @@ public final class Controller: Sendable {
             cause: cause
         )
         let usable = Set(health.withLock { $0.sorted.filter { $0.state.isUsable }.map(\.id.instance) })
-        let chosen = balancer.withLock {
-            $0.schedule(activationId: activationId, namespace: identity.name, action: action.fullyQualifiedName, memory: action.limits.memory, usable: usable)
+        let chosen = balancer.withLock { balancer -> Int? in
+            let chosen = balancer.schedule(activationId: activationId, namespace: identity.name, action: action.fullyQualifiedName,
+                                           memory: action.limits.memory, usable: usable, preferring: placement?.invoker)
+            if let chosen { placement?.placed(on: chosen) }
+            return chosen
         }
         guard let invoker = chosen else {
             if claimed != nil { addressMap.release(activationId: activationId) }

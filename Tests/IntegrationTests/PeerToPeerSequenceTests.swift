@@ -38,6 +38,48 @@ struct PeerToPeerSequenceTests {
         return found
     }
 
+    /// The invokers the controller's map shows for the instances whose IDs start with `prefix`,
+    /// once `count` of them are live at once.
+    func invokersOfLiveInstances(_ platform: Platform, prefix: String, count: Int) async throws -> [String: Int] {
+        var seen: [String: Int] = [:]
+        try await waitUntil("\(count) instances \(prefix)* live", timeout: .seconds(60)) {
+            let map = try await platform.request("GET", "/api/v1/namespaces/_/addressmap")
+            for instance in map.json["instances"]?.arrayValue ?? [] {
+                if let id = instance["id"]?.stringValue, id.hasPrefix(prefix), let invoker = instance["invoker"]?.int64Value {
+                    seen[id] = Int(invoker)
+                }
+            }
+            return seen.count >= count
+        }
+        return seen
+    }
+
+    /// The stages of one pipeline run on one invoker while it has room, though each component
+    /// action has a home invoker of its own: each finds the previous stage in its invoker's own
+    /// map, and the data stays on the host.
+    @Test func aPipelinesStagesRunOnOneInvoker() async throws {
+        try await withPlatform { platform in
+            let stage = "import time\ndef main(a):\n    time.sleep(float(a.get('sleep', 0)))\n    return {'n': a.get('n', 0) + 1}\n"
+            let names = ["stage-a", "stage-b", "stage-c", "stage-d"]
+            for name in names { try await createAction(platform, name, code: stage) }
+            // Positive control: invoked alone, the four actions are spread over both invokers.
+            var alone: [Task<Platform.Reply, any Error>] = []
+            for name in names {
+                alone.append(Task { try await platform.invoke(name, ["sleep": 3, "instanceID": .string("alone-\(name)")]) })
+            }
+            let homes = try await invokersOfLiveInstances(platform, prefix: "alone-", count: names.count)
+            #expect(Set(homes.values).count == 2, "the actions' homes: \(homes)")
+            for task in alone { #expect(try await task.value.status == 200) }
+
+            try await createPipeline(platform, name: "pipeline", components: names)
+            let run = Task { try await platform.invoke("pipeline", ["sleep": 3], result: true) }
+            let stages = try await invokersOfLiveInstances(platform, prefix: "p2p-", count: names.count)
+            #expect(Set(stages.values).count == 1, "the stages' invokers: \(stages)")
+            let result = try await run.value
+            #expect(result.status == 200 && result.json["n"] == .int(4), "\(result.json)")
+        }
+    }
+
     /// A three-stage pipeline: the result is the classic sequence's, the action's default
     /// parameters still apply, and the intermediate data went stage to stage (each intermediate
     /// record holds only where its result went); no instance stays in the map.

@@ -53,6 +53,32 @@ struct ShardingBalancerTests {
         #expect(balancer.schedule(activationId: .generate(), namespace: "ns", action: "ns/a", memory: 1, usable: []) == nil)
     }
 
+    /// The stages of one peer-to-peer sequence go where the first went while it has room: an
+    /// action whose home is elsewhere follows the preference, a full or unusable preferred
+    /// invoker is stepped over as usual.
+    @Test func aPreferredInvokerIsTakenWhileItHasRoomAndUsable() throws {
+        var balancer = balancer(invokers: 4, memoryMB: 512)
+        let actions = (0..<40).map { "ns/a\($0)" }
+        let scheduledHome = balancer.schedule(activationId: .generate(), namespace: "ns", action: actions[0], memory: 1, usable: [0, 1, 2, 3])
+        let home = try #require(scheduledHome)
+        // Positive control: without the preference these actions spread over other invokers.
+        let unpreferred = Set(actions.dropFirst().map { action -> Int? in
+            var copy = balancer
+            return copy.schedule(activationId: .generate(), namespace: "ns", action: action, memory: 1, usable: [0, 1, 2, 3])
+        })
+        #expect(unpreferred.count > 1)
+        for action in actions.dropFirst().prefix(5) {
+            #expect(balancer.schedule(activationId: .generate(), namespace: "ns", action: action, memory: 100, usable: [0, 1, 2, 3], preferring: home) == home)
+        }
+        // 1 + 500 MB taken: the preferred invoker is full for 100 MB more.
+        let spilled = balancer.schedule(activationId: .generate(), namespace: "ns", action: actions[6], memory: 100, usable: [0, 1, 2, 3], preferring: home)
+        #expect(spilled != nil && spilled != home)
+        let elsewhere = Set([0, 1, 2, 3]).subtracting([home])
+        let avoided = balancer.schedule(activationId: .generate(), namespace: "ns", action: actions[7], memory: 1, usable: elsewhere, preferring: home)
+        #expect(avoided != nil && avoided != home)
+        #expect(balancer.schedule(activationId: .generate(), namespace: "ns", action: actions[8], memory: 1, usable: [0, 1, 2, 3], preferring: 9) != 9)
+    }
+
     @Test func releaseIsIdempotent() {
         var balancer = balancer(invokers: 1, memoryMB: 1024)
         let id = ActivationId.generate()

@@ -22,11 +22,20 @@ public struct ShardingBalancer: Sendable {
 
     /// Picks an invoker for an activation needing `memory` MB and reserves that memory.
     ///
-    /// - Parameter usable: the instance numbers that may take work now.
+    /// - Parameters:
+    ///   - usable: the instance numbers that may take work now.
+    ///   - preferring: an invoker to take if it is usable and has the memory free (the stages of
+    ///     one peer-to-peer sequence, placed together); otherwise the choice is the usual one.
     /// - Returns: nil when no invoker is usable.
-    public mutating func schedule(activationId: ActivationId, namespace: String, action: String, memory: Int, usable: Set<Int>) -> Int? {
+    public mutating func schedule(activationId: ActivationId, namespace: String, action: String, memory: Int, usable: Set<Int>,
+                                  preferring: Int? = nil) -> Int? {
         let instances = capacity.keys.sorted()
         guard !instances.isEmpty, !usable.isDisjoint(with: instances) else { return nil }
+        if let preferring, usable.contains(preferring), capacity[preferring] != nil, freeMemory[preferring, default: 0] >= memory {
+            freeMemory[preferring, default: 0] -= memory
+            holdings[activationId] = (preferring, memory)
+            return preferring
+        }
         let count = instances.count
         let hash = Self.hash("\(namespace)/\(action)")
         let steps = Self.stepSizes(count)
