@@ -761,7 +761,10 @@ struct PlatformIntegrationTests {
                 spec.options = ["com.docker.network.bridge.enable_icc": "false"]
                 spec.checkDuplicate = false
                 var duplicate = try await docker.createNetwork(spec)
-                for _ in 0..<30 where duplicate > original.id {
+                // Ids are random: one in 1 / (the original's place in the id space) sorts first,
+                // so an original whose id starts with 07 takes ~36 tries (30 left it to chance).
+                let deadline = ContinuousClock.now + .seconds(90)
+                while duplicate > original.id, ContinuousClock.now < deadline {
                     try await docker.removeNetwork(duplicate)
                     duplicate = try await docker.createNetwork(spec)
                 }
