@@ -80,6 +80,8 @@ public struct KafkaConsumerConfiguration: Sendable {
             /// After the offset last committed for `groupID` (commits work without membership),
             /// or where `autoOffsetReset` says when there is none.
             case committed
+            /// At this offset.
+            case offset(Int64)
         }
 
         public init(partitions: [Int32] = [0], start: Start = .end) {

@@ -67,6 +67,7 @@ public final class KafkaConsumer: Sendable {
                     case .end: entry?.pointee.offset = Int64(RD_KAFKA_OFFSET_END)
                     case .beginning: entry?.pointee.offset = Int64(RD_KAFKA_OFFSET_BEGINNING)
                     case .committed: entry?.pointee.offset = Int64(RD_KAFKA_OFFSET_STORED)
+                    case .offset(let offset): entry?.pointee.offset = offset
                     }
                 }
             }
@@ -177,45 +178,52 @@ public final class KafkaConsumer: Sendable {
     /// batch after its first lies beyond the answer (a producer that sends several messages at
     /// once writes them as one batch). The answer is checked by reading from it, on a short-lived
     /// reader of its own, to the partition's end: the watermark is the larger of the answer, the
-    /// offset after the last record read there, and the end the fetch reported.
+    /// offset after the last record read there, and the end the fetch reported. A reader that
+    /// does not reach the end within `timeout` gives what it read so far, with a warning.
     public func highWatermark(topic: String, partition: Int32, timeout: Duration = .seconds(10)) async throws -> Int64 {
         let client = self.client
         let milliseconds = Int32(timeout.milliseconds)
-        var readerProperties = configuration.librdkafkaProperties
-        readerProperties["group.id"] = configuration.groupID + ".watermark"
-        readerProperties["enable.partition.eof"] = "true"
-        let properties = readerProperties
+        let configuration = self.configuration
         let callbacks = RDKafkaCallbacks(logger: logger)
-        let (error, high) = try await worker.runIfActive { () throws -> (rd_kafka_resp_err_t, Int64) in
+        let (error, high, reachedEnd) = try await worker.runIfActive { () throws -> (rd_kafka_resp_err_t, Int64, Bool) in
             var low: Int64 = 0
             var high: Int64 = 0
             let error = client.withHandle { rd_kafka_query_watermark_offsets($0, topic, partition, &low, &high, milliseconds) } ?? RD_KAFKA_RESP_ERR__DESTROY
-            guard error == RD_KAFKA_RESP_ERR_NO_ERROR else { return (error, high) }
+            guard error == RD_KAFKA_RESP_ERR_NO_ERROR else { return (error, high, false) }
+            var readerConfiguration = configuration
+            readerConfiguration.groupID += ".watermark"
+            readerConfiguration.topics = [topic]
+            readerConfiguration.assignment = .init(partitions: [partition], start: .offset(high))
+            var properties = readerConfiguration.librdkafkaProperties
+            properties["enable.partition.eof"] = "true"
             let reader = try RDKafkaClient(type: RD_KAFKA_CONSUMER, properties: properties, callbacks: callbacks)
             defer {
                 _ = reader.withHandle { rd_kafka_consumer_close($0) }
                 reader.destroy()
             }
             return reader.withHandle { handle in
-                Self.readToTheEnd(handle, topic: topic, partition: partition, from: high, timeout: timeout)
-            } ?? (RD_KAFKA_RESP_ERR__DESTROY, high)
+                rd_kafka_poll_set_consumer(handle)
+                let assigned = Self.start(handle, readerConfiguration)
+                guard assigned == RD_KAFKA_RESP_ERR_NO_ERROR else { return (assigned, high, false) }
+                let (end, reached) = Self.readToTheEnd(handle, topic: topic, partition: partition, from: high, timeout: timeout)
+                return (RD_KAFKA_RESP_ERR_NO_ERROR, end, reached)
+            } ?? (RD_KAFKA_RESP_ERR__DESTROY, high, false)
         }
         guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
             throw KafkaError.fromRDKafka(.consume, error, context: "cannot read the high watermark of \(topic)[\(partition)]")
         }
+        if !reachedEnd {
+            logger.warning("the partition's end was not reached in time: its high watermark may be short", metadata: [
+                "topic": "\(topic)", "partition": "\(partition)", "watermark": "\(high)",
+            ])
+        }
         return high
     }
 
-    /// Reads `topic`/`partition` from `offset` until librdkafka reports the partition's end
-    /// (`enable.partition.eof`); the end found, never less than `offset`. Blocks: run it on a
-    /// thread of its own.
-    private static func readToTheEnd(_ handle: OpaquePointer, topic: String, partition: Int32, from offset: Int64, timeout: Duration) -> (rd_kafka_resp_err_t, Int64) {
-        rd_kafka_poll_set_consumer(handle)
-        let list = rd_kafka_topic_partition_list_new(1)
-        defer { rd_kafka_topic_partition_list_destroy(list) }
-        rd_kafka_topic_partition_list_add(list, topic, partition)?.pointee.offset = offset
-        let assigned = rd_kafka_assign(handle, list)
-        guard assigned == RD_KAFKA_RESP_ERR_NO_ERROR else { return (assigned, offset) }
+    /// Polls an assigned reader until librdkafka reports the partition's end
+    /// (`enable.partition.eof`) or `timeout` passes: the end found (never less than `offset`),
+    /// and whether it was reached. Blocks: run it on a thread of its own.
+    private static func readToTheEnd(_ handle: OpaquePointer, topic: String, partition: Int32, from offset: Int64, timeout: Duration) -> (Int64, Bool) {
         var end = offset
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
@@ -230,12 +238,12 @@ public final class KafkaConsumer: Sendable {
                 if rd_kafka_get_watermark_offsets(handle, topic, partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR {
                     end = max(end, high)
                 }
-                return (RD_KAFKA_RESP_ERR_NO_ERROR, max(end, message.pointee.offset))
+                return (max(end, message.pointee.offset), true)
             default:
                 break  // a broker's passing error: librdkafka retries the fetch
             }
         }
-        return (RD_KAFKA_RESP_ERR__TIMED_OUT, end)
+        return (end, false)
     }
 
     /// Makes `next()` return nil from now on without leaving the group; safe from any context
