@@ -135,19 +135,18 @@ final class AddressMapAgent: Sendable {
                 // Entries new to this replica, for the publication lag (those older than this
                 // invoker are history, not news): a delta's own, looked up before and after it; a
                 // snapshot's, against the whole map (rare).
-                var changed: Bool
+                let changed: Bool
                 var arrived: [AddressEntry] = []
                 if case .delta(_, _, let added, let removed) = publication {
                     let previous = added.map { replica.entries[$0.instanceID] }
                     // This invoker's own entries are in its files already (``mapFile(namespace:)``):
-                    // a delta of only those changes nothing there.
-                    let othersRemoved = removed.contains { replica.entries[$0].map { $0.invoker != me } ?? false }
-                    changed = replica.apply(publication)
-                    for (entry, before) in zip(added, previous) where changed && before != entry && replica.entries[entry.instanceID] == entry {
+                    // a delta that adds, replaces or removes only those changes nothing there.
+                    let touched = added + previous.compactMap { $0 } + removed.compactMap { replica.entries[$0] }
+                    let touchesOthers = touched.contains { $0.invoker != me }
+                    changed = replica.apply(publication) && touchesOthers
+                    for (entry, before) in zip(added, previous) where changed && before != entry && entry.invoker != me && replica.entries[entry.instanceID] == entry {
                         arrived.append(entry)
                     }
-                    arrived.removeAll { $0.invoker == me }
-                    changed = changed && (othersRemoved || !arrived.isEmpty || previous.contains { $0.map { $0.invoker != me } ?? false })
                 } else {
                     let before = replica.entries
                     changed = replica.apply(publication)
